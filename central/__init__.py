@@ -1,0 +1,1 @@
+"""Central: the TCP server, charge-point state, sessions and API_Central."""

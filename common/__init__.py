@@ -1,0 +1,1 @@
+"""Shared foundation of EVCharging: protocol, crypto, database, events, infrastructure."""

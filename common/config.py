@@ -1,0 +1,201 @@
+"""Service configuration: flag > ``EV_*`` environment variable > default.
+
+Every service builds a :class:`ServiceParser`, declares its options with
+:meth:`ServiceParser.option`, and calls :func:`run_main` so that a bad setting
+becomes one clear line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+from common.errors import ConfigError
+
+__all__ = [
+    "HostPort",
+    "ServiceParser",
+    "argv_or_default",
+    "default_data_dir",
+    "parse_bool",
+    "parse_host_port",
+    "parse_http_url",
+    "parse_positive_float",
+    "parse_positive_int",
+    "read_secret",
+    "run_main",
+]
+
+
+class HostPort(tuple[str, int]):
+    """A ``(host, port)`` pair that prints as ``host:port``."""
+
+    __slots__ = ()
+
+    def __new__(cls, host: str, port: int) -> HostPort:
+        return super().__new__(cls, (host, port))
+
+    @property
+    def host(self) -> str:
+        return self[0]
+
+    @property
+    def port(self) -> int:
+        return self[1]
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_host_port(text: str) -> HostPort:
+    """Parse ``HOST:PORT`` (``[v6]:PORT`` for IPv6); port 0 means any free port."""
+    host, sep, port_text = text.strip().rpartition(":")
+    if not sep or not host:
+        raise ValueError("expected HOST:PORT, for example 127.0.0.1:7000")
+    host = host.strip("[]")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"port {port_text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is outside 0-65535")
+    return HostPort(host, port)
+
+
+def parse_positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def parse_positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be a whole number greater than 0")
+    return value
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def parse_http_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL")
+    return text.rstrip("/")
+
+
+def default_data_dir() -> Path:
+    """Where services keep their files when ``EV_DATA_DIR`` is not set."""
+    return Path.cwd() / "data"
+
+
+def read_secret(
+    name: str, env: Mapping[str, str] | None = None, *, required: bool = True
+) -> str | None:
+    """Read a secret from ``NAME`` or from the file named by ``NAME_FILE``.
+
+    Secrets never have defaults: a missing required one is a :class:`ConfigError`.
+    """
+    env = os.environ if env is None else env
+    value = env.get(name)
+    if not value and env.get(f"{name}_FILE"):
+        path = Path(env[f"{name}_FILE"])
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE", f"cannot read {path}: {exc.strerror}") from None
+    if not value:
+        if required:
+            raise ConfigError(name, f"not set (set {name} or {name}_FILE)")
+        return None
+    return value
+
+
+class ServiceParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose options fall back to ``EV_*`` environment variables.
+
+    Parse errors raise :class:`ConfigError` instead of exiting, so :func:`run_main`
+    reports them in one line.
+    """
+
+    def __init__(self, prog: str, description: str, env: Mapping[str, str] | None = None):
+        super().__init__(
+            prog=prog,
+            description=description,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        self._env = os.environ if env is None else env
+
+    def option(
+        self,
+        flag: str,
+        *,
+        env: str | None,
+        default: Any,
+        help: str,  # noqa: A002 - argparse's own name
+        parse: Callable[[str], Any] = str,
+        metavar: str | None = None,
+    ) -> None:
+        """Declare ``--flag`` with an environment fallback ``env`` and a default."""
+        dest = flag.lstrip("-").replace("-", "_")
+        source = "default"
+        value = default
+        if env and self._env.get(env):
+            source, raw = env, self._env[env]
+            try:
+                value = parse(raw)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(env, f"{raw!r}: {exc}") from None
+        where = f" (env {env})" if env else ""
+        shown = "" if default is None else f"; default {default}"
+        self.add_argument(
+            flag,
+            dest=dest,
+            type=_flag_parser(flag, parse),
+            default=value,
+            metavar=metavar or dest.upper(),
+            help=f"{help}{where}{shown}",
+        )
+        self.set_defaults(**{f"_source_{dest}": source})
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(self.prog, message)
+
+
+def _flag_parser(flag: str, parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def wrapped(raw: str) -> Any:
+        try:
+            return parse(raw)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(flag, f"{raw!r}: {exc}") from None
+
+    return wrapped
+
+
+def run_main(prog: str, body: Callable[[], int]) -> int:
+    """Run a service's body; turn configuration errors and Ctrl+C into exit codes."""
+    try:
+        return body()
+    except ConfigError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def argv_or_default(argv: Sequence[str] | None) -> list[str]:
+    return list(sys.argv[1:] if argv is None else argv)

@@ -1,0 +1,128 @@
+"""Database connections and migrations.
+
+``open_database(url)`` is the one way services get at the database: it builds the
+engine (SQLite tuned for several processes, or PostgreSQL), applies Alembic
+migrations up to head, and returns a :class:`Database` with a session factory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from common.errors import ConfigError
+
+__all__ = ["Database", "database_url", "make_engine", "open_database", "upgrade"]
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+_PG_MIGRATION_LOCK = 7_411_001  # pg_advisory_lock key: one migrator at a time
+
+
+def database_url(data_dir: Path, env: Mapping[str, str] | None = None) -> str:
+    """``EV_DATABASE_URL`` if set, else a SQLite file under the data directory."""
+    env = os.environ if env is None else env
+    url = env.get("EV_DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite:///{Path(data_dir).resolve() / 'evcharging.db'}"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine; raises :class:`ConfigError` for an unusable URL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError("EV_DATABASE_URL", f"not a database URL: {url!r}") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            parsed, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
+        )
+        _tune_sqlite(engine)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True, **kwargs)
+    raise ConfigError("EV_DATABASE_URL", f"unsupported database {parsed.get_backend_name()!r}")
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    """WAL for concurrent readers; BEGIN IMMEDIATE so writers queue instead of deadlocking.
+
+    pysqlite's own transaction handling starts transactions lazily and as DEFERRED,
+    which lets two processes both read then fail to upgrade to a write lock. We take
+    over: autocommit at the driver, and an explicit BEGIN IMMEDIATE on every begin.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply every migration up to head; safe when several services start at once."""
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+@dataclass
+class Database:
+    """An engine with migrations applied, and the session factory services use."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error."""
+        with self.sessions.begin() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_database(url: str, *, migrate: bool = True) -> Database:
+    """Connect, migrate to head, and return the :class:`Database`.
+
+    Raises:
+        ConfigError: the URL is unusable or the server cannot be reached.
+    """
+    engine = make_engine(url)
+    try:
+        if migrate:
+            upgrade(engine)
+        else:
+            with engine.connect():
+                pass
+    except OperationalError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ConfigError("EV_DATABASE_URL", f"cannot open the database: {reason}") from None
+    return Database(engine, sessionmaker(engine, expire_on_commit=False))

@@ -1,0 +1,1 @@
+"""Charge-point engine: the charger itself."""

@@ -1,0 +1,17 @@
+"""`ev-cp-engine`: not built yet; it says so instead of pretending to work."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from common.placeholder import placeholder_main
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return placeholder_main("ev-cp-engine", "Charge-point engine: the charger itself.", argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Charge-point monitor: health checks, registration, authentication."""

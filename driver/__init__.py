@@ -1,0 +1,1 @@
+"""Driver CLI: request charges, run service files, tickets."""

@@ -1,0 +1,1 @@
+"""Registry: charge-point registration and credentials over HTTPS."""

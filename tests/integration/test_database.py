@@ -1,0 +1,104 @@
+"""The data layer on SQLite and PostgreSQL: migrations, the outbox and the audit chain."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select, update
+
+from common.db import open_database
+from common.db.audit import verify_chain
+from common.db.models import AuditEntry, ChargePoint, OutboxRow
+from common.errors import ConfigError
+from common.events import Event, EventType, record
+
+
+def test_migrations_create_schema_and_are_idempotent(db_url: str) -> None:
+    open_database(db_url).dispose()
+    db = open_database(db_url)  # second start: nothing to do, no error
+    with db.transaction() as s:
+        s.add(ChargePoint(id="CP1", location="Madrid", price_eur_kwh=Decimal("0.3512")))
+    with db.transaction() as s:
+        cp = s.get(ChargePoint, "CP1")
+        assert cp is not None
+        assert cp.price_eur_kwh == Decimal("0.3512")
+        assert cp.registered and cp.registered_at.tzinfo is not None
+    db.dispose()
+
+
+def test_event_and_state_change_commit_or_vanish_together(db_url: str) -> None:
+    db = open_database(db_url)
+    with db.transaction() as s:
+        s.add(ChargePoint(id="CP1", location="Madrid", price_eur_kwh=Decimal("0.30")))
+        record(s, Event(EventType.CP_REGISTERED, "registry", {"location": "Madrid"}, cp_id="CP1"))
+    with pytest.raises(RuntimeError), db.transaction() as s:
+        s.add(ChargePoint(id="CP2", location="Bilbao", price_eur_kwh=Decimal("0.30")))
+        record(s, Event(EventType.CP_REGISTERED, "registry", {"location": "Bilbao"}, cp_id="CP2"))
+        raise RuntimeError("crash before commit")
+    with db.transaction() as s:
+        rows = s.scalars(select(OutboxRow)).all()
+        assert [r.key for r in rows] == ["CP1"]
+        assert s.get(ChargePoint, "CP2") is None
+        assert [e.cp_id for e in s.scalars(select(AuditEntry))] == ["CP1"]
+    db.dispose()
+
+
+def test_progress_events_are_not_audited(db_url: str) -> None:
+    db = open_database(db_url)
+    with db.transaction() as s:
+        record(s, Event(EventType.SESSION_PROGRESS, "central", {"kwh": 1}, cp_id="CP1"))
+        record(s, Event(EventType.OPERATOR_COMMAND, "api", {"command": "stop"}, actor="operator"))
+    with db.transaction() as s:
+        assert [e.action for e in s.scalars(select(AuditEntry))] == ["operator.command"]
+        assert len(s.scalars(select(OutboxRow)).all()) == 2
+    db.dispose()
+
+
+def test_audit_chain_detects_tampering_and_truncation(db_url: str) -> None:
+    db = open_database(db_url)
+    with db.transaction() as s:
+        for i in range(5):
+            record(s, Event(EventType.CP_AUTH_FAILED, "central", {"n": i}, source_ip="10.0.0.9"))
+    with db.transaction() as s:
+        assert verify_chain(s).ok and verify_chain(s).checked == 5
+        s.execute(update(AuditEntry).where(AuditEntry.id == 3).values(actor="someone-else"))
+    with db.transaction() as s:
+        report = verify_chain(s)
+        assert not report.ok and report.first_bad_id == 3 and report.reason == "entry altered"
+        s.execute(update(AuditEntry).where(AuditEntry.id == 3).values(actor="central"))
+        assert verify_chain(s).ok
+        last = s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+        s.delete(last)
+    with db.transaction() as s:
+        assert verify_chain(s).reason == "entries removed from the end"
+    db.dispose()
+
+
+def test_concurrent_writers_keep_one_chain(db_url: str) -> None:
+    """Two writers (as Registry and Central would be) appending at once: one valid chain."""
+    dbs = [open_database(db_url), open_database(db_url)]
+
+    def write(db_index: int) -> None:
+        for i in range(20):
+            with dbs[db_index].transaction() as s:
+                record(s, Event(EventType.CP_STATE_CHANGED, f"w{db_index}", {"i": i}))
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with dbs[0].transaction() as s:
+        report = verify_chain(s)
+        assert report.ok and report.checked == 40
+    for db in dbs:
+        db.dispose()
+
+
+def test_bad_database_url_is_one_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match="EV_DATABASE_URL: not a database URL"):
+        open_database("not a url")
+    with pytest.raises(ConfigError, match="cannot open the database"):
+        open_database("postgresql+psycopg2://postgres@127.0.0.1:1/none")

@@ -1,0 +1,1 @@
+"""Weather office: raises and clears cold alerts."""

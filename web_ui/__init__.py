@@ -1,0 +1,1 @@
+"""Web dashboard: live state, revenue, audit, operator controls."""
