@@ -48,5 +48,5 @@ def setup_logging(service: str, level: str = "INFO", stream: TextIO | None = Non
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Library chatter that says nothing to an operator.
-    for noisy in ("werkzeug", "waitress", "alembic.runtime.migration"):
+    for noisy in ("werkzeug", "cheroot", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
