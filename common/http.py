@@ -104,7 +104,7 @@ class WsgiServer:
     def prepare(self) -> tuple[str, int]:
         """Bind the socket; returns the bound ``(host, port)``."""
         self._server.prepare()
-        host, port = self._server.bind_addr[:2]  # type: ignore[index]
+        host, port = self._server.bind_addr[:2]
         return str(host), int(port)
 
     def serve_forever(self) -> None:
