@@ -188,6 +188,8 @@ class ChargingSession(Base):
     price_eur_kwh: Mapped[Decimal] = mapped_column(DecimalType())
     total_eur: Mapped[Decimal] = mapped_column(DecimalType(), default=Decimal(0))
     end_reason: Mapped[str | None] = mapped_column(String(32))
+    # Set when the driver has received the ticket; a driver who was away sees it later.
+    ticket_delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class AuditEntry(Base):
