@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     ForeignKey,
@@ -129,6 +130,8 @@ class ChargePoint(Base):
     deregistered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Last state Central reported; Central still starts every CP as DISCONNECTED.
     last_state: Mapped[str] = mapped_column(String(16), default="DISCONNECTED")
+    # An operator's stop outlives a Central restart.
+    operator_stopped: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     @property

@@ -102,3 +102,18 @@ def test_bad_database_url_is_one_clear_error(tmp_path) -> None:  # type: ignore[
         open_database("not a url")
     with pytest.raises(ConfigError, match="cannot open the database"):
         open_database("postgresql+psycopg2://postgres@127.0.0.1:1/none")
+
+
+def test_migrations_match_the_models(db_url: str) -> None:
+    """A model changed without a migration would make this list non-empty."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from common.db.models import Base
+
+    db = open_database(db_url)
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diffs = compare_metadata(context, Base.metadata)
+    db.dispose()
+    assert diffs == []

@@ -71,6 +71,7 @@ def upgrade() -> None:
         sa.Column("registered_at", common.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("deregistered_at", common.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_state", sa.String(length=16), nullable=False),
+        sa.Column("operator_stopped", sa.Boolean(), nullable=False),
         sa.Column("updated_at", common.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_charge_points")),
     )
