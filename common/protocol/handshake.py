@@ -1,0 +1,458 @@
+"""Challenge-response handshake (SCRAM-style), a pure state machine with time injected.
+
+    C→S  HELLO        {role, id, nonce}
+    S→C  CHALLENGE    {nonce, salt, n, r, p}      (role engine: {nonce} only)
+    C→S  PROOF        {proof}
+    S→C  WELCOME      {signature, wrapped_key}  |  AUTH_FAILED {reason: "authentication failed"}
+
+Both sides build the same ``auth_message`` (see :func:`auth_message`); the server learns
+``client_key`` from the proof, checks it against the stored key, and wraps a fresh session
+key under a key derived from it. The client checks the server's signature (mutual
+authentication) and unwraps the session key. The one transition table is ``_TRANSITIONS``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import os
+import re
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from typing import Any
+
+from common.protocol import keys
+from common.protocol.errors import CryptoError, HandshakeError, MessageError
+from common.protocol.keys import DEFAULT_PARAMS, ScryptParams, Verifier
+from common.protocol.messages import Message, MessageType, Side
+
+__all__ = [
+    "AUTH_FAILED_REASON",
+    "NONCE_SIZE",
+    "ClientHandshake",
+    "HandshakeState",
+    "Role",
+    "ServerHandshake",
+    "auth_message",
+    "valid_principal_id",
+]
+
+NONCE_SIZE = 24
+AUTH_FAILED_REASON = "authentication failed"
+_PRINCIPAL_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_DECOY_INFO = b"evcharging/v1 decoy-salt"
+# One random key per process: decoy salts stay the same across connections, so asking
+# twice about an unknown principal looks like asking twice about a real one.
+_PROCESS_DECOY_KEY = os.urandom(32)
+
+
+class Role(StrEnum):
+    """Kind of principal authenticating."""
+
+    MONITOR = "monitor"
+    ENGINE = "engine"
+    DRIVER = "driver"
+
+
+class HandshakeState(StrEnum):
+    """Where a handshake stands (client and server states share one table)."""
+
+    IDLE = "idle"
+    HELLO_SENT = "hello_sent"  # client
+    PROOF_SENT = "proof_sent"  # client
+    CHALLENGED = "challenged"  # server
+    DONE = "done"
+    FAILED = "failed"
+
+
+_S = HandshakeState
+_M = MessageType
+# (side, state, message sent or received) -> next state. FAILED is reachable from anywhere.
+_TRANSITIONS: Mapping[tuple[Side, HandshakeState, MessageType], HandshakeState] = {
+    (Side.CLIENT, _S.IDLE, _M.HELLO): _S.HELLO_SENT,
+    (Side.CLIENT, _S.HELLO_SENT, _M.CHALLENGE): _S.PROOF_SENT,
+    (Side.CLIENT, _S.HELLO_SENT, _M.AUTH_FAILED): _S.FAILED,
+    (Side.CLIENT, _S.PROOF_SENT, _M.WELCOME): _S.DONE,
+    (Side.CLIENT, _S.PROOF_SENT, _M.AUTH_FAILED): _S.FAILED,
+    (Side.SERVER, _S.IDLE, _M.HELLO): _S.CHALLENGED,
+    (Side.SERVER, _S.CHALLENGED, _M.PROOF): _S.DONE,
+}
+
+
+def _next_state(side: Side, state: HandshakeState, msg_type: MessageType) -> HandshakeState:
+    try:
+        return _TRANSITIONS[(side, state, msg_type)]
+    except KeyError:
+        raise HandshakeError(
+            "out_of_state", f"{msg_type} not allowed in state {state} ({side})"
+        ) from None
+
+
+def valid_principal_id(principal_id: object) -> bool:
+    """True for 1-32 ASCII letters, digits, '-' or '_'."""
+    return isinstance(principal_id, str) and _PRINCIPAL_ID.fullmatch(principal_id) is not None
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def auth_message(
+    role: Role,
+    principal_id: str,
+    client_nonce: bytes,
+    server_nonce: bytes,
+    salt: bytes,
+    params: ScryptParams | None,
+) -> bytes:
+    """The canonical transcript both sides sign (ASCII, comma-separated ``key=value``).
+
+    ``v=evcharging/1,role=R,id=I,cn=B64,sn=B64,s=B64,kdf=scrypt,n=N,r=R,p=P``; for an engine
+    credential ``s=`` is empty and the tail is ``kdf=hkdf-sha256``. Base64 is standard with
+    padding, re-encoded from the raw bytes, so no field can contain a comma.
+    """
+    kdf = (
+        "kdf=hkdf-sha256"
+        if params is None
+        else f"kdf=scrypt,n={params.n},r={params.r},p={params.p}"
+    )
+    fields = (
+        "v=evcharging/1",
+        f"role={role}",
+        f"id={principal_id}",
+        f"cn={_b64(client_nonce)}",
+        f"sn={_b64(server_nonce)}",
+        f"s={_b64(salt)}",
+        kdf,
+    )
+    return ",".join(fields).encode("ascii")
+
+
+def _field(body: Mapping[str, Any], name: str, kind: type) -> Any:
+    if name not in body:
+        raise MessageError("missing_field", f"handshake body has no {name!r}")
+    value = body[name]
+    if type(value) is not kind:
+        raise MessageError("bad_field", f"{name!r} must be {kind.__name__}")
+    return value
+
+
+def _b64_field(body: Mapping[str, Any], name: str, size: int | None = None) -> bytes:
+    try:
+        raw = base64.b64decode(_field(body, name, str), validate=True)
+    except (binascii.Error, ValueError):
+        raise MessageError("bad_field", f"{name!r} is not base64") from None
+    if size is not None and len(raw) != size:
+        raise MessageError("bad_field", f"{name!r} must be {size} bytes")
+    return raw
+
+
+class ClientHandshake:
+    """Client side: ``start()`` → HELLO, ``receive(CHALLENGE)`` → PROOF, ``receive(WELCOME)``.
+
+    Args:
+        role: who we are; :attr:`Role.ENGINE` authenticates with ``session_key``, the
+            other roles with ``secret``.
+        principal_id: our id (1-32 letters, digits, '-', '_').
+        secret: the principal's secret (monitor, driver).
+        session_key: the session key handed over by the monitor (engine).
+        clock: seconds since the epoch.
+        rng: source of random bytes.
+
+    Raises:
+        HandshakeError: (remote=False) ``bad_principal`` or ``bad_credentials``.
+    """
+
+    def __init__(
+        self,
+        role: Role,
+        principal_id: str,
+        secret: str | None = None,
+        session_key: bytes | None = None,
+        *,
+        clock: Callable[[], float],
+        rng: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        if not valid_principal_id(principal_id):
+            raise HandshakeError("bad_principal", "invalid principal id", remote=False)
+        engine = Role(role) is Role.ENGINE
+        if (secret is None) == (session_key is None) or engine != (session_key is not None):
+            raise HandshakeError(
+                "bad_credentials", "engine needs session_key, other roles a secret", remote=False
+            )
+        self.role = Role(role)
+        self.principal_id = principal_id
+        self._secret = secret
+        self._key = session_key
+        self._clock = clock
+        self._rng = rng
+        self._state = HandshakeState.IDLE
+        self._nonce = b""
+        self._auth = b""
+        self._server_key = b""
+        self._client_key = b""
+        self._transcript = b""
+        self._session_key: bytes | None = None
+
+    @property
+    def state(self) -> HandshakeState:
+        """Current state."""
+        return self._state
+
+    @property
+    def session_key(self) -> bytes | None:
+        """The session key issued by the server, once the handshake is DONE."""
+        return self._session_key
+
+    def _message(self, msg_type: MessageType, seq: int, body: dict[str, Any]) -> Message:
+        return Message(msg_type, seq, self._clock(), body)
+
+    def _advance(self, msg_type: MessageType) -> None:
+        try:
+            self._state = _next_state(Side.CLIENT, self._state, msg_type)
+        except HandshakeError:
+            self._state = HandshakeState.FAILED
+            raise
+
+    def start(self) -> Message:
+        """Return the HELLO to send (seq 1)."""
+        self._advance(MessageType.HELLO)
+        self._nonce = self._rng(NONCE_SIZE)
+        body = {"role": str(self.role), "id": self.principal_id, "nonce": _b64(self._nonce)}
+        return self._message(MessageType.HELLO, 1, body)
+
+    def receive(self, msg: Message) -> Message | None:
+        """Feed a server message; return the PROOF after CHALLENGE, None after WELCOME.
+
+        Raises:
+            HandshakeError: ``auth_failed`` (AUTH_FAILED received, bad server signature or
+                unusable wrapped key), ``out_of_state``.
+            MessageError: a malformed CHALLENGE or WELCOME body.
+        """
+        self._advance(msg.type)
+        try:
+            if msg.type is MessageType.CHALLENGE:
+                return self._on_challenge(msg.body)
+            if msg.type is MessageType.WELCOME:
+                self._on_welcome(msg.body)
+                return None
+            raise HandshakeError("auth_failed", "server refused authentication")
+        except (HandshakeError, MessageError):
+            self._state = HandshakeState.FAILED
+            raise
+
+    def _on_challenge(self, body: Mapping[str, Any]) -> Message:
+        server_nonce = _b64_field(body, "nonce", NONCE_SIZE)
+        params: ScryptParams | None = None
+        salt = b""
+        if self._key is not None:
+            root = keys.root_from_key(self._key)
+        else:
+            salt = _b64_field(body, "salt")
+            try:
+                params = ScryptParams(
+                    _field(body, "n", int), _field(body, "r", int), _field(body, "p", int)
+                )
+            except ValueError as exc:
+                raise MessageError("bad_field", f"scrypt parameters refused: {exc}") from None
+            assert self._secret is not None
+            root = keys.salted_key(self._secret, salt, params)
+        self._auth = auth_message(
+            self.role, self.principal_id, self._nonce, server_nonce, salt, params
+        )
+        self._client_key = keys.client_key(root)
+        self._server_key = keys.server_key(root)
+        self._transcript = self._nonce + server_nonce
+        proof = keys.client_proof(self._client_key, self._auth)
+        return self._message(MessageType.PROOF, 2, {"proof": _b64(proof)})
+
+    def _on_welcome(self, body: Mapping[str, Any]) -> None:
+        signature = _b64_field(body, "signature")
+        wrapped = _field(body, "wrapped_key", str)
+        expected = keys.server_signature(self._server_key, self._auth)
+        if not hmac.compare_digest(signature, expected):
+            raise HandshakeError("auth_failed", "server signature invalid")
+        try:
+            self._session_key = keys.unwrap_key(wrapped, self._client_key, self._transcript)
+        except CryptoError:
+            raise HandshakeError("auth_failed", "wrapped session key invalid") from None
+
+
+class ServerHandshake:
+    """Server side: ``receive(HELLO)`` → CHALLENGE, ``receive(PROOF)`` → WELCOME/AUTH_FAILED.
+
+    Args:
+        lookup: ``(role, id) -> Verifier | None``, called once, synchronously, at HELLO.
+        clock: seconds since the epoch.
+        rng: source of random bytes.
+        timeout: seconds allowed between CHALLENGE and PROOF.
+        session_key_factory: makes the session key issued on success.
+        decoy_key: key of the fake salts for unknown principals; must be the same for all
+            handshakes of a server (defaults to one random key per process).
+        decoy_params: scrypt parameters announced for unknown principals; set them to
+            those of real verifiers.
+    """
+
+    def __init__(
+        self,
+        lookup: Callable[[Role, str], Verifier | None],
+        clock: Callable[[], float],
+        rng: Callable[[int], bytes] = os.urandom,
+        timeout: float = 30.0,
+        session_key_factory: Callable[[], bytes] = keys.new_session_key,
+        *,
+        decoy_key: bytes | None = None,
+        decoy_params: ScryptParams = DEFAULT_PARAMS,
+    ) -> None:
+        self._lookup = lookup
+        self._clock = clock
+        self._rng = rng
+        self.timeout = timeout
+        self._factory = session_key_factory
+        self._decoy_key = _PROCESS_DECOY_KEY if decoy_key is None else decoy_key
+        self._decoy_params = decoy_params
+        self._state = HandshakeState.IDLE
+        self._role: Role | None = None
+        self._principal_id: str | None = None
+        self._verifier: Verifier | None = None
+        self._auth = b""
+        self._transcript = b""
+        self._challenged_at = 0.0
+        self._client_key: bytes | None = None
+        self._session_key: bytes | None = None
+        self.failed_reason: str | None = None
+
+    @property
+    def state(self) -> HandshakeState:
+        """Current state."""
+        return self._state
+
+    @property
+    def role(self) -> Role | None:
+        """Role claimed in HELLO (authenticated only once state is DONE)."""
+        return self._role
+
+    @property
+    def principal_id(self) -> str | None:
+        """Id claimed in HELLO (authenticated only once state is DONE)."""
+        return self._principal_id
+
+    @property
+    def session_key(self) -> bytes | None:
+        """The session key issued, once the handshake is DONE."""
+        return self._session_key
+
+    def _message(self, msg_type: MessageType, seq: int, body: dict[str, Any]) -> Message:
+        return Message(msg_type, seq, self._clock(), body)
+
+    def _failed(self, reason: str) -> None:
+        self._state = HandshakeState.FAILED
+        self.failed_reason = reason
+
+    def check_timeout(self) -> None:
+        """Let a server drop a peer that stays silent after its CHALLENGE.
+
+        Raises:
+            HandshakeError: ``expired`` once ``timeout`` has passed since the CHALLENGE.
+        """
+        if self._state is HandshakeState.CHALLENGED and self._expired():
+            self._failed("expired")
+            raise HandshakeError("expired", "no PROOF before the challenge expired")
+
+    def _expired(self) -> bool:
+        return self._clock() - self._challenged_at > self.timeout
+
+    def receive(self, msg: Message) -> Message:
+        """Feed a client message; return the reply to send.
+
+        Returns:
+            CHALLENGE after HELLO; WELCOME or AUTH_FAILED after PROOF (one AUTH_FAILED for
+            every cause, the cause kept in :attr:`failed_reason`).
+
+        Raises:
+            HandshakeError: ``out_of_state`` (any message the state does not allow).
+            MessageError: a malformed HELLO body.
+        """
+        try:
+            next_state = _next_state(Side.SERVER, self._state, msg.type)
+        except HandshakeError:
+            self._failed("out of state")
+            raise
+        if msg.type is MessageType.HELLO:
+            try:
+                reply = self._on_hello(msg.body)
+            except MessageError:
+                self._failed("malformed hello")
+                raise
+            self._state = next_state
+            return reply
+        return self._on_proof(msg.body)
+
+    def _on_hello(self, body: Mapping[str, Any]) -> Message:
+        try:
+            role = Role(_field(body, "role", str))
+        except ValueError:
+            raise MessageError("bad_field", "unknown role") from None
+        principal_id = _field(body, "id", str)
+        if not valid_principal_id(principal_id):
+            raise MessageError("bad_field", "invalid principal id")
+        client_nonce = _b64_field(body, "nonce", NONCE_SIZE)
+        self._role, self._principal_id = role, principal_id
+        verifier = self._lookup(role, principal_id)
+        engine = role is Role.ENGINE
+        if verifier is not None and verifier.from_session_key == engine:
+            self._verifier = verifier
+            salt, params = verifier.salt, verifier.params
+        else:
+            # Unknown (or wrong kind): answer exactly as for a real principal.
+            self._verifier = None
+            salt, params = self._decoy(role, principal_id)
+        server_nonce = self._rng(NONCE_SIZE)
+        self._auth = auth_message(role, principal_id, client_nonce, server_nonce, salt, params)
+        self._transcript = client_nonce + server_nonce
+        self._challenged_at = self._clock()
+        body_out: dict[str, Any] = {"nonce": _b64(server_nonce)}
+        if params is not None:
+            body_out.update(salt=_b64(salt), n=params.n, r=params.r, p=params.p)
+        return self._message(MessageType.CHALLENGE, 1, body_out)
+
+    def _decoy(self, role: Role, principal_id: str) -> tuple[bytes, ScryptParams | None]:
+        if role is Role.ENGINE:
+            return b"", None
+        label = b"\x00".join((_DECOY_INFO, role.encode(), principal_id.encode()))
+        salt = hmac.digest(self._decoy_key, label, "sha256")[: keys.SALT_SIZE]
+        return salt, self._decoy_params
+
+    def _on_proof(self, body: Mapping[str, Any]) -> Message:
+        reason = self._check_proof(body)
+        if reason is not None:
+            self._failed(reason)
+            return self._message(MessageType.AUTH_FAILED, 2, {"reason": AUTH_FAILED_REASON})
+        assert self._verifier is not None and self._client_key is not None
+        session_key = self._factory()
+        wrapped = keys.wrap_key(session_key, self._client_key, self._transcript, now=self._clock())
+        signature = keys.server_signature(self._verifier.server_key, self._auth)
+        self._session_key = session_key
+        self._state = HandshakeState.DONE
+        self.failed_reason = None
+        body_out = {"signature": _b64(signature), "wrapped_key": wrapped.decode("ascii")}
+        return self._message(MessageType.WELCOME, 2, body_out)
+
+    def _check_proof(self, body: Mapping[str, Any]) -> str | None:
+        """Return why the PROOF fails, or None (and keep client_key) when it is good."""
+        if self._expired():
+            return "expired"
+        try:
+            proof = _b64_field(body, "proof", keys.KEY_SIZE)
+        except MessageError:
+            return "malformed proof"
+        # Same work for an unknown principal, so timing does not tell it apart.
+        stored = self._verifier.stored_key if self._verifier else b"\x00" * keys.KEY_SIZE
+        client = keys.recover_client_key(proof, stored, self._auth)
+        if self._verifier is None:
+            return "unknown principal"
+        if client is None:
+            return "bad proof"
+        self._client_key = client
+        return None
