@@ -1,0 +1,58 @@
+"""Fixtures for the protocol unit tests: a fake clock, cheap scrypt, event draining."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from common.protocol.framing import NEED_DATA
+from common.protocol.keys import ScryptParams
+
+FAST_PARAMS = ScryptParams(n=2**10, r=8, p=1)
+
+
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def fast_params() -> ScryptParams:
+    return FAST_PARAMS
+
+
+def _drain(source: Any) -> list[Any]:
+    """Pull events until NEED_DATA, keeping raised ProtocolErrors in the list."""
+    from common.protocol.errors import ProtocolError
+
+    events: list[Any] = []
+    for _ in range(100_000):
+        try:
+            event = source.next_event()
+        except ProtocolError as exc:
+            events.append(exc)
+            continue
+        if event is NEED_DATA:
+            return events
+        events.append(event)
+    raise AssertionError("decoder does not converge")
+
+
+@pytest.fixture
+def drain() -> Callable[[Any], list[Any]]:
+    return _drain
