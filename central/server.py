@@ -166,7 +166,7 @@ class CentralServer:
     def _audit_error(self, link: PeerLink, reason: str, **who: Any) -> None:
         self._writer.submit(
             partial(
-                _record,
+                record,
                 event=Event(
                     EventType.ERROR, "central", {"reason": reason}, source_ip=link.peer_ip, **who
                 ),
