@@ -163,6 +163,7 @@ class Network:
         self.cps: dict[str, ChargePointView] = {}
         self.drivers: dict[str, Link] = {}
         self.alerts: set[str] = set()
+        self.readings: dict[str, dict[str, Any]] = {}  # location -> latest weather reading
         self._orphans: dict[str, OpenSession] = {}  # cp_id -> session open at last stop
         self._engine_answers: dict[str, asyncio.Future[tuple[bool, str]]] = {}
         self.on_change: Callable[[ChargePointView], None] = lambda cp: None
@@ -846,6 +847,24 @@ class Network:
             )
         )
         return len(affected)
+
+    def weather_reading(
+        self, location: str, temperature: float | None, status: str, actor: str
+    ) -> None:
+        """Latest temperature (or UNKNOWN) per location, shown to operators."""
+        self.readings[location] = {
+            "temperature_c": temperature,
+            "status": status,
+            "alert": location in self.alerts,
+        }
+        self._emit(
+            Event(
+                EventType.WEATHER_READING,
+                SOURCE,
+                {"location": location, "temperature_c": temperature, "status": status},
+                actor=actor,
+            )
+        )
 
     # ---------------------------------------------------------------- reading
     def snapshot(self) -> list[dict[str, Any]]:

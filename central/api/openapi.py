@@ -1,0 +1,125 @@
+"""The OpenAPI 3.1 description of API_Central, served at ``/api/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ENDPOINTS", "openapi"]
+
+# (method, path, summary, needs operator token, request body fields, success status)
+ENDPOINTS: list[tuple[str, str, str, bool, dict[str, str], int]] = [
+    ("get", "/api/health", "Liveness and CP counts by state", False, {}, 200),
+    ("get", "/api/chargepoints", "Every charge point with its live state", False, {}, 200),
+    ("get", "/api/chargepoints/{cp_id}", "One charge point", False, {}, 200),
+    (
+        "put",
+        "/api/chargepoints/{cp_id}/price",
+        "Set the price in EUR/kWh",
+        True,
+        {"price_eur_kwh": "number"},
+        200,
+    ),
+    ("post", "/api/chargepoints/{cp_id}/stop", "Stop a CP (Out of Order)", True, {}, 200),
+    ("post", "/api/chargepoints/{cp_id}/resume", "Resume a stopped CP", True, {}, 200),
+    ("post", "/api/chargepoints/{cp_id}/revoke-key", "Revoke the CP's session key", True, {}, 200),
+    ("post", "/api/chargepoints/stop-all", "Stop every CP", True, {}, 200),
+    ("post", "/api/chargepoints/resume-all", "Resume every CP", True, {}, 200),
+    ("get", "/api/drivers", "Driver accounts and who is connected", False, {}, 200),
+    (
+        "get",
+        "/api/sessions",
+        "Charging sessions (filters: status, cp_id, driver_id, limit)",
+        False,
+        {},
+        200,
+    ),
+    (
+        "post",
+        "/api/sessions",
+        "Start a charge for a driver at a CP",
+        True,
+        {"driver_id": "string", "cp_id": "string", "target_kwh": "number"},
+        201,
+    ),
+    ("post", "/api/sessions/{session_id}/stop", "End a session; returns the ticket", True, {}, 200),
+    ("get", "/api/stats", "Counts by state, active sessions, energy and revenue", False, {}, 200),
+    (
+        "get",
+        "/api/audit",
+        "Audit log (filters: actor, action, cp_id, since, until, limit)",
+        False,
+        {},
+        200,
+    ),
+    ("get", "/api/audit.csv", "Audit log as CSV (same filters)", False, {}, 200),
+    ("get", "/api/weather", "Weather alerts and latest readings", False, {}, 200),
+    (
+        "post",
+        "/api/weather/alerts",
+        "Raise a cold alert for a location",
+        True,
+        {"location": "string", "temperature_c": "number"},
+        201,
+    ),
+    ("delete", "/api/weather/alerts/{location}", "Clear a location's alert", True, {}, 200),
+    (
+        "post",
+        "/api/weather/readings",
+        "Report a temperature (or UNKNOWN) for a location",
+        True,
+        {"location": "string", "temperature_c": "number", "status": "string"},
+        202,
+    ),
+    ("get", "/api/openapi.json", "This description", False, {}, 200),
+]
+
+_ERROR = {
+    "description": "error",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["error", "message"],
+                "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+            }
+        }
+    },
+}
+
+
+def openapi() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, summary, guarded, body, status in ENDPOINTS:
+        op: dict[str, Any] = {
+            "summary": summary,
+            "responses": {str(status): {"description": "success"}, "default": _ERROR},
+        }
+        params = [
+            {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
+            for part in path.split("/")
+            if part.startswith("{")
+        ]
+        if params:
+            op["parameters"] = params
+        if guarded:
+            op["security"] = [{"operator": []}]
+            op["responses"]["401"] = _ERROR
+        if body:
+            op["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {k: {"type": v} for k, v in body.items()},
+                        }
+                    }
+                },
+            }
+        paths.setdefault(path, {})[method] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "API_Central", "version": "1"},
+        "components": {"securitySchemes": {"operator": {"type": "http", "scheme": "bearer"}}},
+        "paths": paths,
+    }

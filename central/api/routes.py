@@ -1,0 +1,303 @@
+"""API_Central endpoints (DESIGN.md). Reads are open; writes need the operator token."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from central.api import queries
+from central.api.bridge import Bridge
+from central.network import Network, NetworkError
+from common.db import Database
+from common.http import ApiError
+
+__all__ = ["api"]
+
+api = Blueprint("api", __name__, url_prefix="/api")
+
+_STATUS = {"not_found": 404, "conflict": 409, "bad_request": 400}
+
+
+def _bridge() -> Bridge:
+    bridge: Bridge = current_app.extensions["bridge"]
+    return bridge
+
+
+def _db() -> Database:
+    db: Database = current_app.extensions["db"]
+    return db
+
+
+def _read(fn: Callable[..., Any], **kwargs: Any) -> Any:
+    with _db().transaction() as session:
+        return fn(session, **kwargs)
+
+
+def _operator() -> str:
+    """Check the bearer token; returns the actor name for the audit log."""
+    header = request.headers.get("Authorization", "")
+    token = header[7:] if header.startswith("Bearer ") else ""
+    expected: str = current_app.config["OPERATOR_TOKEN"]
+    if not token or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "operator token required (Authorization: Bearer ...)",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    return "operator"
+
+
+def _json_body() -> dict[str, Any]:
+    if not request.is_json:
+        raise ApiError(
+            415, "unsupported_media_type", "send a JSON body (Content-Type: application/json)"
+        )
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object")
+    return body
+
+
+def _net(make: Callable[[Network], Any]) -> Any:
+    try:
+        return _bridge().call(make)
+    except NetworkError as exc:
+        raise ApiError(_STATUS.get(exc.code, 400), exc.code, exc.message) from None
+
+
+def _ip() -> str | None:
+    return request.remote_addr
+
+
+@api.get("/health")
+def health() -> Response:
+    counts = _bridge().read(lambda n: n.counts())
+    return jsonify(status="ok", chargepoints=counts)
+
+
+@api.get("/chargepoints")
+def chargepoints() -> Response:
+    return jsonify(chargepoints=_bridge().read(lambda n: n.snapshot()))
+
+
+@api.get("/chargepoints/<cp_id>")
+def chargepoint(cp_id: str) -> Response:
+    return jsonify(_net_sync(lambda n: n.get(cp_id).to_dict()))
+
+
+def _net_sync(fn: Callable[[Network], Any]) -> Any:
+    try:
+        return _bridge().read(fn)
+    except NetworkError as exc:
+        raise ApiError(_STATUS.get(exc.code, 400), exc.code, exc.message) from None
+
+
+@api.put("/chargepoints/<cp_id>/price")
+def set_price(cp_id: str) -> Response:
+    actor = _operator()
+    body = _json_body()
+    if "price_eur_kwh" not in body:
+        raise ApiError(400, "bad_request", "missing price_eur_kwh")
+    price = _net(lambda n: n.set_price(cp_id, body["price_eur_kwh"], actor, _ip()))
+    return jsonify(id=cp_id, price_eur_kwh=float(price))
+
+
+@api.post("/chargepoints/<cp_id>/<command>")
+def cp_command(cp_id: str, command: str) -> Response:
+    actor = _operator()
+    ip = _ip()
+    if command == "stop":
+        _net(lambda n: n.stop(cp_id, actor, ip))
+    elif command == "resume":
+        _net(lambda n: n.resume(cp_id, actor, ip))
+    elif command == "revoke-key":
+        _net(lambda n: n.revoke_key(cp_id, actor, ip))
+    else:
+        raise ApiError(404, "not_found", f"unknown command {command!r}")
+    return jsonify(_net_sync(lambda n: n.get(cp_id).to_dict()))
+
+
+@api.post("/chargepoints/stop-all")
+def stop_all() -> Response:
+    actor = _operator()
+    ip = _ip()
+    return jsonify(stopped=_net(lambda n: n.stop(None, actor, ip)))
+
+
+@api.post("/chargepoints/resume-all")
+def resume_all() -> Response:
+    actor = _operator()
+    ip = _ip()
+    return jsonify(resumed=_net(lambda n: n.resume(None, actor, ip)))
+
+
+@api.get("/drivers")
+def drivers() -> Response:
+    rows = _read(queries.drivers)
+    connected = set(_bridge().read(lambda n: list(n.drivers)))
+    for row in rows:
+        row["connected"] = row["id"] in connected
+    return jsonify(drivers=rows)
+
+
+@api.get("/sessions")
+def sessions() -> Response:
+    args = request.args
+    rows = _read(
+        queries.sessions,
+        status=args.get("status") or None,
+        cp_id=args.get("cp_id") or None,
+        driver_id=args.get("driver_id") or None,
+        limit=_int_arg("limit", 200, 1, 5000),
+    )
+    live = {s["session_id"]: s for s in _bridge().read(_live_sessions)}
+    for row in rows:
+        if row["session_id"] in live:
+            row["kwh"] = live[row["session_id"]]["kwh"]
+            row["total_eur"] = live[row["session_id"]]["eur"]
+    return jsonify(sessions=rows)
+
+
+def _live_sessions(n: Network) -> list[dict[str, Any]]:
+    return [cp.session.to_dict() for cp in n.cps.values() if cp.session is not None]
+
+
+@api.post("/sessions")
+def create_session() -> tuple[Response, int]:
+    _operator()
+    body = _json_body()
+    driver_id, cp_id = body.get("driver_id"), body.get("cp_id")
+    if not isinstance(cp_id, str) or not cp_id:
+        raise ApiError(400, "bad_request", "cp_id (string) is required")
+    if driver_id is not None and not isinstance(driver_id, str):
+        raise ApiError(400, "bad_request", "driver_id must be a string")
+    ip = _ip()
+    decision = _bridge().call(
+        lambda n: n.request_charge(cp_id, driver_id, body.get("target_kwh"), ip)
+    )
+    if not decision.authorized:
+        raise ApiError(
+            _STATUS.get(decision.code, 409), decision.code or "conflict", decision.reason
+        )
+    return jsonify(decision.session), 201
+
+
+@api.post("/sessions/<session_id>/stop")
+def stop_session(session_id: str) -> Response:
+    actor = _operator()
+    ticket = _net(lambda n: n.stop_session(session_id, actor))
+    return jsonify(ticket.to_body())
+
+
+@api.get("/stats")
+def stats() -> Response:
+    finished = _read(queries.stats)
+
+    def live(n: Network) -> dict[str, Any]:
+        return {"by_state": n.counts(), "active_sessions": len(_live_sessions(n))}
+
+    return jsonify({**_bridge().read(live), **finished})
+
+
+def _audit_filter() -> queries.AuditFilter:
+    args = request.args
+    return queries.AuditFilter(
+        actor=args.get("actor") or None,
+        action=args.get("action") or None,
+        cp_id=args.get("cp_id") or None,
+        since=_time_arg("since"),
+        until=_time_arg("until"),
+        limit=_int_arg("limit", 500, 1, 100_000),
+    )
+
+
+@api.get("/audit")
+def audit() -> Response:
+    return jsonify(_read(queries.audit_entries, f=_audit_filter()))
+
+
+@api.get("/audit.csv")
+def audit_csv() -> Response:
+    text = _read(queries.audit_csv, f=_audit_filter())
+    return Response(
+        text,
+        mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=audit.csv"},
+    )
+
+
+@api.get("/weather")
+def weather() -> Response:
+    def view(n: Network) -> dict[str, Any]:
+        return {"alerts": sorted(n.alerts), "readings": dict(n.readings)}
+
+    return jsonify(_bridge().read(view))
+
+
+@api.post("/weather/alerts")
+def raise_alert() -> tuple[Response, int]:
+    actor = _operator()
+    body = _json_body()
+    location = body.get("location")
+    if not isinstance(location, str) or not 1 <= len(location) <= 64:
+        raise ApiError(400, "bad_request", "location (1-64 characters) is required")
+    temperature = body.get("temperature_c")
+    if temperature is not None and not isinstance(temperature, int | float):
+        raise ApiError(400, "bad_request", "temperature_c must be a number")
+    ip = _ip()
+    affected = _net(lambda n: n.weather_alert(location, temperature, actor, ip))
+    return jsonify(location=location, affected=affected), 201
+
+
+@api.delete("/weather/alerts/<location>")
+def clear_alert(location: str) -> Response:
+    actor = _operator()
+    ip = _ip()
+    affected = _net(lambda n: n.weather_clear(location, actor, ip))
+    return jsonify(location=location, affected=affected)
+
+
+@api.post("/weather/readings")
+def weather_reading() -> tuple[Response, int]:
+    actor = _operator()
+    body = _json_body()
+    location = body.get("location")
+    if not isinstance(location, str) or not 1 <= len(location) <= 64:
+        raise ApiError(400, "bad_request", "location (1-64 characters) is required")
+    temperature = body.get("temperature_c")
+    status = body.get("status", "ok")
+    if status == "ok" and not isinstance(temperature, int | float):
+        raise ApiError(400, "bad_request", "temperature_c must be a number")
+    _bridge().read(lambda n: n.weather_reading(location, temperature, str(status), actor))
+    return jsonify(location=location), 202
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "bad_request", f"{name} must be a whole number") from None
+    if not low <= value <= high:
+        raise ApiError(400, "bad_request", f"{name} must be between {low} and {high}")
+    return value
+
+
+def _time_arg(name: str) -> datetime | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(400, "bad_request", f"{name} must be an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise ApiError(400, "bad_request", f"{name} needs a time zone, e.g. 2026-01-01T00:00Z")
+    return value

@@ -1,0 +1,193 @@
+"""The client end of the wire protocol over asyncio: connect, authenticate, talk.
+
+Used by the charge-point monitor and engine, the driver CLI, tests and the load
+generator, so every peer speaks exactly the same protocol code as Central.
+
+    link = await connect(addr, Role.DRIVER, "D1", secret=secret)
+    link.send(MessageType.LIST_CPS, {})
+    reply = await link.recv_until({MessageType.CP_LIST}, timeout=5)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+from common.config import HostPort
+from common.errors import EVChargingError
+from common.protocol import NEED_DATA, Connection, MessageReceived, Rejected
+from common.protocol.errors import ProtocolError
+from common.protocol.handshake import ClientHandshake, Role
+from common.protocol.messages import Message, MessageType, Side
+
+__all__ = [
+    "AuthenticationFailed",
+    "CentralUnreachable",
+    "ClientLink",
+    "ConnectionClosed",
+    "connect",
+]
+
+READ_CHUNK = 64 * 1024
+
+
+class CentralUnreachable(EVChargingError):
+    """No TCP connection could be made (or it broke during the handshake)."""
+
+
+class AuthenticationFailed(EVChargingError):
+    """Central refused the credentials (or could not prove itself to us)."""
+
+
+class ConnectionClosed(EVChargingError):
+    """The peer closed the connection."""
+
+
+class ClientLink:
+    """An authenticated, encrypted connection; a background task reads and ACKs."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        conn: Connection,
+        session_key: bytes,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.conn = conn
+        self.session_key = session_key
+        self._inbox: asyncio.Queue[Message | None] = asyncio.Queue()
+        self.rejected: list[ProtocolError] = []
+        self.closed = False
+        self._task = asyncio.create_task(self._pump())
+
+    def send(self, msg_type: MessageType, body: Mapping[str, Any] | None = None) -> None:
+        """Queue one message for sending (raises ConnectionClosed once closed)."""
+        if self.closed:
+            raise ConnectionClosed("connection closed")
+        self._writer.write(self.conn.send(msg_type, body or {}))
+
+    async def drain(self) -> None:
+        await self._writer.drain()
+
+    async def recv(self, timeout: float | None = None) -> Message:
+        """The next message; raises ConnectionClosed at EOF, TimeoutError on timeout."""
+        item = await asyncio.wait_for(self._inbox.get(), timeout)
+        if item is None:
+            self._inbox.put_nowait(None)  # later callers see the close too
+            raise ConnectionClosed("Central closed the connection")
+        return item
+
+    async def recv_until(
+        self, types: Collection[MessageType], timeout: float | None = None
+    ) -> Message:
+        """Skip messages until one of ``types`` arrives (others are dropped)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            msg = await self.recv(left)
+            if msg.type in types:
+                return msg
+
+    async def _pump(self) -> None:
+        try:
+            while True:
+                data = await self._reader.read(READ_CHUNK)
+                if not data:
+                    break
+                self.conn.receive_data(data)
+                while (event := self.conn.next_event()) is not NEED_DATA:
+                    if isinstance(event, MessageReceived):
+                        self._inbox.put_nowait(event.message)
+                    elif isinstance(event, Rejected):
+                        self.rejected.append(event.error)
+                out = self.conn.data_to_send()
+                if out:
+                    self._writer.write(out)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.closed = True
+            self._inbox.put_nowait(None)
+
+    async def close(self) -> None:
+        if not self.closed:
+            with contextlib.suppress(Exception):
+                self.send(MessageType.BYE, {})
+        self.closed = True
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            await self._writer.wait_closed()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task
+
+
+async def _next_plain(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: Connection
+) -> Message:
+    while True:
+        event = conn.next_event()
+        if event is NEED_DATA:
+            out = conn.data_to_send()
+            if out:
+                writer.write(out)
+            data = await reader.read(READ_CHUNK)
+            if not data:
+                raise ConnectionClosed("Central closed the connection during authentication")
+            conn.receive_data(data)
+            continue
+        if isinstance(event, MessageReceived):
+            out = conn.data_to_send()
+            if out:
+                writer.write(out)
+            return event.message
+
+
+async def connect(
+    addr: HostPort,
+    role: Role,
+    principal_id: str,
+    *,
+    secret: str | None = None,
+    session_key: bytes | None = None,
+    clock: Callable[[], float] = time.time,
+    timeout: float = 10.0,
+) -> ClientLink:
+    """Open a TCP connection to Central and authenticate.
+
+    Raises:
+        CentralUnreachable: no connection, or it broke before authentication ended.
+        AuthenticationFailed: Central refused us, or failed to prove it knows our verifier.
+    """
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(addr.host, addr.port, limit=READ_CHUNK), timeout
+        )
+    except (OSError, TimeoutError) as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        raise CentralUnreachable(f"Cannot reach Central at {addr}: {reason}") from None
+    conn = Connection(clock)
+    handshake = ClientHandshake(
+        role, principal_id, secret=secret, session_key=session_key, clock=clock
+    )
+    try:
+        hello = handshake.start()
+        writer.write(conn.send(hello.type, hello.body))
+        async with asyncio.timeout(timeout):
+            while handshake.session_key is None:
+                reply = handshake.receive(await _next_plain(reader, writer, conn))
+                if reply is not None:
+                    writer.write(conn.send(reply.type, reply.body))
+    except ProtocolError as exc:
+        writer.close()
+        raise AuthenticationFailed(f"Central refused authentication of {principal_id}") from exc
+    except (ConnectionClosed, ConnectionError, TimeoutError) as exc:
+        writer.close()
+        raise CentralUnreachable(f"Cannot reach Central at {addr}: {exc or 'no answer'}") from None
+    conn.secure(handshake.session_key, Side.CLIENT)
+    return ClientLink(reader, writer, conn, handshake.session_key)
