@@ -98,7 +98,7 @@ class SecureChannel:
             FrameError: (remote=False) ``oversized`` when the token exceeds ``max_size``.
         """
         if self._send_seq >= MAX_SEQ:
-            raise SequenceError("out_of_order", "send counter exhausted", remote=False)
+            raise SequenceError("exhausted", "send counter exhausted", remote=False)
         now = self._clock()
         msg = Message(MessageType(msg_type), self._send_seq + 1, now, body, self.side)
         token = self._sealer.encrypt_at_time(encode_message(msg), int(now))

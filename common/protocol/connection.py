@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.protocol.channel import DEFAULT_TTL, SecureChannel, check_sequence
-from common.protocol.errors import FrameError, ProtocolError
+from common.protocol.errors import FrameError, ProtocolError, SequenceError
 from common.protocol.framing import (
     ACK,
     MAX_FRAME_DATA,
@@ -186,7 +186,7 @@ class Connection:
             data = self._channel.seal(msg_type, body, max_size=self.max_data)
         else:
             if self._send_seq >= MAX_SEQ:
-                raise ProtocolError("out_of_order", "send counter exhausted", remote=False)
+                raise SequenceError("exhausted", "send counter exhausted", remote=False)
             msg = Message(MessageType(msg_type), self._send_seq + 1, self._clock(), body)
             data = encode_message(msg)
         frame = encode_frame(data, self.max_data)

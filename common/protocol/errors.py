@@ -2,13 +2,16 @@
 
     EVChargingError
      └── ProtocolError        .code (short machine string), .remote (True: the peer broke it)
-          ├── FrameError      corrupt frame: bad_lrc, truncated, oversized, bad_data
+          │                   local: already_secure (Connection.secure called twice)
+          ├── FrameError      corrupt frame: bad_lrc, truncated, oversized;
+          │                   local: oversized, bad_data (STX/ETX in DATA)
           ├── MessageError    frame fine, content not: bad_utf8, bad_json, not_object,
-          │                   unknown_type, missing_field, bad_field, bad_body
+          │                   missing_field, unknown_type, bad_field; local: bad_body
           ├── CryptoError     any Fernet failure: invalid_token (always the message
-          │                   "invalid token", whatever the cause); bad_key (local key unusable)
-          ├── SequenceError   replay, out_of_order, reflected
-          └── HandshakeError  auth_failed, expired, out_of_state, bad_principal, bad_credentials
+          │                   "invalid token", whatever the cause); local: bad_key
+          ├── SequenceError   replay, out_of_order, reflected; local: exhausted
+          └── HandshakeError  auth_failed, expired, out_of_state;
+                              local: bad_principal, bad_credentials
 
 ``remote`` plays the part of h11's ``RemoteProtocolError`` / ``LocalProtocolError`` pair: a
 remote error means "answer NACK (or AUTH_FAILED) and carry on or drop the peer"; a local one
@@ -60,8 +63,8 @@ class CryptoError(ProtocolError):
     """A Fernet operation failed.
 
     Every decryption failure (wrong key, tampered, expired, not a token) is this one error
-    with code ``"invalid_token"`` and message ``"invalid token"``, so that neither a log
-    line sent back nor timing of distinct paths tells a peer why.
+    with code ``"invalid_token"`` and message ``"invalid token"``, so that nothing echoed
+    back to a peer tells it why.
     """
 
     def __init__(
