@@ -1,19 +1,165 @@
-"""`ev-central`: not built yet; it says so instead of pretending to work."""
+"""``ev-central``: the Central server, and driver account management.
+
+ev-central [--listen HOST:PORT] [--api HOST:PORT] ...   run Central
+ev-central drivers add ID [--secret-file FILE]          create a driver account
+ev-central drivers list                                 list driver accounts
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from common.placeholder import placeholder_main
+from central.app import CentralSettings, run_central
+from central.drivers import add_driver, list_drivers
+from common.config import (
+    ServiceParser,
+    argv_or_default,
+    default_data_dir,
+    parse_host_port,
+    parse_positive_float,
+    parse_positive_int,
+    read_secret,
+    run_main,
+)
+from common.db import database_url
+from common.logs import setup_logging
+from common.protocol.keys import ScryptParams
 
 __all__ = ["main"]
 
+PROG = "ev-central"
+DESCRIPTION = """EVCharging Central: the TCP server that charge points (monitor + engine) and
+drivers connect to, the charge-point state machine, charging sessions and tickets, and
+API_Central (JSON over HTTP).
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return placeholder_main(
-        "ev-central", "Central: the TCP server, charge-point state, sessions and API_Central.", argv
+Run it:                 EV_OPERATOR_TOKEN=... ev-central --listen 0.0.0.0:7000 --api 0.0.0.0:8001
+Create a driver:        ev-central drivers add D1 --secret-file d1.secret
+List drivers:           ev-central drivers list
+
+Console commands (type them while it runs): status, stop CP|all, resume CP|all,
+revoke CP, price CP EUR, alert LOCATION, clear LOCATION, quit."""
+
+
+def _common(parser: ServiceParser) -> None:
+    parser.option(
+        "--data-dir",
+        env="EV_DATA_DIR",
+        default=default_data_dir(),
+        parse=Path,
+        help="where the SQLite database lives when no database URL is given",
+    )
+    parser.option(
+        "--database-url",
+        env="EV_DATABASE_URL",
+        default=None,
+        help="SQLAlchemy URL of the shared database",
+    )
+    parser.option("--log-level", env="EV_LOG_LEVEL", default="INFO", help="log level")
+    parser.option(
+        "--scrypt-n",
+        env="EV_SCRYPT_N",
+        default=2**14,
+        parse=parse_positive_int,
+        help="scrypt cost of new secrets (power of two)",
     )
 
 
+def _serve(argv: list[str]) -> int:
+    parser = ServiceParser(PROG, DESCRIPTION)
+    parser.option(
+        "--listen",
+        env="EV_CENTRAL_LISTEN",
+        default=parse_host_port("0.0.0.0:7000"),
+        parse=parse_host_port,
+        help="TCP address for CPs and drivers",
+    )
+    parser.option(
+        "--api",
+        env="EV_CENTRAL_API_LISTEN",
+        default=parse_host_port("0.0.0.0:8001"),
+        parse=parse_host_port,
+        help="HTTP address of API_Central",
+    )
+    parser.option(
+        "--kafka-bootstrap",
+        env="EV_KAFKA_BOOTSTRAP",
+        default=None,
+        help="Kafka bootstrap servers for the event stream (unset: outbox only)",
+    )
+    parser.option(
+        "--heartbeat-timeout",
+        env="EV_HEARTBEAT_TIMEOUT",
+        default=5.0,
+        parse=parse_positive_float,
+        help="seconds of monitor silence before a CP is DISCONNECTED",
+    )
+    parser.option(
+        "--plug-timeout",
+        env="EV_PLUG_TIMEOUT",
+        default=120.0,
+        parse=parse_positive_float,
+        help="seconds an authorised charge waits for the vehicle",
+    )
+    _common(parser)
+    parser.add_argument(
+        "--no-console", action="store_true", help="do not read operator commands from stdin"
+    )
+    args = parser.parse_args(argv)
+    setup_logging("central", args.log_level)
+    token = read_secret("EV_OPERATOR_TOKEN")
+    assert token is not None
+    settings = CentralSettings(
+        listen=args.listen,
+        api=args.api,
+        database_url=args.database_url or database_url(args.data_dir),
+        operator_token=token,
+        kafka_bootstrap=args.kafka_bootstrap,
+        heartbeat_timeout=args.heartbeat_timeout,
+        plug_timeout=args.plug_timeout,
+        scrypt=ScryptParams(n=args.scrypt_n),
+        console=not args.no_console,
+        data_dir=args.data_dir,
+    )
+    return run_central(settings)
+
+
+def _drivers(argv: list[str]) -> int:
+    parser = ServiceParser(f"{PROG} drivers", "Manage driver accounts.")
+    _common(parser)
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = sub.add_parser("add", help="create a driver and print its secret once")
+    add.add_argument("driver_id", metavar="ID")
+    add.add_argument(
+        "--secret-file", type=Path, help="also write the secret to this file (mode 0600)"
+    )
+    sub.add_parser("list", help="list driver accounts")
+    args = parser.parse_args(argv)
+    setup_logging("central", "WARNING")
+    url = args.database_url or database_url(args.data_dir)
+    if args.action == "add":
+        secret = add_driver(url, args.driver_id, ScryptParams(n=args.scrypt_n))
+        if args.secret_file:
+            args.secret_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(args.secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secret + "\n")
+        print(f"driver {args.driver_id} created; its secret (shown once):")
+        print(secret)
+        return 0
+    for row in list_drivers(url):
+        print(f"{row['id']}\t{row['created_at']}\t{'disabled' if row['disabled'] else 'active'}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = argv_or_default(argv)
+    if args and args[0] == "drivers":
+        return run_main(f"{PROG} drivers", lambda: _drivers(args[1:]))
+    return run_main(PROG, lambda: _serve(args))
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

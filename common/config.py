@@ -131,12 +131,15 @@ class ServiceParser(argparse.ArgumentParser):
     reports them in one line.
     """
 
-    def __init__(self, prog: str, description: str, env: Mapping[str, str] | None = None):
-        super().__init__(
-            prog=prog,
-            description=description,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
+    def __init__(
+        self,
+        prog: str | None = None,
+        description: str | None = None,
+        env: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(prog=prog, description=description, **kwargs)
         self._env = os.environ if env is None else env
 
     def option(

@@ -1,0 +1,132 @@
+"""Central's composition root: database, writer, relay, network, TCP server, API, console."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from central.api import Bridge, create_app
+from central.console import Console
+from central.network import Network
+from central.server import CentralServer
+from central.store import DbWriter, load_alerts, load_cps, load_open_sessions
+from common.config import HostPort
+from common.db import Database, open_database
+from common.http import WsgiServer
+from common.protocol.keys import ScryptParams
+
+__all__ = ["CentralSettings", "run_central"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CentralSettings:
+    listen: HostPort
+    api: HostPort
+    database_url: str
+    operator_token: str
+    kafka_bootstrap: str | None
+    heartbeat_timeout: float
+    plug_timeout: float
+    scrypt: ScryptParams
+    console: bool
+    data_dir: Path
+
+
+async def _every(seconds: float, fn: Callable[[], object]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            result = fn()
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception:
+            log.exception("periodic task failed")
+
+
+def _start_relay(db: Database, bootstrap: str | None) -> object | None:
+    if not bootstrap:
+        log.warning("EV_KAFKA_BOOTSTRAP not set: events stay in the outbox until a relay runs")
+        return None
+    from common.events.relay import OutboxRelay
+
+    relay = OutboxRelay(db, bootstrap)
+    relay.start_thread()
+    return relay
+
+
+async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
+    """Run Central until ``stop`` is set."""
+    loop = asyncio.get_running_loop()
+    db = await loop.run_in_executor(None, open_database, settings.database_url)
+    relay = _start_relay(db, settings.kafka_bootstrap)
+    writer = DbWriter(db, on_commit=getattr(relay, "wake", None))
+    writer.start()
+    network = Network(
+        writer,
+        time.monotonic,
+        heartbeat_timeout=settings.heartbeat_timeout,
+        plug_timeout=settings.plug_timeout,
+    )
+
+    def load() -> tuple[list[Any], list[Any], list[Any]]:
+        with db.transaction() as session:
+            return load_cps(session), load_alerts(session), load_open_sessions(session)
+
+    cps, alerts, open_sessions = await loop.run_in_executor(None, load)
+    network.load(cps, alerts, open_sessions)
+    server = CentralServer(network, writer, db, scrypt_params=settings.scrypt)
+    host, port = await server.start(settings.listen.host, settings.listen.port)
+    api = WsgiServer(
+        create_app(Bridge(loop, network), db, settings.operator_token),
+        settings.api.host,
+        settings.api.port,
+        threads=16,
+    )
+    api_host, api_port = await loop.run_in_executor(None, api.start_thread)
+    print(f"Central listening on {host}:{port}", flush=True)
+    print(f"API_Central on http://{api_host}:{api_port}/api", flush=True)
+    print(
+        f"Loaded {len(cps)} charge points (all DISCONNECTED until their monitors connect), "
+        f"{len(open_sessions)} open sessions, {len(alerts)} weather alerts",
+        flush=True,
+    )
+    tasks = [
+        asyncio.create_task(_every(1.0, network.check_heartbeats)),
+        asyncio.create_task(_every(2.0, server.network_refresh)),
+    ]
+    console = Console(network, stop, interactive=sys.stdin.isatty()) if settings.console else None
+    if console is not None:
+        tasks.append(asyncio.create_task(console.run()))
+    try:
+        await stop.wait()
+    finally:
+        print("Central shutting down", flush=True)
+        for task in tasks:
+            task.cancel()
+        await server.close()
+        await loop.run_in_executor(None, api.stop)
+        await loop.run_in_executor(None, writer.stop)
+        if relay is not None:
+            await loop.run_in_executor(None, relay.stop)  # type: ignore[attr-defined]
+        db.dispose()
+
+
+def run_central(settings: CentralSettings) -> int:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop)
+
+    asyncio.run(main())
+    return 0
