@@ -119,7 +119,9 @@ class FrameDecoder:
     """Turn a byte stream into :class:`Frame`, :class:`Ack` and :class:`Nack` events.
 
     Buffering is bounded: once :meth:`next_event` has returned :data:`NEED_DATA`, the
-    decoder holds at most ``max_data`` bytes (the partial DATA of the current frame).
+    decoder holds at most ``max_data`` bytes (the partial DATA of the current frame). A
+    chunk given to :meth:`receive_data` is kept only until it is drained, so read with a
+    bounded size and drain after each read.
 
     Args:
         max_data: largest DATA accepted; longer frames raise ``oversized`` once and are
@@ -222,10 +224,14 @@ class FrameDecoder:
                     self._consume_all()
                     return NEED_DATA
                 index = match.start()
-                self.discarded_bytes += index + 1 - self._pos
+                self.discarded_bytes += index - self._pos
                 self._pos = index + 1
-                # STX: resynchronise on the new frame at once (the error was reported).
-                self._state = _State.DATA if raw[index] == STX else _State.DISCARD_LRC
+                if raw[index] == STX:
+                    # Resynchronise on the new frame at once (the error was reported).
+                    self._state = _State.DATA
+                else:
+                    self.discarded_bytes += 1  # the ETX
+                    self._state = _State.DISCARD_LRC
             else:  # DISCARD_LRC
                 if self._pos >= len(raw):
                     self._consume_all()

@@ -130,8 +130,10 @@ def test_lrc_arriving_in_its_own_chunk(drain):
 def test_oversized_reported_once_then_skipped_to_its_end(drain):
     wire = b"\x02" + b"y" * 20 + b"\x03\x02" + encode_frame(b"ok")
     # The LRC byte of the oversized frame is 0x02: it is swallowed, not taken for an STX.
-    events = feed(wire, drain, max_data=8)
-    assert codes(events) == ["oversized", Frame(b"ok")]
+    decoder = FrameDecoder(max_data=8)
+    decoder.receive_data(wire)
+    assert codes(drain(decoder)) == ["oversized", Frame(b"ok")]
+    assert decoder.discarded_bytes == 20 + 2  # its DATA, ETX and LRC
 
 
 def test_oversized_then_stx_resynchronises_on_the_new_frame(drain):
