@@ -1,0 +1,196 @@
+"""Central under test: a real ``python -m central`` process and scripted peers.
+
+Scripted peers speak the real protocol through ``common.client`` (the same code the
+monitor, engine and driver use); only the decisions (plug now, report a fault) are
+scripted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import sys
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from common.client import ClientLink, connect
+from common.config import HostPort
+from common.db import open_database
+from common.db.models import ChargePoint, Credential, PrincipalKind
+from common.protocol.handshake import Role
+from common.protocol.keys import ScryptParams, make_verifier, new_secret
+from common.protocol.messages import Message, MessageType
+from tests.support.services import ServiceProcess
+
+__all__ = ["CentralProcess", "ScriptedCP", "provision_cp", "start_central"]
+
+TEST_SCRYPT = ScryptParams(n=1024)
+
+
+def provision_cp(url: str, cp_id: str, location: str = "Madrid", price: str = "0.40") -> str:
+    """Put a registered CP and its verifier in the shared DB (what the Registry does)."""
+    secret = new_secret()
+    verifier = make_verifier(secret, TEST_SCRYPT)
+    db = open_database(url)
+    with db.transaction() as session:
+        session.add(ChargePoint(id=cp_id, location=location, price_eur_kwh=Decimal(price)))
+        session.add(
+            Credential(
+                principal_kind=PrincipalKind.CP,
+                principal_id=cp_id,
+                salt=verifier.salt,
+                scrypt_n=TEST_SCRYPT.n,
+                scrypt_r=TEST_SCRYPT.r,
+                scrypt_p=TEST_SCRYPT.p,
+                stored_key=verifier.stored_key,
+                server_key=verifier.server_key,
+            )
+        )
+    db.dispose()
+    return secret
+
+
+@dataclass
+class CentralProcess:
+    proc: ServiceProcess
+    addr: HostPort
+    api: str
+    token: str
+    db_url: str
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return requests.get(f"{self.api}{path}", timeout=20, **kw)
+
+    def post(self, path: str, json: Any = None, token: str | None = None) -> requests.Response:
+        return requests.post(
+            f"{self.api}{path}",
+            json=json,
+            timeout=20,
+            headers={"Authorization": f"Bearer {token or self.token}"},
+        )
+
+    def cp(self, cp_id: str) -> dict[str, Any]:
+        """The CP as API_Central shows it; state "UNKNOWN" until Central has loaded it."""
+        response = self.get(f"/chargepoints/{cp_id}")
+        if response.status_code == 404:
+            return {"id": cp_id, "state": "UNKNOWN"}
+        response.raise_for_status()
+        return dict(response.json())
+
+    async def wait_state(self, cp_id: str, state: str, timeout: float = 10) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            cp = await asyncio.to_thread(self.cp, cp_id)
+            if cp["state"] == state:
+                return cp
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{cp_id} is {cp['state']}, not {state}, after {timeout} s")
+            await asyncio.sleep(0.1)
+
+
+def start_central(
+    tmp_path: Path,
+    db_url: str,
+    port: int,
+    api_port: int,
+    *,
+    heartbeat_timeout: float = 2.0,
+    token: str | None = None,
+    name: str = "central",
+) -> CentralProcess:
+    token = token or secrets.token_urlsafe(16)
+    proc = ServiceProcess(
+        [
+            sys.executable,
+            "-m",
+            "central",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--api",
+            f"127.0.0.1:{api_port}",
+            "--heartbeat-timeout",
+            str(heartbeat_timeout),
+            "--no-console",
+        ],
+        env={
+            "EV_DATABASE_URL": db_url,
+            "EV_OPERATOR_TOKEN": token,
+            "EV_SCRYPT_N": "1024",
+            "EV_DATA_DIR": str(tmp_path / "data"),
+        },
+        log_path=tmp_path / f"{name}.log",
+        name=name,
+    ).start()
+    proc.wait_for_line(r"API_Central on http://", timeout=30)
+    return CentralProcess(
+        proc, HostPort("127.0.0.1", port), f"http://127.0.0.1:{api_port}/api", token, db_url
+    )
+
+
+@dataclass
+class ScriptedCP:
+    """A charge point's monitor and engine links, driven by the test."""
+
+    cp_id: str
+    secret: str
+    addr: HostPort
+    monitor: ClientLink | None = None
+    engine: ClientLink | None = None
+    engine_ok: bool = True
+    beating: bool = True
+    engine_inbox: list[Message] = field(default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def connect(self) -> ScriptedCP:
+        self.monitor = await connect(self.addr, Role.MONITOR, self.cp_id, secret=self.secret)
+        self.engine = await connect(
+            self.addr, Role.ENGINE, self.cp_id, session_key=self.monitor.session_key
+        )
+        self._tasks.append(asyncio.create_task(self._heartbeat()))
+        return self
+
+    async def _heartbeat(self) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                if self.beating and self.monitor and not self.monitor.closed:
+                    self.monitor.send(MessageType.HEARTBEAT, {"engine_ok": self.engine_ok})
+                await asyncio.sleep(0.3)
+
+    async def accept_authorization(self, timeout: float = 10) -> str:
+        """Wait for AUTHORIZE_SUPPLY, accept it; return the session id."""
+        assert self.engine is not None
+        msg = await self.engine.recv_until({MessageType.AUTHORIZE_SUPPLY}, timeout)
+        session_id = str(msg.body["session_id"])
+        self.engine.send(MessageType.CHARGE_AUTHORIZED, {"session_id": session_id})
+        return session_id
+
+    def plug(self, session_id: str) -> None:
+        assert self.engine is not None
+        self.engine.send(MessageType.SUPPLY_STARTED, {"session_id": session_id})
+
+    def telemetry(self, session_id: str, kwh: float, kw: float = 11.0) -> None:
+        assert self.engine is not None
+        self.engine.send(MessageType.TELEMETRY, {"session_id": session_id, "kwh": kwh, "kw": kw})
+
+    async def unplug(self, session_id: str, kwh: float) -> Message:
+        assert self.engine is not None
+        self.engine.send(
+            MessageType.SUPPLY_ENDED, {"session_id": session_id, "kwh": kwh, "reason": "unplugged"}
+        )
+        return await self.engine.recv_until({MessageType.TICKET}, 10)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for link in (self.engine, self.monitor):
+            if link is not None:
+                await link.close()
+
+
+async def driver(addr: HostPort, driver_id: str, secret: str) -> ClientLink:
+    return await connect(addr, Role.DRIVER, driver_id, secret=secret)
