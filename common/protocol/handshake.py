@@ -161,7 +161,8 @@ class ClientHandshake:
         rng: source of random bytes.
 
     Raises:
-        HandshakeError: (remote=False) ``bad_principal`` or ``bad_credentials``.
+        HandshakeError: (remote=False) ``bad_principal`` (unknown role, invalid id) or
+            ``bad_credentials``.
     """
 
     def __init__(
@@ -174,8 +175,8 @@ class ClientHandshake:
         clock: Callable[[], float],
         rng: Callable[[int], bytes] = os.urandom,
     ) -> None:
-        if not valid_principal_id(principal_id):
-            raise HandshakeError("bad_principal", "invalid principal id", remote=False)
+        if not valid_principal_id(principal_id) or role not in set(Role):
+            raise HandshakeError("bad_principal", "invalid role or principal id", remote=False)
         engine = Role(role) is Role.ENGINE
         if (secret is None) == (session_key is None) or engine != (session_key is not None):
             raise HandshakeError(

@@ -368,6 +368,9 @@ def test_client_constructor_checks_credentials(clock):
     with pytest.raises(HandshakeError) as info:
         ClientHandshake(Role.MONITOR, "bad id", "pw", clock=clock)
     assert (info.value.code, info.value.remote) == ("bad_principal", False)
+    with pytest.raises(HandshakeError) as info:
+        ClientHandshake("admin", "CP-1", "pw", clock=clock)  # type: ignore[arg-type]
+    assert info.value.code == "bad_principal"
     for kwargs in (
         {"secret": "pw", "session_key": b"k"},
         {},
