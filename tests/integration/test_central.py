@@ -201,3 +201,193 @@ def test_garbage_is_nacked_and_floods_are_dropped(central: CentralProcess) -> No
         await cp.close()
 
     run(scenario())
+
+
+def test_operator_stop_and_resume_one_and_all(central: CentralProcess) -> None:
+    secrets_ = {cp: provision_cp(central.db_url, cp) for cp in ("CP1", "CP2")}
+    d_secret = add_driver(central.db_url, "D1", TEST_SCRYPT)
+
+    async def scenario() -> None:
+        cps = [await ScriptedCP(c, s, central.addr).connect() for c, s in secrets_.items()]
+        for c in secrets_:
+            await central.wait_state(c, "ACTIVATED")
+        drv = await driver(central.addr, "D1", d_secret)
+        drv.send(MessageType.CHARGE_REQUEST, {"cp_id": "CP1"})
+        session_id = await cps[0].accept_authorization()
+        cps[0].plug(session_id)
+        await central.wait_state("CP1", "SUPPLYING")
+        cps[0].telemetry(session_id, 1.2)
+        await drv.recv_until({MessageType.TELEMETRY}, 5)
+        assert (await asyncio.to_thread(central.post, "/chargepoints/CP1/stop")).status_code == 200
+        assert cps[0].engine is not None
+        stop = await cps[0].engine.recv_until({MessageType.STOP}, 5)
+        assert stop.body["reason"] == "stopped_by_operator"
+        ticket = await drv.recv_until({MessageType.TICKET}, 5)
+        assert ticket.body["kwh"] == 1.2
+        stopped = await central.wait_state("CP1", "STOPPED")
+        assert stopped["stopped_by"] == ["operator"]
+        await central.wait_state("CP2", "ACTIVATED")
+        drv.send(MessageType.CHARGE_REQUEST, {"cp_id": "CP1"})
+        denied = await drv.recv_until({MessageType.CHARGE_DENIED}, 5)
+        assert denied.body["reason"] == "charge point is out of order"
+        r = await asyncio.to_thread(central.post, "/chargepoints/stop-all")
+        assert r.json() == {"stopped": 2}
+        await central.wait_state("CP2", "STOPPED")
+        r = await asyncio.to_thread(central.post, "/chargepoints/CP2/resume")
+        await central.wait_state("CP2", "ACTIVATED")
+        await central.wait_state("CP1", "STOPPED")
+        r = await asyncio.to_thread(central.post, "/chargepoints/resume-all")
+        assert r.json() == {"resumed": 2}
+        await central.wait_state("CP1", "ACTIVATED")
+        audit = (await asyncio.to_thread(central.get, "/audit?action=operator.command")).json()
+        commands = [e["params"]["command"] for e in reversed(audit["entries"])]
+        assert commands == ["stop", "stop", "resume", "resume"]
+        await drv.close()
+        for cp in cps:
+            await cp.close()
+
+    run(scenario())
+
+
+def test_key_revocation_and_reauthentication(central: CentralProcess) -> None:
+    secret = provision_cp(central.db_url, "CP1")
+
+    async def scenario() -> None:
+        cp = await ScriptedCP("CP1", secret, central.addr).connect()
+        await central.wait_state("CP1", "ACTIVATED")
+        old_key = cp.monitor.session_key if cp.monitor else b""
+        r = await asyncio.to_thread(central.post, "/chargepoints/CP1/revoke-key")
+        assert r.status_code == 200 and r.json()["key_status"] == "revoked"
+        assert cp.monitor is not None
+        await cp.monitor.recv_until({MessageType.KEY_REVOKED}, 5)
+        await asyncio.sleep(3)  # longer than the heartbeat timeout: still STOPPED, not grey
+        assert (await asyncio.to_thread(central.cp, "CP1"))["state"] == "STOPPED"
+        # The engine cannot come back with the revoked key ...
+        from common.client import connect
+        from common.protocol.handshake import Role
+
+        with pytest.raises(AuthenticationFailed):
+            await connect(central.addr, Role.ENGINE, "CP1", session_key=old_key)
+        # ... until the monitor re-authenticates with its secret.
+        await cp.close()
+        cp = await ScriptedCP("CP1", secret, central.addr).connect()
+        state = await central.wait_state("CP1", "ACTIVATED")
+        assert state["key_status"] == "active" and state["engine_connected"]
+        await cp.close()
+
+    run(scenario())
+
+
+def test_weather_alert_lets_supply_finish_then_stops(central: CentralProcess) -> None:
+    secrets_ = {
+        "CP1": provision_cp(central.db_url, "CP1", "Oslo"),
+        "CP2": provision_cp(central.db_url, "CP2", "Oslo"),
+        "CP3": provision_cp(central.db_url, "CP3", "Sevilla"),
+    }
+    d_secret = add_driver(central.db_url, "D1", TEST_SCRYPT)
+
+    async def scenario() -> None:
+        cps = {c: await ScriptedCP(c, s, central.addr).connect() for c, s in secrets_.items()}
+        for c in cps:
+            await central.wait_state(c, "ACTIVATED")
+        drv = await driver(central.addr, "D1", d_secret)
+        drv.send(MessageType.CHARGE_REQUEST, {"cp_id": "CP1"})
+        session_id = await cps["CP1"].accept_authorization()
+        cps["CP1"].plug(session_id)
+        await central.wait_state("CP1", "SUPPLYING")
+        r = await asyncio.to_thread(
+            central.post, "/weather/alerts", {"location": "Oslo", "temperature_c": -3.5}
+        )
+        assert r.status_code == 201 and r.json()["affected"] == 2
+        await central.wait_state("CP2", "STOPPED")
+        await asyncio.sleep(0.5)
+        assert (await asyncio.to_thread(central.cp, "CP1"))["state"] == "SUPPLYING"
+        assert (await asyncio.to_thread(central.cp, "CP3"))["state"] == "ACTIVATED"
+        cps["CP1"].telemetry(session_id, 4.0)
+        await cps["CP1"].unplug(session_id, 4.0)
+        await drv.recv_until({MessageType.TICKET}, 5)
+        await central.wait_state("CP1", "STOPPED")
+        weather = (await asyncio.to_thread(central.get, "/weather")).json()
+        assert weather["alerts"] == ["Oslo"]
+        r = await asyncio.to_thread(
+            lambda: __import__("requests").delete(
+                f"{central.api}/weather/alerts/Oslo",
+                headers={"Authorization": f"Bearer {central.token}"},
+                timeout=10,
+            )
+        )
+        assert r.status_code == 200
+        await central.wait_state("CP1", "ACTIVATED")
+        await central.wait_state("CP2", "ACTIVATED")
+        await drv.close()
+        for cp in cps.values():
+            await cp.close()
+
+    run(scenario())
+
+
+def test_central_killed_and_restarted_settles_nothing_twice(
+    tmp_path: Path, sqlite_url: str, free_port: Callable[[], int]
+) -> None:
+    port, api_port = free_port(), free_port()
+    central = start_central(tmp_path, sqlite_url, port, api_port)
+    secrets_ = {c: provision_cp(sqlite_url, c) for c in ("CP1", "CP2")}
+    d_secrets = {d: add_driver(sqlite_url, d, TEST_SCRYPT) for d in ("D1", "D2")}
+
+    async def before_crash() -> tuple[str, str]:
+        cps = {c: await ScriptedCP(c, s, central.addr).connect() for c, s in secrets_.items()}
+        ids = []
+        drivers = []
+        for c, d in (("CP1", "D1"), ("CP2", "D2")):
+            drv = await driver(central.addr, d, d_secrets[d])
+            drivers.append(drv)
+            await central.wait_state(c, "ACTIVATED")
+            drv.send(MessageType.CHARGE_REQUEST, {"cp_id": c})
+            ids.append(await cps[c].accept_authorization())
+            await drv.recv_until({MessageType.CHARGE_AUTHORIZED}, 5)
+            cps[c].plug(ids[-1])
+            await central.wait_state(c, "SUPPLYING")
+            cps[c].telemetry(ids[-1], 2.0)
+            await drv.recv_until({MessageType.TELEMETRY}, 5)
+        await asyncio.sleep(0.5)  # let the progress reach the database
+        central.proc.kill()
+        for cp in cps.values():
+            await cp.close()
+        for drv in drivers:
+            await drv.close()
+        return ids[0], ids[1]
+
+    s1, s2 = asyncio.run(before_crash())
+    central = start_central(tmp_path, sqlite_url, port, api_port, name="central-restarted")
+
+    async def after_restart() -> None:
+        for c in ("CP1", "CP2"):
+            await central.wait_state(c, "DISCONNECTED")
+        cp1 = await ScriptedCP("CP1", secrets_["CP1"], central.addr).connect()
+        cp2 = await ScriptedCP("CP2", secrets_["CP2"], central.addr).connect()
+        await central.wait_state("CP1", "ACTIVATED")
+        # CP1 finished while Central was down: its journal reports the final energy.
+        t1 = await cp1.unplug(s1, 5.0)
+        assert t1.body["kwh"] == 5.0 and t1.body["total_eur"] == 2.0
+        again = await cp1.unplug(s1, 5.0)  # a retry after a lost answer
+        assert again.body == t1.body
+        # CP2 is still charging and says so: it resumes and ends normally.
+        assert cp2.engine is not None
+        cp2.engine.send(MessageType.STATUS, {"session_id": s2, "supplying": True, "kwh": 2.5})
+        await central.wait_state("CP2", "SUPPLYING")
+        cp2.telemetry(s2, 3.0)
+        t2 = await cp2.unplug(s2, 3.0)
+        assert t2.body["kwh"] == 3.0
+        sessions = (await asyncio.to_thread(central.get, "/sessions")).json()["sessions"]
+        assert sorted((s["session_id"], s["status"]) for s in sessions) == sorted(
+            [(s1, "ended"), (s2, "ended")]
+        )
+        audit = (await asyncio.to_thread(central.get, "/audit?action=session.ended")).json()
+        assert sorted(e["params"]["session_id"] for e in audit["entries"]) == sorted([s1, s2])
+        await cp1.close()
+        await cp2.close()
+
+    try:
+        asyncio.run(after_restart())
+    finally:
+        central.proc.stop()
