@@ -1,0 +1,227 @@
+"""``ev-registry`` settings: flags, ``EV_*`` environment variables, secrets. No I/O but reading.
+
+:func:`parse_settings` validates everything before the service touches the network or
+the database, so a bad setting is one clear line (exit code 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from common.config import (
+    HostPort,
+    ServiceParser,
+    default_data_dir,
+    parse_host_port,
+    parse_positive_float,
+    parse_positive_int,
+    read_secret,
+)
+from common.db import database_url
+from common.errors import ConfigError
+from common.protocol.keys import DEFAULT_PARAMS, ScryptParams
+from registry.tls import parse_san
+from registry.validation import parse_price
+
+__all__ = ["PROG", "Settings", "build_parser", "parse_settings"]
+
+PROG = "ev-registry"
+_DESCRIPTION = """\
+Registry: charge-point registration and credentials over HTTPS.
+
+On first start it creates a private CA and a server certificate under
+DATA_DIR/registry-tls/ and prints the CA file's path: give that file to clients
+(EV_REGISTRY_CA). Secrets, never flags:
+  EV_PROVISIONING_TOKEN (or EV_PROVISIONING_TOKEN_FILE)  required; registers CPs
+  EV_OPERATOR_TOKEN     (or EV_OPERATOR_TOKEN_FILE)      optional; lists, deregisters,
+                                                         rotates any CP
+"""
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_LISTEN = HostPort("0.0.0.0", 8443)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the registry needs to start. Tokens are kept out of ``repr``."""
+
+    provisioning_token: str = field(repr=False)
+    operator_token: str | None = field(default=None, repr=False)
+    listen: HostPort = DEFAULT_LISTEN
+    data_dir: Path = field(default_factory=default_data_dir)
+    database_url: str = ""
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_san: tuple[str, ...] = ()
+    default_price: Decimal = Decimal("0.30")
+    scrypt: ScryptParams = DEFAULT_PARAMS
+    max_failures_per_id: int = 5
+    max_failures_per_ip: int = 20
+    failure_window: float = 60.0
+    threads: int = 16
+    log_level: str = "INFO"
+
+
+def _level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in _LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(_LOG_LEVELS)}")
+    return level
+
+
+def _scrypt_n(text: str) -> int:
+    n = int(text)
+    ScryptParams(n=n)  # raises ValueError with the accepted range
+    return n
+
+
+def _price(text: str) -> Decimal:
+    return parse_price(text)
+
+
+def build_parser(env: Mapping[str, str]) -> ServiceParser:
+    """The ``ev-registry`` command line (environment fallbacks read from ``env``)."""
+    p = ServiceParser(PROG, _DESCRIPTION, env)
+    p.option(
+        "--listen",
+        env="EV_REGISTRY_LISTEN",
+        default=DEFAULT_LISTEN,
+        parse=parse_host_port,
+        metavar="HOST:PORT",
+        help="address to serve HTTPS on (port 0: any free port)",
+    )
+    p.option(
+        "--data-dir",
+        env="EV_DATA_DIR",
+        default=default_data_dir(),
+        parse=Path,
+        metavar="DIR",
+        help="where the generated TLS files (and the SQLite database) live",
+    )
+    p.option(
+        "--database-url",
+        env="EV_DATABASE_URL",
+        default=None,
+        metavar="URL",
+        help="SQLAlchemy URL of the database shared with Central; "
+        "default a SQLite file in the data dir",
+    )
+    p.option(
+        "--tls-cert",
+        env="EV_REGISTRY_TLS_CERT",
+        default=None,
+        parse=Path,
+        metavar="PEM",
+        help="serve this certificate (chain) instead of generating one; needs --tls-key",
+    )
+    p.option(
+        "--tls-key",
+        env="EV_REGISTRY_TLS_KEY",
+        default=None,
+        parse=Path,
+        metavar="PEM",
+        help="private key of --tls-cert",
+    )
+    p.option(
+        "--tls-san",
+        env="EV_REGISTRY_TLS_SAN",
+        default=(),
+        parse=parse_san,
+        metavar="NAMES",
+        help="extra host names/IP addresses (comma-separated) for the generated certificate, "
+        "besides localhost, 127.0.0.1 and ::1",
+    )
+    p.option(
+        "--default-price",
+        env="EV_DEFAULT_PRICE",
+        default=Decimal("0.30"),
+        parse=_price,
+        metavar="EUR",
+        help="price in EUR/kWh of a charge point registered without one",
+    )
+    p.option(
+        "--max-failures-per-id",
+        env="EV_REGISTRY_MAX_FAILURES_PER_ID",
+        default=5,
+        parse=parse_positive_int,
+        metavar="N",
+        help="failed authentications per charge-point id per window before 429",
+    )
+    p.option(
+        "--max-failures-per-ip",
+        env="EV_REGISTRY_MAX_FAILURES_PER_IP",
+        default=20,
+        parse=parse_positive_int,
+        metavar="N",
+        help="failed authentications per client address per window before 429",
+    )
+    p.option(
+        "--failure-window",
+        env="EV_REGISTRY_FAILURE_WINDOW",
+        default=60.0,
+        parse=parse_positive_float,
+        metavar="SECONDS",
+        help="length of the sliding window for failed authentications",
+    )
+    p.option(
+        "--threads",
+        env="EV_REGISTRY_THREADS",
+        default=16,
+        parse=parse_positive_int,
+        metavar="N",
+        help="HTTPS worker threads",
+    )
+    p.option(
+        "--scrypt-n",
+        env="EV_SCRYPT_N",
+        default=2**14,
+        parse=_scrypt_n,
+        metavar="N",
+        help="advanced: scrypt cost (power of two) for new secrets; lower it only in tests",
+    )
+    p.option(
+        "--log-level",
+        env="EV_LOG_LEVEL",
+        default="INFO",
+        parse=_level,
+        metavar="LEVEL",
+        help="DEBUG, INFO, WARNING or ERROR",
+    )
+    return p
+
+
+def parse_settings(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Settings:
+    """Parse flags and environment into :class:`Settings`.
+
+    Raises:
+        ConfigError: anything missing or malformed, in one line.
+    """
+    env = os.environ if env is None else env
+    args: argparse.Namespace = build_parser(env).parse_args(list(argv))
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigError("--tls-cert/--tls-key", "give both, or neither to generate them")
+    provisioning = read_secret("EV_PROVISIONING_TOKEN", env)
+    assert provisioning is not None  # required=True never returns None
+    operator = read_secret("EV_OPERATOR_TOKEN", env, required=False)
+    data_dir = Path(args.data_dir)
+    return Settings(
+        provisioning_token=provisioning,
+        operator_token=operator,
+        listen=args.listen,
+        data_dir=data_dir,
+        database_url=args.database_url or database_url(data_dir, env={}),
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_san=tuple(args.tls_san),
+        default_price=args.default_price,
+        scrypt=ScryptParams(n=args.scrypt_n),
+        max_failures_per_id=args.max_failures_per_id,
+        max_failures_per_ip=args.max_failures_per_ip,
+        failure_window=args.failure_window,
+        threads=args.threads,
+        log_level=args.log_level,
+    )
