@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,15 +23,6 @@ from tests.support.central import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def central(
-    tmp_path: Path, sqlite_url: str, free_port: Callable[[], int]
-) -> Iterator[CentralProcess]:
-    proc = start_central(tmp_path, sqlite_url, free_port(), free_port())
-    yield proc
-    proc.proc.stop()
 
 
 def run(coro: object) -> None:
