@@ -142,7 +142,9 @@ def upgrade() -> None:
         ),
         sa.Column("total_eur", common.db.models.DecimalType(precision=14, scale=4), nullable=False),
         sa.Column("end_reason", sa.String(length=32), nullable=True),
-        sa.Column("ticket_delivered_at", common.db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "ticket_delivered_at", common.db.models.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.ForeignKeyConstraint(
             ["cp_id"], ["charge_points.id"], name=op.f("fk_charging_sessions_cp_id_charge_points")
         ),
