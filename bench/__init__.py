@@ -1,0 +1,1 @@
+"""Benchmarks and load checks (``make bench``); not part of ``make test``."""
