@@ -14,8 +14,10 @@ import sys
 import threading
 
 from rich.console import Console as RichConsole
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from central.network import Network, NetworkError
 from central.states import CPState
@@ -47,6 +49,11 @@ class Console:
         self._interactive = interactive
         self._out = RichConsole(highlight=False)
 
+    def screen(self) -> Group:
+        """The live view: every CP with its colour, then the latest events."""
+        events = "\n".join(self._network.recent) or "no events yet"
+        return Group(self.table(), Text("Latest events", style="bold"), Text(events))
+
     def table(self) -> Table:
         table = Table(title="EVCharging Central", expand=False)
         for column in ("CP", "location", "state", "€/kWh", "driver", "kW", "kWh", "€"):
@@ -76,14 +83,14 @@ class Console:
             loop.call_soon_threadsafe(lines.put_nowait, None)
 
         threading.Thread(target=read, name="console", daemon=True).start()
-        live = Live(self.table(), console=self._out, refresh_per_second=1, transient=False)
+        live = Live(self.screen(), console=self._out, refresh_per_second=1, transient=False)
         with live if self._interactive else contextlib.nullcontext():
             while True:
                 try:
                     line = await asyncio.wait_for(lines.get(), 1.0)
                 except TimeoutError:
                     if self._interactive:
-                        live.update(self.table())
+                        live.update(self.screen())
                     continue
                 if line is None:
                     return  # stdin closed: Central keeps running

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -164,6 +166,7 @@ class Network:
         self.drivers: dict[str, Link] = {}
         self.alerts: set[str] = set()
         self.readings: dict[str, dict[str, Any]] = {}  # location -> latest weather reading
+        self.recent: deque[str] = deque(maxlen=8)  # last notable events, for the console
         self._orphans: dict[str, OpenSession] = {}  # cp_id -> session open at last stop
         self._engine_answers: dict[str, asyncio.Future[tuple[bool, str]]] = {}
         self.on_change: Callable[[ChargePointView], None] = lambda cp: None
@@ -223,6 +226,7 @@ class Network:
             self.on_change(cp)
             return
         cp.state = new
+        self.recent.append(f"{time.strftime('%H:%M:%S')} {cp.id}: {old} -> {new} ({reason})")
         log.info(
             "state changed",
             extra={"fields": {"cp_id": cp.id, "from": old, "to": new, "reason": reason}},
@@ -359,6 +363,7 @@ class Network:
     def refuse(self, link: Link, reason: str, *, cp_id: str | None = None, **who: Any) -> None:
         """Answer a message that is out of state, and put it in the audit log."""
         link.send(MessageType.ERROR, {"reason": reason})
+        self.recent.append(f"{time.strftime('%H:%M:%S')} refused {cp_id or who}: {reason}")
         self._emit(
             Event(
                 EventType.ERROR,
