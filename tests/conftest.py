@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from common.infra import EmbeddedBroker
+from tests.support.broker import start_broker
 from tests.support.databases import fresh_postgres_database, postgres_server
+from tests.support.services import ServiceProcess
 
 
 @pytest.fixture
@@ -55,3 +58,51 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
 def db_url(request: pytest.FixtureRequest) -> str:
     """Each test using this runs twice: on SQLite and on PostgreSQL."""
     return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+# -- the embedded broker and service processes ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """One embedded broker for the whole session; tests must not stop it."""
+    started = start_broker(tmp_path_factory.mktemp("broker"))
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def fresh_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A broker of this test's own, free to be stopped and restarted."""
+    started = start_broker(tmp_path / "broker")
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def services(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[..., ServiceProcess]]:
+    """Start service processes: ``services(args, env={...}, name="registry")``.
+
+    Every process is stopped at teardown; if the test failed, each one's log tail is
+    printed, so it shows in the failure report.
+    """
+    started: list[ServiceProcess] = []
+    failed_before = request.session.testsfailed
+
+    def start(
+        args: list[str], env: dict[str, str] | None = None, name: str | None = None
+    ) -> ServiceProcess:
+        label = name or Path(args[0]).name
+        log_path = tmp_path / "logs" / f"{len(started):02d}-{label}.log"
+        process = ServiceProcess(args, env or {}, log_path, label).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in reversed(started):
+        process.stop()
+    if request.session.testsfailed > failed_before:
+        for process in started:
+            print(f"\n----- {process.name} (exit {process.returncode}) -----\n{process.tail()}")
