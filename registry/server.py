@@ -17,6 +17,7 @@ import json
 import logging
 import socket
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,21 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from common.http import WsgiServer
 
-__all__ = ["HANDSHAKE_TIMEOUT", "HttpsServer", "JsonErrorConnection", "WorkerHandshakeAdapter"]
+__all__ = [
+    "HANDSHAKE_TIMEOUT",
+    "MAX_REQUEST_HEAD",
+    "HttpsServer",
+    "JsonErrorConnection",
+    "WorkerHandshakeAdapter",
+]
 
 log = logging.getLogger(__name__)
 
+MAX_REQUEST_HEAD = 32 * 1024  # request line and headers: 414/413 beyond
+# After refusing an oversized request, keep reading (and dropping) it for a while, as
+# nginx's lingering close does: bounded in time, and in bytes as a sanity limit.
+_LINGER_SECONDS = 2.0
+_LINGER_BYTES = 64 * 1024 * 1024
 HANDSHAKE_TIMEOUT = 10.0  # seconds a client may take to say hello and finish the handshake
 _MAX_PLAIN_REQUEST = 64 * 1024  # what we read of a plain-HTTP request before answering it
 _PLAIN_HTTP_BODY = json.dumps(
@@ -51,29 +63,47 @@ class JsonErrorRequest(cheroot_server.HTTPRequest):
     """cheroot's request handler, answering its own errors in JSON."""
 
     def simple_response(self, status: Any, msg: Any = "") -> None:
+        """Answer an error cheroot found itself; the connection closes after it."""
         status = str(status)
         if isinstance(msg, bytes):
             msg = msg.decode("iso-8859-1")
-        close = False
-        if status[:3] in {"413", "414"}:
-            self.close_connection = close = True
-            if self.response_protocol != "HTTP/1.1":
-                status = "400 Bad Request"  # HTTP/1.0 has neither 413 nor 414
+        # cheroot drops the connection after any of these: say so, or a client that
+        # pooled it would send its next request into a closed socket.
+        self.close_connection = True
         body = json.dumps(
             {"error": _reason_code(status), "message": msg or status.partition(" ")[2]}
         ).encode()
-        head = [
-            f"{self.server.protocol} {status}",
-            f"Content-Length: {len(body)}",
-            "Content-Type: application/json",
-        ]
-        if close and self.response_protocol == "HTTP/1.1":
-            head.append("Connection: close")
+        head = (
+            f"{self.server.protocol} {status}\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            "Content-Type: application/json\r\n"
+            "Connection: close\r\n\r\n"
+        )
         try:
-            self.conn.wfile.write("\r\n".join([*head, "", ""]).encode("iso-8859-1") + body)
+            self.conn.wfile.write(head.encode("iso-8859-1") + body)
         except OSError as exc:
             if exc.args and exc.args[0] not in cheroot_errors.socket_errors_to_ignore:
                 raise
+        if status[:3] in {"413", "414"}:  # refused before it was all read
+            self._linger()
+
+    def _linger(self) -> None:
+        """Read (a bounded amount of) what the client is still sending, then let it close.
+
+        cheroot refuses an oversized request before reading it all; a client still
+        sending (as ``requests`` does) would otherwise get a reset, not our answer.
+        """
+        deadline = time.monotonic() + _LINGER_SECONDS
+        left = _LINGER_BYTES
+        try:
+            while left > 0 and (remaining := deadline - time.monotonic()) > 0:
+                self.conn.socket.settimeout(remaining)
+                chunk = self.conn.rfile.read1(min(64 * 1024, left))
+                if not chunk:
+                    return
+                left -= len(chunk)
+        except (OSError, ValueError):  # the client went away, or took too long: done
+            return
 
 
 class JsonErrorConnection(cheroot_server.HTTPConnection):
@@ -214,6 +244,8 @@ class HttpsServer(WsgiServer):
         cheroot.ssl_adapter = WorkerHandshakeAdapter(str(certfile), str(keyfile))
         cheroot.ConnectionClass = JsonErrorConnection
         cheroot.error_log = _error_log  # type: ignore[method-assign]
+        # cheroot's default is no limit at all on the request line and headers.
+        cheroot.max_request_header_size = MAX_REQUEST_HEAD
 
 
 def _error_log(msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
