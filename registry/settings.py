@@ -35,11 +35,21 @@ _DESCRIPTION = """\
 Registry: charge-point registration and credentials over HTTPS.
 
 On first start it creates a private CA and a server certificate under
-DATA_DIR/registry-tls/ and prints the CA file's path: give that file to clients
-(EV_REGISTRY_CA). Secrets, never flags:
+DATA_DIR/registry-tls/ and prints the CA file's path (DATA_DIR/registry-tls/ca.pem):
+give that file to clients (EV_REGISTRY_CA). Secrets, never flags:
   EV_PROVISIONING_TOKEN (or EV_PROVISIONING_TOKEN_FILE)  required; registers CPs
   EV_OPERATOR_TOKEN     (or EV_OPERATOR_TOKEN_FILE)      optional; lists, deregisters,
                                                          rotates any CP
+"""
+_EPILOG = """\
+endpoints (JSON over HTTPS; see docs/registry.md):
+  POST   /api/chargepoints              {id, location, price?}  provisioning token -> 201 + secret
+  GET    /api/chargepoints/ID           public status
+  GET    /api/chargepoints              operator token
+  DELETE /api/chargepoints/ID           the CP's secret or operator token -> 204
+  POST   /api/chargepoints/ID/rotate    the CP's secret or operator token -> new secret
+  POST   /api/verify                    {id, secret} -> 200 / 401 / 429
+  GET    /api/health
 """
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_LISTEN = HostPort("0.0.0.0", 8443)
@@ -86,6 +96,7 @@ def _price(text: str) -> Decimal:
 def build_parser(env: Mapping[str, str]) -> ServiceParser:
     """The ``ev-registry`` command line (environment fallbacks read from ``env``)."""
     p = ServiceParser(PROG, _DESCRIPTION, env)
+    p.epilog = _EPILOG
     p.option(
         "--listen",
         env="EV_REGISTRY_LISTEN",
@@ -129,7 +140,7 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
     p.option(
         "--tls-san",
         env="EV_REGISTRY_TLS_SAN",
-        default=(),
+        default=None,
         parse=parse_san,
         metavar="NAMES",
         help="extra host names/IP addresses (comma-separated) for the generated certificate, "
@@ -216,7 +227,7 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str] | None = None) ->
         database_url=args.database_url or database_url(data_dir, env={}),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
-        tls_san=tuple(args.tls_san),
+        tls_san=tuple(args.tls_san or ()),
         default_price=args.default_price,
         scrypt=ScryptParams(n=args.scrypt_n),
         max_failures_per_id=args.max_failures_per_id,
