@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from common.config import HostPort, argv_or_default, run_main
 from common.db import Database, open_database
 from common.errors import ConfigError
+from common.events.relay import OutboxRelay
 from common.logs import setup_logging
 from registry.app import create_app
 from registry.server import HttpsServer
@@ -43,9 +44,17 @@ def _run(argv: list[str]) -> int:
     setup_logging("registry", settings.log_level)
     tls = _tls(settings)
     db = open_database(settings.database_url)
+    relay: OutboxRelay | None = None
+    if settings.kafka_bootstrap:
+        relay = OutboxRelay(db, settings.kafka_bootstrap)
+        relay.start_thread()
+    else:
+        log.info("EV_KAFKA_BOOTSTRAP not set: events wait in the outbox for a relay")
     try:
         return _serve(settings, tls, db)
     finally:
+        if relay is not None:
+            relay.stop()
         db.dispose()
 
 

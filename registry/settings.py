@@ -73,6 +73,7 @@ class Settings:
     max_failures_per_ip: int = 20
     failure_window: float = 60.0
     threads: int = 16
+    kafka_bootstrap: str | None = None
     log_level: str = "INFO"
 
 
@@ -187,6 +188,14 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
         help="HTTPS worker threads",
     )
     p.option(
+        "--kafka-bootstrap",
+        env="EV_KAFKA_BOOTSTRAP",
+        default=None,
+        metavar="HOST:PORT",
+        help="Kafka bootstrap servers: publish the outbox there (unset: events stay in "
+        "the outbox for another service's relay)",
+    )
+    p.option(
         "--scrypt-n",
         env="EV_SCRYPT_N",
         default=2**14,
@@ -234,5 +243,6 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str] | None = None) ->
         max_failures_per_ip=args.max_failures_per_ip,
         failure_window=args.failure_window,
         threads=args.threads,
+        kafka_bootstrap=args.kafka_bootstrap or None,
         log_level=args.log_level,
     )

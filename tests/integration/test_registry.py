@@ -23,6 +23,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from common.infra import EmbeddedBroker
+from tests.support.broker import EventCollector, wait_until
 from tests.support.databases import fresh_postgres_database
 from tests.support.services import ServiceProcess
 
@@ -321,6 +323,29 @@ def test_restart_keeps_the_ca_and_the_credentials(tmp_path: Path) -> None:
         assert "registry.test" in san.value.get_values_for_type(x509.DNSName)
     finally:
         assert second.process.stop() == 0
+
+
+def test_events_reach_kafka_when_a_broker_is_configured(
+    tmp_path: Path, broker: EmbeddedBroker
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'evcharging.db'}"
+    with EventCollector(broker.bootstrap) as collector:
+        reg = start_registry(tmp_path, db_url, "--kafka-bootstrap", broker.bootstrap)
+        try:
+            secret = reg.register("IT-K1").json()["secret"]
+            assert reg.verify("IT-K1", "wrong").status_code == 401
+            assert reg.call("DELETE", "/api/chargepoints/IT-K1", secret).status_code == 204
+
+            def mine() -> list[str]:
+                return [str(e.type) for e in collector.events() if e.cp_id == "IT-K1"]
+
+            wanted = ["cp.registered", "registry.verify_failed", "cp.deregistered"]
+            wait_until(lambda: mine() == wanted, 30, lambda: f"{wanted}, got {mine()}")
+        finally:
+            assert reg.process.stop() == 0
+    published = [e.to_json() for e in collector.events() if e.cp_id == "IT-K1"]
+    assert all(secret not in text for text in published)
+    assert all(e.source_ip == "127.0.0.1" for e in collector.events() if e.cp_id == "IT-K1")
 
 
 def run_registry(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

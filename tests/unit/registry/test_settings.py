@@ -22,6 +22,8 @@ def test_defaults(tmp_path: Path) -> None:
     assert (s.max_failures_per_id, s.max_failures_per_ip, s.failure_window) == (5, 20, 60.0)
     assert s.database_url == f"sqlite:///{tmp_path.resolve() / 'evcharging.db'}"
     assert s.operator_token is None and s.tls_cert is None and s.tls_san == ()
+    assert s.kafka_bootstrap is None
+    assert parse_settings([], {**ENV, "EV_KAFKA_BOOTSTRAP": "k:9092"}).kafka_bootstrap == "k:9092"
 
 
 def test_flag_beats_environment_beats_default() -> None:
