@@ -8,6 +8,7 @@ serialises the result. Registry errors become ``{"error", "message"}`` with thei
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Set as AbstractSet
 from decimal import Decimal
 from typing import Any, NoReturn
@@ -19,12 +20,13 @@ from registry.errors import NotFound, RateLimited, RegistryError, Unauthorized
 from registry.service import Caller, Issued, RegistryService
 from registry.validation import check_cp_id, check_location, check_price
 
-__all__ = ["MAX_BODY", "bp", "registry_error"]
+__all__ = ["MAX_BODY", "bp", "database_unavailable", "registry_error"]
 
 MAX_BODY = 16 * 1024  # bytes of JSON a request may carry
 _DRAIN_CHUNK = 64 * 1024
 
 bp = Blueprint("registry", __name__, url_prefix="/api")
+log = logging.getLogger(__name__)
 
 
 def _service() -> RegistryService:
@@ -158,4 +160,14 @@ def registry_error(exc: RegistryError) -> Response:
         response.headers["WWW-Authenticate"] = challenge
     if isinstance(exc, RateLimited):
         response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def database_unavailable(exc: Exception) -> Response:
+    """Flask error handler: the database cannot be reached (or stays locked) - 503, not 500."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    log.warning("database unavailable", extra={"fields": {"reason": reason}})
+    response = jsonify(error="database_unavailable", message="the database is unavailable; retry")
+    response.status_code = 503
+    response.headers["Retry-After"] = "5"
     return response

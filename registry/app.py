@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from flask import Flask, Response
+from sqlalchemy.exc import OperationalError
 
 from common.db import Database
 from common.http import install_json_errors
@@ -47,6 +48,7 @@ def create_app(
     )
     app.register_blueprint(api.bp)
     app.register_error_handler(RegistryError, api.registry_error)
+    app.register_error_handler(OperationalError, api.database_unavailable)
 
     @app.after_request
     def _no_store(response: Response) -> Response:

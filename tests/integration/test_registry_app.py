@@ -10,12 +10,14 @@ import json
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import sessionmaker
 
 from common.db import Database, open_database
 from common.db.audit import verify_chain
@@ -336,3 +338,18 @@ def test_racing_registrations_and_rotations_issue_one_secret(db: Database, clock
     with db.transaction() as s:
         cp = s.get(ChargePoint, "CP6")
         assert cp is not None and cp.price_eur_kwh == Decimal("0.30")
+
+
+def test_an_unreachable_database_is_a_503_not_a_500(tmp_path: Path, clock: Clock) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'missing-dir' / 'evcharging.db'}")
+    client = make_app(Database(engine, sessionmaker(engine)), clock).test_client()
+    for response in (
+        client.get("/api/health"),
+        register(client, "CP7"),
+        verify(client, "CP7", "whatever"),
+        client.get("/api/chargepoints/CP7"),
+    ):
+        assert response.status_code == 503
+        assert response.json["error"] == "database_unavailable"
+        assert response.headers["Retry-After"] == "5"
+    engine.dispose()
