@@ -270,6 +270,7 @@ class RegistryService:
             RateLimited: too many failures for this id or from this address.
         """
         self._check_secret(caller, cp_id, secret, "verify")
+        log.info("secret verified", extra={"fields": {"cp_id": cp_id, "peer": caller.source_ip}})
         return self.get(cp_id)
 
     def get(self, cp_id: str) -> ChargePointStatus:
