@@ -27,7 +27,6 @@ from common.logs import setup_logging
 from weather.app import WeatherOffice
 from weather.central_client import CentralClient
 from weather.endpoint import create_app
-from weather.errors import InvalidLocation
 from weather.locations import LocationBook
 from weather.menu import HELP, run_menu
 from weather.providers import (
@@ -163,10 +162,7 @@ def _serve(argv: list[str]) -> int:
     api_key = read_secret("EV_OPENWEATHER_API_KEY", required=args.provider == "openweather")
     install_redaction([s for s in (api_key, token) if s])
     provider = _provider(args, api_key)
-    try:
-        book = LocationBook(args.locations)
-    except InvalidLocation as exc:
-        raise ConfigError("--locations", str(exc)) from None
+    book = LocationBook(args.locations)  # a broken file is reported and may be fixed live
     office = WeatherOffice(
         provider,
         CentralClient(args.central_api, token),

@@ -70,7 +70,7 @@ def test_transitions(before: Verdict, temperature: float | None, after: Verdict)
 
 
 def test_a_new_location_has_no_opinion_until_it_leaves_the_band() -> None:
-    assert INITIAL == Verdict(Status.UNKNOWN, None)
+    assert Verdict(Status.UNKNOWN, None) == INITIAL
     assert decide(INITIAL, None, 1.0) == INITIAL
     # Inside the band: whatever Central holds (perhaps an alert from before a restart) stays.
     assert decide(INITIAL, 0.5, 1.0) == Verdict(Status.OK, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import pytest
@@ -146,7 +147,7 @@ def test_without_retry_after_the_back_off_doubles_up_to_the_cap() -> None:
         if len(provider.calls) > before:
             asked_at.append(clock.now - 1000.0)
         clock.now += 1.0
-    gaps = [b - a for a, b in zip(asked_at, asked_at[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(asked_at)]
     assert gaps == [4.0, 8.0, 16.0, 32.0, 60.0, 60.0]  # capped at max_backoff
     provider.answers["Oslo"] = 3.0
     clock.now += 60.0
@@ -197,7 +198,7 @@ def test_locations_added_and_removed_while_running(caplog: pytest.LogCaptureFixt
 
 
 def test_an_unexpected_provider_bug_is_unknown_not_a_crash() -> None:
-    provider, central = FakeProvider(Oslo=ZeroDivisionError()), FakeCentral()  # type: ignore[arg-type]
+    provider, central = FakeProvider(Oslo=ZeroDivisionError()), FakeCentral()
     wx = office(provider, central)
     wx.poll()
     assert central.readings == [("Oslo", None, "UNKNOWN", "internal error (ZeroDivisionError)")]
