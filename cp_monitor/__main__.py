@@ -1,18 +1,35 @@
-"""`ev-cp-monitor`: not built yet; it says so instead of pretending to work."""
+"""``ev-cp-monitor``: the charge point's supervisor (see ``ev-cp-monitor --help``)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Sequence
 
-from common.placeholder import placeholder_main
+from common.config import argv_or_default, run_main
+from common.errors import ConfigError
+from common.logs import setup_logging
+from cp_engine.errors import PairingKeyError
+from cp_engine.pairing import load_pairing_key
+from cp_engine.terminal import Screen
+from cp_monitor.app import run_monitor
+from cp_monitor.settings import PROG, parse_settings
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return placeholder_main(
-        "ev-cp-monitor", "Charge-point monitor: health checks, registration, authentication.", argv
-    )
+    return run_main(PROG, lambda: _run(argv_or_default(argv)))
+
+
+def _run(argv: list[str]) -> int:
+    settings = parse_settings(argv, os.environ)
+    setup_logging("cp_monitor", settings.log_level)
+    try:
+        key = load_pairing_key(settings.pairing_key_file)
+    except PairingKeyError as exc:
+        raise ConfigError("pairing key", str(exc)) from None
+    return asyncio.run(run_monitor(settings, key, Screen()))
 
 
 if __name__ == "__main__":

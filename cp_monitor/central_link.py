@@ -1,0 +1,242 @@
+"""The monitor's link to Central: authenticate with the secret, heart-beat, listen.
+
+Once asked to, it stays authenticated: an unreachable Central is retried with
+back-off ("Cannot reach Central ..."); a revoked key waits for the re-authenticate
+command (or re-authenticates by itself in unattended mode). Every new session key
+is handed to the engine through ``on_key``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from common.client import (
+    AuthenticationFailed,
+    CentralUnreachable,
+    ClientLink,
+    ConnectionClosed,
+    connect,
+)
+from common.config import HostPort
+from common.protocol.handshake import Role
+from common.protocol.messages import MessageType
+from cp_engine.backoff import Backoff
+from cp_engine.terminal import Level
+from cp_monitor.errors import SecretMissing
+from cp_monitor.health import EngineHealth, HealthTracker
+from cp_monitor.secret_file import SecretFile
+
+__all__ = ["CentralSession"]
+
+HEARTBEAT = 1.0
+CONNECT_TIMEOUT = 10.0
+_STATE_LEVEL = {
+    "ACTIVATED": Level.GOOD,
+    "SUPPLYING": Level.GOOD,
+    "STOPPED": Level.WARN,
+    "BROKEN": Level.BAD,
+    "DISCONNECTED": Level.BAD,
+}
+
+
+class CentralSession:
+    """The monitor's authenticated session with Central.
+
+    Args:
+        addr: Central's address.
+        cp_id: this charge point.
+        secrets: where the CP's secret is.
+        tracker: the engine's health, reported in every heartbeat.
+        on_key: receives each new session key (None when it is gone).
+        notify: shows a line to the user.
+        auto: re-authenticate by itself after a revocation or a refusal.
+    """
+
+    def __init__(
+        self,
+        addr: HostPort,
+        cp_id: str,
+        secrets: SecretFile,
+        tracker: HealthTracker,
+        on_key: Callable[[bytes | None], None],
+        notify: Callable[[Level, str], None],
+        *,
+        auto: bool = False,
+    ) -> None:
+        self._addr = addr
+        self._cp_id = cp_id
+        self._secrets = secrets
+        self._tracker = tracker
+        self._on_key = on_key
+        self._notify = notify
+        self.auto = auto
+        self.state: str | None = None  # Central's last word on our state
+        self._link: ClientLink | None = None
+        self._want = False
+        self._wake = asyncio.Event()
+        self._pause_until = 0.0
+        self._local_close = False
+        self._backoff = Backoff(0.5, 5.0)
+
+    @property
+    def connected(self) -> bool:
+        return self._link is not None and not self._link.closed
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    # ------------------------------------------------------------ commands
+    def authenticate(self) -> None:
+        if self.connected:
+            self._notify(Level.INFO, "Already authenticated with Central")
+            return
+        self._want, self._pause_until = True, 0.0
+        self._backoff.reset()
+        self._wake.set()
+
+    def reauthenticate(self) -> None:
+        self._want, self._pause_until = True, 0.0
+        self._backoff.reset()
+        if self._link is not None:
+            self._drop(bye=True)
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stay away from Central (deregistered, quitting)."""
+        self._want = False
+        if self._link is not None:
+            self._drop(bye=True)
+        self._wake.set()
+
+    def lose_link(self, seconds: float) -> None:
+        """Fault injection: stop heart-beating and drop the connection for ``seconds``."""
+        if self._link is None:
+            self._notify(Level.WARN, "Not connected to Central: no link to lose")
+            return
+        self._notify(Level.WARN, f"Simulating a lost link to Central for {seconds:g} s")
+        self._pause_until = self._now() + seconds
+        self._drop(bye=False)
+
+    def _drop(self, *, bye: bool) -> None:
+        link = self._link
+        assert link is not None
+        self._local_close = True
+        if not bye:
+            link.closed = True  # a lost link says no goodbye: close() then sends no BYE
+        asyncio.create_task(link.close())  # noqa: RUF006 - the run loop sees the close
+
+    def engine_changed(self, health: EngineHealth) -> None:
+        """The engine's health changed: Central hears it at once."""
+        if self._link is not None and not self._link.closed:
+            with contextlib.suppress(ConnectionClosed):
+                self._link.send(MessageType.ENGINE_STATUS, health.body())
+
+    # ---------------------------------------------------------------- run
+    async def _sleep(self, seconds: float | None) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    async def run(self) -> None:
+        while True:
+            if not self._want:
+                await self._sleep(None)
+                continue
+            pause = self._pause_until - self._now()
+            if pause > 0:
+                await self._sleep(pause)
+                if self._pause_until and self._now() >= self._pause_until:
+                    self._notify(Level.INFO, "Restoring the link to Central")
+                continue
+            self._pause_until = 0.0
+            link = await self._authenticate()
+            if link is None:
+                continue
+            await self._session(link)
+
+    async def _authenticate(self) -> ClientLink | None:
+        try:
+            secret = self._secrets.read()
+        except SecretMissing as exc:
+            self._notify(Level.BAD, str(exc))
+            self._want = False
+            return None
+        try:
+            link = await connect(
+                self._addr, Role.MONITOR, self._cp_id, secret=secret, timeout=CONNECT_TIMEOUT
+            )
+        except CentralUnreachable as exc:
+            delay = self._backoff.next()
+            self._notify(Level.WARN, f"{exc}; retrying in {delay:g} s")
+            await self._sleep(delay)
+            return None
+        except AuthenticationFailed:
+            self._notify(
+                Level.BAD,
+                f"Central refused {self._cp_id}'s credentials: the secret in "
+                f"{self._secrets.path} is wrong or the CP is not registered. Register first "
+                "(menu r)",
+            )
+            if self.auto:
+                await self._sleep(self._backoff.next() * 4)
+            else:
+                self._want = False
+            return None
+        self._backoff.reset()
+        return link
+
+    async def _session(self, link: ClientLink) -> None:
+        self._link, self._local_close = link, False
+        self._notify(Level.GOOD, f"Authenticated with Central at {self._addr}")
+        self._on_key(link.session_key)
+        beat = asyncio.create_task(self._heartbeat(link))
+        revoked = False
+        try:
+            revoked = await self._listen(link)
+        finally:
+            beat.cancel()
+            self._link = None
+            self.state = None
+            await link.close()
+        if revoked:
+            self._on_key(None)
+            if self.auto:
+                self._notify(Level.INFO, "Re-authenticating with Central")
+                await self._sleep(0.5)
+            else:
+                self._want = False
+                self._notify(Level.WARN, "Press e to re-authenticate with Central")
+        elif not self._local_close:
+            self._notify(Level.WARN, "Lost the connection to Central; reconnecting")
+
+    async def _heartbeat(self, link: ClientLink) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while not link.closed:
+                body: dict[str, object] = {"engine_ok": self._tracker.ok}
+                if not self._tracker.ok:
+                    body["reason"] = self._tracker.reason
+                link.send(MessageType.HEARTBEAT, body)
+                await asyncio.sleep(HEARTBEAT)
+
+    async def _listen(self, link: ClientLink) -> bool:
+        """Show what Central says until the link ends; True if our key was revoked."""
+        while True:
+            try:
+                msg = await link.recv()
+            except ConnectionClosed:
+                return False
+            body = msg.body
+            if msg.type is MessageType.STATUS:
+                self.state = str(body.get("state"))
+                reason = body.get("reason")
+                tail = f" ({reason})" if reason else ""
+                self._notify(_STATE_LEVEL.get(self.state, Level.INFO), f"State: {self.state}{tail}")
+            elif msg.type is MessageType.KEY_REVOKED:
+                self._notify(
+                    Level.BAD, f"Key revoked by Central: {body.get('reason') or 'revoked'}"
+                )
+                return True
+            elif msg.type is MessageType.ERROR:
+                self._notify(Level.WARN, f"Central: {body.get('reason')}")

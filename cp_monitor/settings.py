@@ -1,0 +1,127 @@
+"""``ev-cp-monitor`` settings: flags > ``EV_*`` environment > defaults. Pure parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from common.config import HostPort, ServiceParser, default_data_dir, parse_host_port
+from common.errors import ConfigError
+from cp_engine.settings import DEFAULT_CENTRAL, DEFAULT_ENGINE, add_flag, cp_dir, parse_cp_id
+
+__all__ = ["PROG", "MonitorSettings", "parse_settings"]
+
+PROG = "ev-cp-monitor"
+_DESCRIPTION = """EVCharging charge-point monitor: its engine's supervisor and its voice
+towards the Registry and Central.
+
+It health-checks the engine every second, registers the CP with the Registry (HTTPS),
+authenticates with Central, hands the session key to the engine over their encrypted
+link and heart-beats to Central. Keys or lines on stdin: r register, d deregister,
+a authenticate, e re-authenticate, s status, k engine KO, o engine OK,
+h [SECONDS] swallow health answers, l [SECONDS] lose the Central link, q quit.
+The provisioning token for registering: EV_PROVISIONING_TOKEN (or _FILE)."""
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    cp_id: str
+    location: str | None
+    engine: HostPort
+    central: HostPort
+    registry: str
+    registry_ca: Path | None
+    secret_file: Path
+    data_dir: Path
+    pairing_key_file: Path
+    auto: bool
+    log_level: str
+
+
+def parse_https_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError("expected an https:// URL (the Registry speaks only HTTPS)")
+    return text.rstrip("/")
+
+
+def parse_location(text: str) -> str:
+    text = text.strip()
+    if not text or len(text) > 64:
+        raise ValueError("1-64 characters")
+    return text
+
+
+def build_parser(env: Mapping[str, str]) -> ServiceParser:
+    p = ServiceParser(PROG, _DESCRIPTION, env)
+    p.option(
+        "--id", env="EV_CP_ID", default=None, parse=parse_cp_id, metavar="CP",
+        help="this charge point's id (required)",
+    )  # fmt: skip
+    p.option(
+        "--location", env="EV_CP_LOCATION", default=None, parse=parse_location, metavar="CITY",
+        help="where the CP is (needed to register)",
+    )  # fmt: skip
+    p.option(
+        "--engine", env="EV_CP_ENGINE_ADDR", default=DEFAULT_ENGINE, parse=parse_host_port,
+        metavar="HOST:PORT", help="the engine's monitor link",
+    )  # fmt: skip
+    p.option(
+        "--central", env="EV_CENTRAL_ADDR", default=DEFAULT_CENTRAL, parse=parse_host_port,
+        metavar="HOST:PORT", help="Central's TCP address",
+    )  # fmt: skip
+    p.option(
+        "--registry", env="EV_REGISTRY_URL", default="https://127.0.0.1:8443",
+        parse=parse_https_url, metavar="URL", help="the Registry's base URL",
+    )  # fmt: skip
+    p.option(
+        "--registry-ca", env="EV_REGISTRY_CA", default=None, parse=Path, metavar="PEM",
+        help="CA file the Registry's certificate must chain to (default: system CAs)",
+    )  # fmt: skip
+    p.option(
+        "--secret-file", env="EV_CP_SECRET_FILE", default=None, parse=Path, metavar="FILE",
+        help="where the CP's secret is kept, 0600 (default DATA_DIR/cp-ID/secret)",
+    )  # fmt: skip
+    p.option(
+        "--data-dir", env="EV_DATA_DIR", default=default_data_dir(), parse=Path,
+        metavar="DIR", help="where the secret and the pairing key live",
+    )  # fmt: skip
+    p.option(
+        "--pairing-key-file", env="EV_CP_PAIRING_KEY_FILE", default=None, parse=Path,
+        metavar="FILE", help="key shared with the engine (created 0600 if absent; "
+        "default DATA_DIR/cp-ID/pairing.key; EV_CP_PAIRING_KEY gives the key itself)",
+    )  # fmt: skip
+    add_flag(
+        p, "--auto", "EV_CP_AUTO", env,
+        "unattended: register if there is no secret file, authenticate, keep everything up",
+    )  # fmt: skip
+    p.option(
+        "--log-level", env="EV_LOG_LEVEL", default="WARNING", metavar="LEVEL",
+        help="log level of the key=value log on stderr",
+    )  # fmt: skip
+    return p
+
+
+def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> MonitorSettings:
+    """Raises ConfigError (one line) for anything wrong."""
+    ns = build_parser(env).parse_args(list(argv))
+    if ns.id is None:
+        raise ConfigError("--id", "required: the charge point's id (or set EV_CP_ID)")
+    if ns.registry_ca is not None and not ns.registry_ca.is_file():
+        raise ConfigError("--registry-ca", f"{ns.registry_ca} is not a file")
+    home = cp_dir(ns.data_dir, ns.id)
+    return MonitorSettings(
+        cp_id=ns.id,
+        location=ns.location,
+        engine=ns.engine,
+        central=ns.central,
+        registry=ns.registry,
+        registry_ca=ns.registry_ca,
+        secret_file=ns.secret_file or home / "secret",
+        data_dir=ns.data_dir,
+        pairing_key_file=ns.pairing_key_file or home / "pairing.key",
+        auto=ns.auto,
+        log_level=str(ns.log_level).upper(),
+    )
