@@ -7,6 +7,7 @@ Clients always verify the generated CA; nothing here turns verification off.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -111,23 +112,14 @@ def registry(
             assert code == 0, "the registry did not stop cleanly on SIGTERM"
 
 
-class _database:
+@contextlib.contextmanager
+def _database(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[str]:
     """A fresh database for the module: a SQLite file, or a new PostgreSQL database."""
-
-    def __init__(self, request: pytest.FixtureRequest, data_dir: Path) -> None:
-        self._request, self._data_dir = request, data_dir
-        self._pg: Any = None
-
-    def __enter__(self) -> str:
-        if self._request.param == "sqlite":
-            return f"sqlite:///{self._data_dir / 'evcharging.db'}"
-        admin = self._request.getfixturevalue("postgres_admin_url")
-        self._pg = fresh_postgres_database(admin)
-        return str(self._pg.__enter__())
-
-    def __exit__(self, *exc: object) -> None:
-        if self._pg is not None:
-            self._pg.__exit__(*exc)
+    if request.param == "sqlite":
+        yield f"sqlite:///{data_dir / 'evcharging.db'}"
+        return
+    with fresh_postgres_database(request.getfixturevalue("postgres_admin_url")) as url:
+        yield url
 
 
 def test_register_verify_deregister_reregister_rotate(registry: Registry) -> None:
