@@ -82,7 +82,7 @@ class Event:
         out: dict[str, Any] = {
             "event_id": self.event_id,
             "type": str(self.type),
-            "ts": self.ts.astimezone(UTC).isoformat(timespec="milliseconds"),
+            "ts": self.ts.astimezone(UTC).isoformat(timespec="microseconds"),
             "source": self.source,
         }
         for name in ("cp_id", "driver_id", "session_id", "actor", "source_ip"):
