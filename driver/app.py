@@ -320,7 +320,12 @@ class DriverApp:
                 self.screen.say(f"{cp}: denied: {body.get('reason') or 'refused'}", style="red")
             case StepKind.PLUGGED:
                 self.screen.say(f"{cp}: vehicle plugged in, charging", style="green")
-                self._progress(tracker)
+            case StepKind.STARTED:
+                self.screen.say(
+                    f"{cp}: authorised (session {body.get('session_id')});"
+                    " vehicle plugged in, charging",
+                    style="green",
+                )
             case StepKind.PROGRESS:
                 self._progress(tracker)
             case StepKind.TICKET:

@@ -50,6 +50,7 @@ class StepKind(StrEnum):
     AUTHORIZED = "authorized"
     DENIED = "denied"
     PLUGGED = "plugged"
+    STARTED = "started"  # plugged in before the authorisation was read: both at once
     PROGRESS = "progress"
     TICKET = "ticket"
     OTHER_TICKET = "other_ticket"  # a ticket of another session (one the driver missed)
@@ -105,19 +106,19 @@ class Outcome:
         return f"{self.kind}: {self.reason}" if self.reason else str(self.kind)
 
 
-# (phase, message type) -> (next phase, step shown). Anything else is not about this
-# charge's progress and is ignored (tickets of other sessions excepted, see feed()).
-_TRANSITIONS: dict[tuple[Phase, MessageType], tuple[Phase, StepKind]] = {
+# (phase, message type) -> (next phase, step shown or None). Anything else is not about
+# this charge's progress and is ignored (tickets of other sessions excepted, see feed()).
+_TRANSITIONS: dict[tuple[Phase, MessageType], tuple[Phase, StepKind | None]] = {
     (Phase.REQUESTED, MessageType.CHARGE_AUTHORIZED): (Phase.AUTHORIZED, StepKind.AUTHORIZED),
     (Phase.REQUESTED, MessageType.CHARGE_DENIED): (Phase.DENIED, StepKind.DENIED),
-    (Phase.REQUESTED, MessageType.SUPPLY_STARTED): (Phase.SUPPLYING, StepKind.PLUGGED),
+    (Phase.REQUESTED, MessageType.SUPPLY_STARTED): (Phase.SUPPLYING, StepKind.STARTED),
     (Phase.REQUESTED, MessageType.TELEMETRY): (Phase.SUPPLYING, StepKind.PROGRESS),
     (Phase.REQUESTED, MessageType.TICKET): (Phase.FINISHED, StepKind.TICKET),
     (Phase.AUTHORIZED, MessageType.SUPPLY_STARTED): (Phase.SUPPLYING, StepKind.PLUGGED),
     (Phase.AUTHORIZED, MessageType.TELEMETRY): (Phase.SUPPLYING, StepKind.PROGRESS),
     (Phase.AUTHORIZED, MessageType.CHARGE_DENIED): (Phase.DENIED, StepKind.DENIED),
     (Phase.AUTHORIZED, MessageType.TICKET): (Phase.FINISHED, StepKind.TICKET),
-    (Phase.SUPPLYING, MessageType.CHARGE_AUTHORIZED): (Phase.SUPPLYING, StepKind.AUTHORIZED),
+    (Phase.SUPPLYING, MessageType.CHARGE_AUTHORIZED): (Phase.SUPPLYING, None),  # late, see above
     (Phase.SUPPLYING, MessageType.TELEMETRY): (Phase.SUPPLYING, StepKind.PROGRESS),
     (Phase.SUPPLYING, MessageType.CHARGE_DENIED): (Phase.DENIED, StepKind.DENIED),
     (Phase.SUPPLYING, MessageType.TICKET): (Phase.FINISHED, StepKind.TICKET),
@@ -182,7 +183,7 @@ class ChargeTracker:
             return None
         self.phase, kind = move
         self._absorb(msg.type, body, now)
-        return Step(kind, self.cp_id, body)
+        return None if kind is None else Step(kind, self.cp_id, body)
 
     def reconcile(self, status: Mapping[str, Any], now: float) -> list[Step]:
         """Bring the charge up to date from ``status {session, missed_tickets}``.
