@@ -102,8 +102,11 @@ def start_central(
     heartbeat_timeout: float = 2.0,
     token: str | None = None,
     name: str = "central",
+    kafka: str | None = None,
 ) -> CentralProcess:
+    """Start ``python -m central``; with ``kafka`` its outbox relay publishes there."""
     token = token or secrets.token_urlsafe(16)
+    extra = {"EV_KAFKA_BOOTSTRAP": kafka} if kafka else {}
     proc = ServiceProcess(
         [
             sys.executable,
@@ -122,6 +125,7 @@ def start_central(
             "EV_OPERATOR_TOKEN": token,
             "EV_SCRYPT_N": "1024",
             "EV_DATA_DIR": str(tmp_path / "data"),
+            **extra,
         },
         log_path=tmp_path / f"{name}.log",
         name=name,
