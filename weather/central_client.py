@@ -90,7 +90,7 @@ class CentralClient:
             said = _error_message(response)
             if response.status_code >= 500 or response.status_code in (408, 429):
                 raise CentralUnavailable(
-                    f"API_Central answered {response.status_code} to {method} {path}{said}"
+                    f"API_Central failed {method} {path} ({response.status_code}{said})"
                 )
             raise CentralRejected(
                 f"API_Central refused {method} {path} ({response.status_code}{said})"

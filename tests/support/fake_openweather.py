@@ -90,6 +90,15 @@ class FakeOpenWeather:
         self._server: WsgiServer | None = None
         self.url = ""
 
+    def reset(self, temperatures: dict[str, float]) -> None:
+        """Forget scripts and recorded requests; serve ``temperatures`` (one server, many tests)."""
+        with self._lock:
+            self.temperatures = dict(temperatures)
+            self.requests.clear()
+            self._scripts.clear()
+            self._released.set()  # answers still sleeping from the last test go now
+            self._released = threading.Event()
+
     def script(self, city: str, *replies: Reply) -> None:
         """Answer the next requests for ``city`` with ``replies`` (the last one repeats)."""
         with self._lock:
@@ -126,7 +135,9 @@ class FakeOpenWeather:
         if reply is None:
             reply = self._real_answer(city)
         if reply.delay:
-            self._released.wait(reply.delay)
+            with self._lock:
+                released = self._released
+            released.wait(reply.delay)
         body = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
         mimetype = "application/json" if isinstance(reply.body, dict) else "text/html"
         return Response(body, reply.status, headers=reply.headers, mimetype=mimetype)
