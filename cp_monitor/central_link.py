@@ -229,10 +229,13 @@ class CentralSession:
                 return False
             body = msg.body
             if msg.type is MessageType.STATUS:
-                self.state = str(body.get("state"))
+                state = str(body.get("state"))
+                if state == self.state:
+                    continue  # Central confirms the state on authentication too
+                self.state = state
                 reason = body.get("reason")
                 tail = f" ({reason})" if reason else ""
-                self._notify(_STATE_LEVEL.get(self.state, Level.INFO), f"State: {self.state}{tail}")
+                self._notify(_STATE_LEVEL.get(state, Level.INFO), f"State: {state}{tail}")
             elif msg.type is MessageType.KEY_REVOKED:
                 self._notify(
                     Level.BAD, f"Key revoked by Central: {body.get('reason') or 'revoked'}"
