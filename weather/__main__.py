@@ -160,7 +160,7 @@ def _serve(argv: list[str]) -> int:
     token = read_secret("EV_OPERATOR_TOKEN")
     assert token is not None
     api_key = read_secret("EV_OPENWEATHER_API_KEY", required=args.provider == "openweather")
-    install_redaction([s for s in (api_key, token) if s])
+    install_redaction([api_key] if api_key else [])  # urllib3 logs URLs, appid included
     provider = _provider(args, api_key)
     book = LocationBook(args.locations)  # a broken file is reported and may be fixed live
     office = WeatherOffice(

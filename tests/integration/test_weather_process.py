@@ -1,0 +1,154 @@
+"""``python -m weather`` as a real process against a local OpenWeather stand-in.
+
+The API key must never appear in what the process writes, even at DEBUG level where
+urllib3 logs every request URL, and a missing API_Central is one line, not a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.fake_openweather import QUOTA_BODY, FakeOpenWeather, Reply
+from tests.support.services import ServiceProcess
+
+pytestmark = pytest.mark.integration
+
+KEY = "c0ffee5ecret0123456789abcdef4242"
+CITIES = ["Oslo", "Madrid", "Rome", "Tromso", "Atlantis"]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenWeather]:
+    # The service expects another key: every unscripted request is a genuine 401.
+    server = FakeOpenWeather("the-key-openweather-expects", {"Oslo": -4.0}).start()
+    server.script("Madrid", Reply(429, QUOTA_BODY))
+    server.script("Rome", Reply(500, {"cod": "500", "message": "Internal error"}))
+    server.script("Tromso", Reply(200, '{"main": {"temp": '))
+    yield server
+    server.stop()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {timeout} s")
+        time.sleep(0.05)
+
+
+def test_the_api_key_never_appears_in_logs_or_output(
+    fake: FakeOpenWeather,
+    services: Callable[..., ServiceProcess],
+    tmp_path: Path,
+) -> None:
+    key_file = tmp_path / "openweather.key"
+    key_file.write_text(KEY + "\n", encoding="utf-8")
+    (tmp_path / "locations.txt").write_text("\n".join(CITIES) + "\n", encoding="utf-8")
+    weather = services(
+        [
+            sys.executable,
+            "-m",
+            "weather",
+            "--provider",
+            "openweather",
+            "--interval",
+            "0.2",
+            "--locations",
+            str(tmp_path / "locations.txt"),
+            "--listen",
+            "127.0.0.1:0",
+            "--central-api",
+            f"http://127.0.0.1:{closed_port()}",
+            "--log-level",
+            "DEBUG",
+            "--no-menu",
+        ],
+        env={
+            "EV_OPERATOR_TOKEN": "operator-token-for-test",
+            "EV_OPENWEATHER_API_KEY_FILE": str(key_file),
+            "EV_OPENWEATHER_URL": fake.url,
+        },
+        name="weather",
+    )
+    url = weather.wait_for_line(r"weather office on (http://[\d.:]+)").group(1)
+    wait_until(
+        lambda: all(fake.count(c) >= 2 for c in ("Oslo", "Rome", "Tromso", "Atlantis")),
+        15,
+        "every city was not asked twice",
+    )
+    rows = {
+        r["location"]: r for r in requests.get(f"{url}/locations", timeout=5).json()["locations"]
+    }
+    assert weather.stop() == 0
+
+    assert {r["appid"] for r in fake.requests} == {KEY}, "the key really was sent"
+    assert fake.count("Madrid") == 1, "no retry before the 429 back-off ends"
+    output = weather.output()
+    assert KEY not in output
+    assert "appid=***" in output  # urllib3's DEBUG line, redacted
+    assert "Traceback" not in output
+    assert output.count("is unreachable (connection refused)") == 1
+    for city, said in [
+        ("Oslo", "401: Invalid API key"),
+        ("Atlantis", "401: Invalid API key"),
+        ("Madrid", "429: Your account is temporary blocked"),
+        ("Rome", "500: Internal error"),
+        ("Tromso", "not JSON"),
+    ]:
+        assert rows[city]["status"] == "UNKNOWN" and rows[city]["alert"] is None
+        assert said in rows[city]["reason"] and KEY not in rows[city]["reason"]
+        assert f'location="{city}"' in output and said in output
+
+
+def test_menu_on_stdin_adds_lists_and_quits(tmp_path: Path) -> None:
+    (tmp_path / "temps.txt").write_text("Oslo: -2\nBergen: 3 drift 0.5\n", encoding="utf-8")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "weather",
+            "--temperatures",
+            str(tmp_path / "temps.txt"),
+            "--interval",
+            "0.2",
+            "--listen",
+            "127.0.0.1:0",
+            "--central-api",
+            f"http://127.0.0.1:{closed_port()}",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "EV_OPERATOR_TOKEN": "t", "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write("add Oslo\nadd Bergen\nadd a/b\n")
+        proc.stdin.flush()
+        time.sleep(1.0)  # a few polls
+        out, err = proc.communicate("list\nquit\n", timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "watching Oslo" in out and "watching Bergen" in out and "error: 'a/b'" in out
+    oslo = next(line for line in out.splitlines() if "Oslo " in line)
+    assert "ALERT" in oslo and "-2.0 °C" in oslo and "not delivered yet" in oslo
+    assert "weather office stopped" in err and "Traceback" not in err
