@@ -18,7 +18,7 @@ from driver.errors import (
     CentralDown,
     DriverError,
 )
-from driver.link import ANSWER_TIMEOUT, CentralLink, ConnectionClosed
+from driver.link import ANSWER_TIMEOUT, ConnectionClosed, Link
 from driver.render import (
     cp_table,
     format_eur,
@@ -61,7 +61,7 @@ def exit_code_for(outcome: Outcome) -> int:
 
 
 class DriverApp:
-    """Runs one command over one :class:`CentralLink`, showing everything on a Screen.
+    """Runs one command over one link to Central, showing everything on a Screen.
 
     Args:
         follow_hint: the command line that follows a running charge, for the user.
@@ -70,7 +70,7 @@ class DriverApp:
 
     def __init__(
         self,
-        link: CentralLink,
+        link: Link,
         screen: Screen,
         timing: Timing = Timing(),
         *,

@@ -5,6 +5,7 @@ This is the asyncio edge; what to make of the messages is in ``driver.charge``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, Protocol
@@ -25,7 +26,7 @@ from common.protocol.handshake import Role
 from common.protocol.messages import Message, MessageType
 from driver.errors import CentralDown, GaveUp, NotAuthenticated
 
-__all__ = ["CentralLink", "ConnectionClosed", "Connector"]
+__all__ = ["CentralLink", "ConnectionClosed", "Connector", "Link"]
 
 ANSWER_TIMEOUT = 30.0  # Central answers queries at once; this only catches a wedged peer
 
@@ -34,6 +35,30 @@ class Connector(Protocol):
     def __call__(
         self, addr: HostPort, role: Role, principal_id: str, *, secret: str | None = ...
     ) -> Awaitable[ClientLink]: ...
+
+
+class Link(Protocol):
+    """What the commands need of a connection to Central (a fake in unit tests)."""
+
+    async def open(self) -> None: ...
+
+    async def reconnect(self) -> None: ...
+
+    def send(self, msg_type: MessageType, body: Mapping[str, Any] | None = None) -> None: ...
+
+    async def recv(self, timeout: float | None = None) -> Message: ...
+
+    async def ask(
+        self,
+        msg_type: MessageType,
+        body: Mapping[str, Any] | None,
+        answers: Collection[MessageType],
+        *,
+        on_other: Callable[[Message], None] | None = None,
+        timeout: float = ANSWER_TIMEOUT,
+    ) -> Message: ...
+
+    async def close(self) -> None: ...
 
 
 class CentralLink:
@@ -56,6 +81,7 @@ class CentralLink:
         retry_for: float,
         notify: Callable[[str], None],
         connector: Connector = connect,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.addr = addr
         self.driver_id = driver_id
@@ -63,6 +89,7 @@ class CentralLink:
         self.retry_for = retry_for
         self._notify = notify
         self._connector = connector
+        self._sleep = sleep
         self._link: ClientLink | None = None
 
     async def open(self) -> None:
@@ -77,6 +104,7 @@ class CentralLink:
             wait=self._wait,
             retry=retry_if_exception_type(CentralUnreachable),
             before_sleep=self._before_sleep,
+            sleep=self._sleep,
             reraise=True,
         )
         try:

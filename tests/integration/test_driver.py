@@ -10,10 +10,11 @@ import asyncio
 import contextlib
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,15 +119,14 @@ async def serve(
 
 
 @contextlib.asynccontextmanager
-async def charge_points(central: CentralProcess, **serving: dict[str, float]):  # type: ignore[no-untyped-def]
-    """Connect a ScriptedCP per keyword (``CP1={"readings": 2}``); serve charges if asked."""
-    secrets_ = {cp: provision_cp(central.db_url, cp, f"{cp}-town", "0.40") for cp in serving}
+async def charge_points(
+    central: CentralProcess, *ids: str, serving: Mapping[str, Mapping[str, Any]] | None = None
+) -> AsyncIterator[dict[str, ScriptedCP]]:
+    """Connect a ScriptedCP for each id; those in ``serving`` run every charge (``serve``)."""
+    serving = serving or {}
+    secrets_ = {cp: provision_cp(central.db_url, cp, f"{cp}-town", "0.40") for cp in ids}
     cps = {cp: await ScriptedCP(cp, s, central.addr).connect() for cp, s in secrets_.items()}
-    tasks = [
-        asyncio.create_task(serve(cps[cp], **opts))  # type: ignore[arg-type]
-        for cp, opts in serving.items()
-        if opts is not None and opts.get("serve", 1)
-    ]
+    tasks = [asyncio.create_task(serve(cps[cp], **opts)) for cp, opts in serving.items()]
     for cp in cps:
         await central.wait_state(cp, "ACTIVATED")
     try:
@@ -135,8 +135,8 @@ async def charge_points(central: CentralProcess, **serving: dict[str, float]):  
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for cp in cps.values():
-            await cp.close()
+        for link in cps.values():
+            await link.close()
 
 
 def stamp(line: str) -> datetime:
@@ -164,7 +164,7 @@ def test_run_file_of_ten_services_pauses_between_them(
     )
 
     async def scenario() -> tuple[int, str, str, str]:
-        async with charge_points(central, CP1={}, CP2={}):
+        async with charge_points(central, "CP1", "CP2", serving={"CP1": {}, "CP2": {}}):
             code, listing = await asyncio.to_thread(drivers.run, "list")
             assert code == 0, listing
             code, output = await asyncio.to_thread(
@@ -199,7 +199,9 @@ def test_request_shows_every_step_and_live_progress(
     drivers.add("D1")
 
     async def scenario() -> tuple[int, str]:
-        async with charge_points(central, CP1={"readings": 4, "every": 1.0, "plug_after": 0.5}):
+        async with charge_points(
+            central, "CP1", serving={"CP1": {"readings": 4, "every": 1.0, "plug_after": 0.5}}
+        ):
             return await asyncio.to_thread(drivers.run, "request", "CP1", "--kwh", "7.5")
 
     code, output = asyncio.run(scenario())
@@ -231,7 +233,7 @@ def test_denied_requests_give_the_reason_and_a_non_zero_exit(
 
     async def scenario() -> dict[str, tuple[int, str]]:
         results = {}
-        async with charge_points(central, CP1={"serve": 0}, CP2={"serve": 0}) as cps:
+        async with charge_points(central, "CP1", "CP2") as cps:
             results["unknown"] = await asyncio.to_thread(drivers.run, "request", "NOPE")
             other = await driver(central.addr, "D2", d2)  # D2 holds CP1: authorised, unplugged
             other.send(MessageType.CHARGE_REQUEST, {"cp_id": "CP1"})
@@ -286,7 +288,7 @@ def test_driver_killed_mid_charge_sees_the_charge_and_missed_ticket(
 
     async def scenario() -> dict[str, tuple[int, str]]:
         seen = {}
-        async with charge_points(central, CP1={"serve": 0}) as cps:
+        async with charge_points(central, "CP1") as cps:
             cp = cps["CP1"]
             # 1. Killed; the charge goes on; status shows it; status --follow to the ticket.
             session_id = await charge_until_killed(cp, 1.5)
