@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, Protocol
 
@@ -16,7 +17,6 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
 )
 
 from common.client import AuthenticationFailed, CentralUnreachable, ClientLink, connect
@@ -122,8 +122,10 @@ class CentralLink:
             ) from None
 
     def _wait(self, state: RetryCallState) -> float:
-        # Exponential back-off (0.5 s, 1 s, 2 s ... up to 5 s), never past the budget.
-        backoff = wait_exponential_jitter(initial=0.5, max=5.0, jitter=0.25)(state)
+        # Exponential back-off (0.5 s, 1 s, 2 s ... up to 5 s) with a little jitter, never
+        # past the budget. Computed here: tenacity's own jitter wait changed its signature
+        # between the versions we accept.
+        backoff = min(5.0, 0.5 * 2 ** (state.attempt_number - 1)) + random.uniform(0, 0.25)
         left = self.retry_for - (state.seconds_since_start or 0.0)
         return max(0.0, min(backoff, left))
 
