@@ -64,6 +64,7 @@ class LocationState:
     rate_limited: int = 0  # consecutive 429 answers, for exponential back-off
     not_before: float = 0.0  # clock time before which the provider is not asked
     backoff_reason: str | None = None
+    trigger_c: float | None = None  # the reading that decided the wanted alert
 
     def to_dict(self, location: str) -> dict[str, Any]:
         return {
@@ -180,6 +181,8 @@ class WeatherOffice:
         with self._lock:
             previous = state.verdict
             state.verdict = decide(previous, temperature, self.hysteresis)
+            if state.verdict.alert != previous.alert:
+                state.trigger_c = temperature
             state.temperature_c, state.failure = temperature, failure
             old_reason, state.reason = state.reason, reason
         self._log_change(name, previous, state, old_reason)
@@ -195,18 +198,13 @@ class WeatherOffice:
         wanted = state.verdict.alert
         command = command_for(wanted, state.confirmed)
         try:
+            fields = {"location": name, "temperature_c": state.trigger_c}
             if command is Command.RAISE:
-                self.central.raise_alert(name, state.temperature_c)
-                log.warning(
-                    "cold alert raised",
-                    extra={"fields": {"location": name, "temperature_c": state.temperature_c}},
-                )
+                self.central.raise_alert(name, state.trigger_c)
+                log.warning("cold alert raised", extra={"fields": fields})
             elif command is Command.CLEAR:
                 self.central.clear_alert(name)
-                log.info(
-                    "cold alert cleared",
-                    extra={"fields": {"location": name, "temperature_c": state.temperature_c}},
-                )
+                log.info("cold alert cleared", extra={"fields": fields})
             if command is not None:
                 with self._lock:
                     state.confirmed = wanted
@@ -257,7 +255,9 @@ class WeatherOffice:
     def _log_change(
         self, name: str, previous: Verdict, state: LocationState, old_reason: str | None
     ) -> None:
-        fields = {"location": name, "temperature_c": state.temperature_c}
+        fields: dict[str, Any] = {"location": name}
+        if state.temperature_c is not None:
+            fields["temperature_c"] = state.temperature_c
         if state.verdict.status is Status.UNKNOWN:
             if state.reason != old_reason:
                 log.warning("no temperature", extra={"fields": {**fields, "reason": state.reason}})

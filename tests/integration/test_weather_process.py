@@ -30,7 +30,7 @@ CITIES = ["Oslo", "Madrid", "Rome", "Tromso", "Atlantis"]
 def fake() -> Iterator[FakeOpenWeather]:
     # The service expects another key: every unscripted request is a genuine 401.
     server = FakeOpenWeather("the-key-openweather-expects", {"Oslo": -4.0}).start()
-    server.script("Madrid", Reply(429, QUOTA_BODY))
+    server.script("Madrid", Reply(429, QUOTA_BODY, {"Retry-After": "60"}))
     server.script("Rome", Reply(500, {"cod": "500", "message": "Internal error"}))
     server.script("Tromso", Reply(200, '{"main": {"temp": '))
     yield server
@@ -97,7 +97,7 @@ def test_the_api_key_never_appears_in_logs_or_output(
     assert weather.stop() == 0
 
     assert {r["appid"] for r in fake.requests} == {KEY}, "the key really was sent"
-    assert fake.count("Madrid") == 1, "no retry before the 429 back-off ends"
+    assert fake.count("Madrid") == 1, "no retry before Retry-After has passed"
     output = weather.output()
     assert KEY not in output
     assert "appid=***" in output  # urllib3's DEBUG line, redacted

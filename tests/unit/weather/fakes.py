@@ -33,6 +33,7 @@ class FakeCentral:
     alerts: set[str] = field(default_factory=set)
     calls: list[tuple[str, ...]] = field(default_factory=list)
     readings: list[tuple[str, float | None, str, str | None]] = field(default_factory=list)
+    raised_at: dict[str, float | None] = field(default_factory=dict)
     down: bool = False
     reject: str | None = None
 
@@ -46,6 +47,7 @@ class FakeCentral:
         self._check()
         self.calls.append(("raise", location))
         self.alerts.add(location)
+        self.raised_at[location] = temperature_c
 
     def clear_alert(self, location: str) -> None:
         self._check()

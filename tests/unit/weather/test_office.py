@@ -98,6 +98,7 @@ def test_undelivered_alert_is_retried_until_central_confirms(
         wx.poll()
     # ...but the alert decided while Central was down is delivered now.
     assert ("raise", "Oslo") in central.calls and central.alerts == {"Oslo"}
+    assert central.raised_at == {"Oslo": -5.0}  # the reading that decided it
     assert ("Oslo", None, "UNKNOWN", "slow") in central.readings
     assert wx.snapshot()[0]["delivered"] is True
     assert any("reachable again" in r.getMessage() for r in caplog.records)
