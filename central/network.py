@@ -217,7 +217,12 @@ class Network:
         return cp
 
     def _emit(self, event: Event) -> None:
+        """Record an event soon (ordered after everything submitted before it)."""
         self._writer.submit(partial(record, event=event))
+
+    async def _record(self, event: Event) -> None:
+        """Record an event and wait until it is committed (operator actions answer after)."""
+        await self._writer.call(partial(record, event=event))
 
     def _fire(self, cp: ChargePointView, trigger: Trigger, reason: str) -> None:
         old = cp.state
@@ -737,7 +742,7 @@ class Network:
     ) -> None:
         ids = [cp.id for cp in cps]
         await self._writer.call(partial(_persist_operator_stop, cp_ids=ids, stopped=stopped))
-        self._emit(
+        await self._record(
             Event(
                 EventType.OPERATOR_COMMAND,
                 SOURCE,
@@ -762,7 +767,7 @@ class Network:
                 link.close("key revoked")
         cp.monitor = cp.engine = None
         self.on_change(cp)
-        self._emit(
+        await self._record(
             Event(
                 EventType.CP_KEY_REVOKED, SOURCE, {}, cp_id=cp.id, actor=actor, source_ip=source_ip
             )
@@ -782,7 +787,7 @@ class Network:
         old = cp.price
         cp.price = value
         await self._writer.call(partial(_persist_price, cp_id=cp.id, price=value))
-        self._emit(
+        await self._record(
             Event(
                 EventType.CP_PRICE_CHANGED,
                 SOURCE,
@@ -813,7 +818,7 @@ class Network:
             await self._writer.call(
                 partial(_persist_alert, location=location, temperature=temperature, actor=actor)
             )
-            self._emit(
+            await self._record(
                 Event(
                     EventType.WEATHER_ALERT,
                     SOURCE,
@@ -842,7 +847,7 @@ class Network:
         await self._writer.call(
             partial(_persist_alert, location=location, temperature=None, actor=actor, clear=True)
         )
-        self._emit(
+        await self._record(
             Event(
                 EventType.WEATHER_CLEARED,
                 SOURCE,

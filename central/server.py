@@ -25,6 +25,7 @@ from common.protocol.errors import ProtocolError
 from common.protocol.handshake import HandshakeState, Role, ServerHandshake
 from common.protocol.keys import DEFAULT_PARAMS, ScryptParams, Verifier, verifier_from_key
 from common.protocol.messages import Message, MessageType, Side
+from common.ratelimit import FailureLimiter
 
 __all__ = ["CentralServer", "PeerLink"]
 
@@ -98,6 +99,8 @@ class CentralServer:
         self._handshake_timeout = handshake_timeout
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Online guessing: failed handshakes per principal and per source address.
+        self.auth_limiter = FailureLimiter({"id": 5, "ip": 50}, window=60.0)
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         self._server = await asyncio.start_server(
@@ -196,6 +199,25 @@ class CentralServer:
         hello = await self._next_message(reader, link)
         if hello is None:
             return None
+        principal = str(hello.body.get("id", ""))[:32]
+        attempt = self.auth_limiter.begin([("id", principal), ("ip", link.peer_ip)])
+        if not attempt.allowed:
+            link.send(
+                MessageType.AUTH_FAILED,
+                {"reason": "too many failed attempts", "retry_after": attempt.retry_after},
+            )
+            self._audit_error(link, f"authentication locked out for {principal}")
+            return None
+        who = None
+        try:
+            who = await self._authenticate(reader, link, hello)
+        finally:
+            self.auth_limiter.end(attempt, failed=who is None)
+        return who
+
+    async def _authenticate(
+        self, reader: asyncio.StreamReader, link: PeerLink, hello: Message
+    ) -> tuple[Role, str, bytes] | None:
         verifier = await self._lookup(hello)
         handshake = ServerHandshake(
             lambda _role, _id: verifier, self._clock, decoy_params=self._params

@@ -10,9 +10,9 @@ from sqlalchemy.exc import OperationalError
 
 from common.db import Database
 from common.http import install_json_errors
+from common.ratelimit import FailureLimiter
 from registry import api
 from registry.errors import RegistryError
-from registry.ratelimit import FailureLimiter
 from registry.service import RegistryService
 from registry.settings import Settings
 

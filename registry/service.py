@@ -26,8 +26,8 @@ from common.db import Database
 from common.db.models import ChargePoint, Credential, PrincipalKind, utcnow
 from common.events import Event, EventType, record
 from common.protocol.keys import ScryptParams, Verifier, check_secret, make_verifier, new_secret
+from common.ratelimit import FailureLimiter, Key, Lockout
 from registry.errors import Conflict, NotFound, RateLimited, Unauthorized
-from registry.ratelimit import FailureLimiter, Key, Lockout
 from registry.validation import check_secret_shape
 
 __all__ = ["Caller", "ChargePointStatus", "Issued", "RegistryService"]

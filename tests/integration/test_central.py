@@ -76,7 +76,11 @@ def test_unregistered_and_wrong_secret_are_denied_and_audited(central: CentralPr
             await ScriptedCP("GHOST", secret, central.addr).connect()
         with pytest.raises(AuthenticationFailed):
             await ScriptedCP("CP1", "not-the-secret", central.addr).connect()
-        audit = (await asyncio.to_thread(central.get, "/audit?action=cp.auth_failed")).json()
+        for _ in range(50):  # the audit entries are written just after the answers
+            audit = (await asyncio.to_thread(central.get, "/audit?action=cp.auth_failed")).json()
+            if len(audit["entries"]) == 2:
+                break
+            await asyncio.sleep(0.1)
         assert len(audit["entries"]) == 2
         assert {e["actor"] for e in audit["entries"]} == {"GHOST", "CP1"}
         assert all(e["source_ip"] == "127.0.0.1" for e in audit["entries"])
@@ -382,3 +386,22 @@ def test_central_killed_and_restarted_settles_nothing_twice(
         asyncio.run(after_restart())
     finally:
         central.proc.stop()
+
+
+def test_online_guessing_is_locked_out(central: CentralProcess) -> None:
+    secret = provision_cp(central.db_url, "CP1")
+
+    async def scenario() -> None:
+        for _ in range(5):
+            with pytest.raises(AuthenticationFailed):
+                await ScriptedCP("CP1", "guess", central.addr).connect()
+        with pytest.raises(AuthenticationFailed):  # the right secret, but locked out now
+            await ScriptedCP("CP1", secret, central.addr).connect()
+        for _ in range(50):
+            audit = (await asyncio.to_thread(central.get, "/audit?action=error")).json()
+            if any("locked out for CP1" in e["params"]["reason"] for e in audit["entries"]):
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no lock-out in the audit log: {audit['entries']}")
+
+    run(scenario())

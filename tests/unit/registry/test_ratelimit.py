@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from registry.ratelimit import FailureLimiter, Lockout
+from common.ratelimit import FailureLimiter, Lockout
 
 
 class Clock:

@@ -6,8 +6,8 @@ touches (:meth:`FailureLimiter.begin`) and then reports how it went
 (:meth:`FailureLimiter.end`). A reservation counts against the limit until it ends,
 so N threads racing on the last free slot cannot all get through.
 
-The state lives in this process. The registry runs as one process with threads; several
-replicas would each count separately and need a shared store (Redis, the database).
+The state lives in this process (Registry and Central each keep their own). Several
+replicas of one service would each count separately and need a shared store.
 """
 
 from __future__ import annotations
