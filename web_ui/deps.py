@@ -1,0 +1,39 @@
+"""What the views use, reached through the app (the composition root puts it there)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from web_ui.central_client import CentralClient
+from web_ui.live import LiveBoard
+from web_ui.registry_client import RegistryClient
+from web_ui.security import LoginThrottle
+from web_ui.settings import WebSettings
+
+__all__ = ["Clients", "clients", "login_throttle", "settings"]
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The dashboard's connections to the rest of the system."""
+
+    central: CentralClient
+    live: LiveBoard
+    registry: RegistryClient | None = None
+
+
+def clients() -> Clients:
+    found: Clients = current_app.extensions["ev_web.clients"]
+    return found
+
+
+def settings() -> WebSettings:
+    found: WebSettings = current_app.extensions["ev_web.settings"]
+    return found
+
+
+def login_throttle() -> LoginThrottle:
+    found: LoginThrottle = current_app.extensions["ev_web.throttle"]
+    return found

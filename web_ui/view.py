@@ -1,0 +1,512 @@
+"""The dashboard's view model: what the board shows, built from a snapshot and events.
+
+No I/O here. :meth:`Board.from_snapshot` builds the board from API_Central's answers;
+:meth:`Board.apply` folds one event from ``evcharging.events`` into it and says which
+parts changed (:class:`Changes`), so the live feed re-renders only those.
+
+Ordering. A snapshot is taken at ``as_of`` (the web server's clock, just before the
+request). An event stamped before that is already in the snapshot, so it must not move
+a tile back to an older state; events of one CP arrive in order (they share a
+partition), so applying the rest in order ends in Central's state.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from common.events import Event, EventType
+
+__all__ = [
+    "FEED_SIZE",
+    "PANELS",
+    "STATE_LABELS",
+    "TICKETS_SIZE",
+    "Board",
+    "Changes",
+    "FeedItem",
+    "LiveSession",
+    "Tile",
+    "WeatherView",
+    "feed_item_from_audit",
+]
+
+FEED_SIZE = 30
+TICKETS_SIZE = 10
+
+# What a person reads next to (never instead of) the colour.
+STATE_LABELS = {
+    "ACTIVATED": "Available",
+    "SUPPLYING": "Supplying",
+    "STOPPED": "Out of Order",
+    "BROKEN": "Broken",
+    "DISCONNECTED": "Disconnected",
+}
+
+# The board's parts besides the tiles; each is re-rendered as a whole.
+PANELS = ("summary", "drivers", "sessions", "weather", "feed", "tickets")
+
+_ERRORS = {
+    EventType.ERROR,
+    EventType.CP_AUTH_FAILED,
+    EventType.DRIVER_AUTH_FAILED,
+    EventType.REGISTRY_VERIFY_FAILED,
+    EventType.REGISTRY_LOCKOUT,
+}
+_WARNINGS = {
+    EventType.WEATHER_ALERT,
+    EventType.CP_KEY_REVOKED,
+    EventType.SESSION_DENIED,
+    EventType.CP_DEREGISTERED,
+}
+_INFO = {EventType.WEATHER_CLEARED, EventType.OPERATOR_COMMAND, EventType.CP_REGISTERED}
+# Central sends these only for CPs it knows: one we lack means our snapshot is behind.
+_KNOWN_CP_ONLY = {
+    EventType.CP_STATE_CHANGED,
+    EventType.CP_AUTHENTICATED,
+    EventType.CP_PRICE_CHANGED,
+    EventType.SESSION_AUTHORIZED,
+    EventType.SESSION_STARTED,
+    EventType.SESSION_PROGRESS,
+}
+
+
+@dataclass
+class LiveSession:
+    """A charge in progress (authorised, or supplying) on one CP."""
+
+    session_id: str
+    driver_id: str | None
+    status: str = "authorized"
+    kw: float = 0.0
+    kwh: float = 0.0
+    eur: float = 0.0
+    price_eur_kwh: float | None = None
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> LiveSession:
+        return cls(
+            session_id=str(data["session_id"]),
+            driver_id=data.get("driver_id"),
+            status=str(data.get("status") or "authorized"),
+            kw=float(data.get("kw") or 0.0),
+            kwh=float(data.get("kwh") or 0.0),
+            eur=float(data.get("eur") or 0.0),
+            price_eur_kwh=_float_or_none(data.get("price_eur_kwh")),
+        )
+
+
+@dataclass
+class Tile:
+    """One charge point as the board shows it."""
+
+    id: str
+    location: str
+    price_eur_kwh: float
+    state: str = "DISCONNECTED"
+    registered: bool = True
+    key_status: str = "none"
+    engine_ok: bool = True
+    monitor_connected: bool = False
+    stopped_by: list[str] = field(default_factory=list)
+    fault: str | None = None
+    reason: str | None = None  # why it is in this state, when known
+    session: LiveSession | None = None
+    as_of: datetime | None = None  # events stamped before this are already included
+
+    @property
+    def label(self) -> str:
+        return STATE_LABELS.get(self.state, self.state.title())
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any], as_of: datetime | None) -> Tile:
+        session = data.get("session")
+        return cls(
+            id=str(data["id"]),
+            location=str(data.get("location") or ""),
+            price_eur_kwh=float(data.get("price_eur_kwh") or 0.0),
+            state=str(data.get("state") or "DISCONNECTED"),
+            registered=bool(data.get("registered", True)),
+            key_status=str(data.get("key_status") or "none"),
+            engine_ok=bool(data.get("engine_ok", True)),
+            monitor_connected=bool(data.get("monitor_connected", False)),
+            stopped_by=list(data.get("stopped_by") or []),
+            fault=data.get("fault"),
+            session=LiveSession.of(session) if session else None,
+            as_of=as_of,
+        )
+
+
+@dataclass
+class WeatherView:
+    location: str
+    temperature_c: float | None = None
+    status: str = "UNKNOWN"
+    alert: bool = False
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    """One line of "recent errors and alerts"."""
+
+    ts: datetime
+    level: str  # "error" | "warning" | "info"
+    action: str
+    text: str
+    cp_id: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str | None, str]:
+        """The same fact read from the audit log and from the topic has the same key."""
+        return (self.action, self.cp_id, self.ts.isoformat(timespec="milliseconds"))
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Which parts of the board an update touched."""
+
+    tiles: frozenset[str] = frozenset()
+    panels: frozenset[str] = frozenset()
+    tickets: tuple[dict[str, Any], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.tiles or self.panels or self.tickets)
+
+    def __or__(self, other: Changes) -> Changes:
+        return Changes(
+            self.tiles | other.tiles, self.panels | other.panels, self.tickets + other.tickets
+        )
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class Board:
+    """Every tile, connected drivers, weather, recent errors and alerts, recent tickets."""
+
+    def __init__(self) -> None:
+        self.tiles: dict[str, Tile] = {}
+        self.drivers: set[str] = set()
+        self.weather: dict[str, WeatherView] = {}
+        self.feed: deque[FeedItem] = deque(maxlen=FEED_SIZE)
+        self.tickets: deque[dict[str, Any]] = deque(maxlen=TICKETS_SIZE)
+        self.as_of: datetime | None = None
+        self.missing: set[str] = set()  # CPs that events name but the snapshot lacked
+
+    # ----------------------------------------------------------------- building
+    @classmethod
+    def from_snapshot(
+        cls,
+        chargepoints: Iterable[Mapping[str, Any]],
+        drivers: Iterable[Mapping[str, Any]],
+        weather: Mapping[str, Any],
+        tickets: Iterable[Mapping[str, Any]],
+        as_of: datetime,
+        feed: Iterable[FeedItem] = (),
+    ) -> Board:
+        """A board from ``GET /api/chargepoints``, ``/drivers``, ``/weather``, ``/sessions``.
+
+        Args:
+            chargepoints: the ``chargepoints`` list.
+            drivers: the ``drivers`` list (only ``id`` and ``connected`` are read).
+            weather: ``{"alerts": [...], "readings": {location: {...}}}``.
+            tickets: finished sessions, newest first.
+            as_of: when the snapshot was requested.
+            feed: recent errors and alerts, newest first (kept across snapshots).
+        """
+        board = cls()
+        board.as_of = as_of
+        for data in chargepoints:
+            tile = Tile.of(data, as_of)
+            board.tiles[tile.id] = tile
+        board.drivers = {str(d["id"]) for d in drivers if d.get("connected")}
+        alerts = set(weather.get("alerts") or [])
+        for location, reading in (weather.get("readings") or {}).items():
+            board.weather[location] = WeatherView(
+                location,
+                _float_or_none(reading.get("temperature_c")),
+                str(reading.get("status") or "UNKNOWN"),
+                location in alerts,
+            )
+        for location in alerts - board.weather.keys():
+            board.weather[location] = WeatherView(location, alert=True)
+        for ticket in list(tickets)[:TICKETS_SIZE][::-1]:
+            board.tickets.appendleft(dict(ticket))
+        board.feed.extend(feed)
+        return board
+
+    def copy(self) -> Board:
+        return copy.deepcopy(self)
+
+    # ----------------------------------------------------------------- reading
+    def visible_tiles(self) -> list[Tile]:
+        """Registered CPs, by id: what the public board shows."""
+        return [t for t in sorted(self.tiles.values(), key=lambda t: t.id) if t.registered]
+
+    def sessions(self) -> list[Tile]:
+        """Tiles with a charge in progress, by CP id."""
+        return [t for t in self.visible_tiles() if t.session is not None]
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATE_LABELS, 0)
+        for tile in self.visible_tiles():
+            out[tile.state] = out.get(tile.state, 0) + 1
+        return out
+
+    def weather_at(self, location: str) -> WeatherView | None:
+        return self.weather.get(location)
+
+    # ----------------------------------------------------------------- events
+    def apply(self, event: Event) -> Changes:
+        """Fold ``event`` into the board; returns what changed (falsy: nothing)."""
+        changes = self._apply(event)
+        item = _feed_item(event)
+        if item is not None and all(i.key != item.key for i in self.feed):
+            self.feed.appendleft(item)
+            changes = changes | Changes(panels=frozenset({"feed"}))
+        return changes
+
+    def _apply(self, event: Event) -> Changes:
+        kind, data = event.type, event.data
+        if kind is EventType.SESSION_ENDED:
+            return self._ticket(event)
+        if kind in (EventType.WEATHER_READING, EventType.WEATHER_ALERT, EventType.WEATHER_CLEARED):
+            return self._weather(event)
+        if kind is EventType.DRIVER_AUTHENTICATED and event.driver_id:
+            if event.driver_id in self.drivers:
+                return Changes()
+            self.drivers.add(event.driver_id)
+            return Changes(panels=frozenset({"drivers"}))
+        if kind is EventType.CP_REGISTERED and event.cp_id:
+            return self._registered(event)
+        tile = self.tiles.get(event.cp_id or "")
+        if tile is None:
+            if event.cp_id and kind in _KNOWN_CP_ONLY:
+                self.missing.add(event.cp_id)
+            return Changes()
+        if tile.as_of is not None and event.ts < tile.as_of:
+            return Changes()
+        if kind is EventType.CP_STATE_CHANGED:
+            return self._state(tile, str(data.get("to") or tile.state), data.get("reason"))
+        if kind is EventType.SESSION_AUTHORIZED and event.session_id:
+            tile.session = LiveSession(
+                event.session_id,
+                event.driver_id,
+                "authorized",
+                price_eur_kwh=_float_or_none(data.get("price_eur_kwh")),
+            )
+            return _touched(tile, "sessions")
+        if kind is EventType.SESSION_STARTED and event.session_id:
+            if tile.session is None or tile.session.session_id != event.session_id:
+                tile.session = LiveSession(event.session_id, event.driver_id)
+            tile.session.status = "supplying"
+            return _touched(tile, "sessions")
+        if kind is EventType.SESSION_PROGRESS and event.session_id:
+            if not data.get("session_id"):
+                return Changes()
+            tile.session = LiveSession.of({**data, "status": "supplying"})
+            return _touched(tile, "sessions")
+        if kind is EventType.CP_PRICE_CHANGED:
+            price = _float_or_none(data.get("to"))
+            if price is None:
+                return Changes()
+            tile.price_eur_kwh = price
+            return _touched(tile)
+        if kind is EventType.CP_KEY_REVOKED:
+            tile.key_status = "revoked"
+            tile.monitor_connected = False
+            return _touched(tile)
+        if kind is EventType.CP_AUTHENTICATED:
+            tile.key_status = "active"
+            tile.monitor_connected = True
+            return _touched(tile)
+        if kind is EventType.CP_DEREGISTERED:
+            tile.registered = False
+            tile.session = None
+            return _touched(tile, "summary", "sessions")
+        return Changes()
+
+    def _state(self, tile: Tile, to: str, reason: Any) -> Changes:
+        tile.state = to
+        tile.reason = str(reason) if reason else None
+        panels = {"summary"}
+        if to == "BROKEN":
+            tile.engine_ok = False
+            tile.fault = tile.reason
+        elif to in ("ACTIVATED", "SUPPLYING"):
+            tile.engine_ok, tile.fault = True, None
+        if to == "DISCONNECTED":
+            tile.monitor_connected = False
+        elif to != "STOPPED":
+            tile.monitor_connected = True
+        if to != "SUPPLYING" and tile.session is not None and tile.session.status == "supplying":
+            tile.session = None  # the supply is over; its ticket follows
+            panels.add("sessions")
+        return Changes(tiles=frozenset({tile.id}), panels=frozenset(panels))
+
+    def _ticket(self, event: Event) -> Changes:
+        ticket = dict(event.data)
+        session_id = str(ticket.get("session_id") or event.session_id or "")
+        panels: set[str] = set()
+        tiles: set[str] = set()
+        tile = self.tiles.get(event.cp_id or "")
+        if tile is not None and tile.session is not None and tile.session.session_id == session_id:
+            tile.session = None
+            tiles.add(tile.id)
+            panels.add("sessions")
+        if any(t.get("session_id") == session_id for t in self.tickets):
+            return Changes(frozenset(tiles), frozenset(panels))
+        self.tickets.appendleft(ticket)
+        panels.add("tickets")
+        return Changes(frozenset(tiles), frozenset(panels), (ticket,))
+
+    def _weather(self, event: Event) -> Changes:
+        location = event.data.get("location")
+        if not isinstance(location, str) or not location:
+            return Changes()
+        view = self.weather.setdefault(location, WeatherView(location))
+        before = copy.copy(view)
+        if event.type is EventType.WEATHER_READING:
+            view.temperature_c = _float_or_none(event.data.get("temperature_c"))
+            view.status = str(event.data.get("status") or "UNKNOWN")
+        elif event.type is EventType.WEATHER_ALERT:
+            view.alert = True
+            temperature = _float_or_none(event.data.get("temperature_c"))
+            if temperature is not None:
+                view.temperature_c = temperature
+        else:
+            view.alert = False
+        if view == before:
+            return Changes()
+        here = frozenset(t.id for t in self.tiles.values() if t.location == location)
+        return Changes(tiles=here, panels=frozenset({"weather"}))
+
+    def _registered(self, event: Event) -> Changes:
+        assert event.cp_id is not None
+        data = event.data
+        tile = self.tiles.get(event.cp_id)
+        if tile is None:
+            tile = self.tiles[event.cp_id] = Tile(
+                event.cp_id,
+                str(data.get("location") or ""),
+                _float_or_none(data.get("price_eur_kwh")) or 0.0,
+            )
+        else:
+            tile.registered = True
+            if data.get("location"):
+                tile.location = str(data["location"])
+            price = _float_or_none(data.get("price_eur_kwh"))
+            if price is not None:
+                tile.price_eur_kwh = price
+        return _touched(tile, "summary")
+
+    # ----------------------------------------------------------------- resync
+    def changes_since(self, old: Board) -> Changes:
+        """What differs between ``old`` and this board (a fresh snapshot)."""
+        tiles = {
+            cp_id
+            for cp_id in self.tiles.keys() | old.tiles.keys()
+            if _shown(self.tiles.get(cp_id)) != _shown(old.tiles.get(cp_id))
+        }
+        panels = set()
+        if tiles:
+            panels.update({"summary", "sessions"})
+        if self.drivers != old.drivers:
+            panels.add("drivers")
+        if self.weather != old.weather:
+            panels.add("weather")
+            tiles.update(t.id for t in self.tiles.values())
+        if list(self.tickets) != list(old.tickets):
+            panels.add("tickets")
+        if list(self.feed) != list(old.feed):
+            panels.add("feed")
+        return Changes(frozenset(tiles), frozenset(panels))
+
+
+def _shown(tile: Tile | None) -> Any:
+    """A tile's visible content, for comparing (``as_of`` is bookkeeping)."""
+    if tile is None:
+        return None
+    return {k: v for k, v in vars(tile).items() if k != "as_of"}
+
+
+def _touched(tile: Tile, *panels: str) -> Changes:
+    return Changes(tiles=frozenset({tile.id}), panels=frozenset(panels))
+
+
+def _feed_text(action: str, cp_id: str | None, data: Mapping[str, Any], actor: str | None) -> str:
+    where = f"{cp_id}: " if cp_id else ""
+    if action == EventType.WEATHER_ALERT:
+        temperature = data.get("temperature_c")
+        shown = f" ({temperature} °C)" if temperature is not None else ""
+        return f"Weather alert in {data.get('location')}{shown}"
+    if action == EventType.WEATHER_CLEARED:
+        return f"Weather alert cleared in {data.get('location')}"
+    if action == EventType.OPERATOR_COMMAND:
+        targets = data.get("cp_ids") or []
+        count = data.get("count", len(targets))
+        what = targets[0] if count == 1 and targets else f"{count} charge points"
+        return f"Operator: {data.get('command')} {what}"
+    if action == EventType.CP_STATE_CHANGED:
+        return f"{where}broken ({data.get('reason') or 'engine fault'})"
+    if action == EventType.CP_KEY_REVOKED:
+        return f"{where}key revoked"
+    if action == EventType.CP_REGISTERED:
+        return f"{where}registered in {data.get('location')}"
+    if action == EventType.CP_DEREGISTERED:
+        return f"{where}deregistered"
+    if action in (EventType.CP_AUTH_FAILED, EventType.DRIVER_AUTH_FAILED):
+        who = actor or "unknown"
+        return f"Authentication failed for {who}: {data.get('reason') or 'refused'}"
+    if action == EventType.SESSION_DENIED:
+        return f"{where}charge denied: {data.get('reason') or 'refused'}"
+    reason = data.get("reason") or data.get("message") or action
+    return f"{where}{reason}"
+
+
+def _level(action: str, data: Mapping[str, Any]) -> str | None:
+    try:
+        kind = EventType(action)
+    except ValueError:
+        return None
+    if kind in _ERRORS:
+        return "error"
+    if kind in _WARNINGS:
+        return "warning"
+    if kind in _INFO:
+        return "info"
+    if kind is EventType.CP_STATE_CHANGED and data.get("to") == "BROKEN":
+        return "error"
+    return None
+
+
+def _feed_item(event: Event) -> FeedItem | None:
+    level = _level(str(event.type), event.data)
+    if level is None:
+        return None
+    # Auth failures name the principal; for drivers that is their id, nothing more.
+    text = _feed_text(str(event.type), event.cp_id, event.data, event.actor)
+    return FeedItem(event.ts, level, str(event.type), text, event.cp_id)
+
+
+def feed_item_from_audit(entry: Mapping[str, Any]) -> FeedItem | None:
+    """The feed line for an entry of ``GET /api/audit``, or None if it is not notable."""
+    action = str(entry.get("action") or "")
+    params = entry.get("params") or {}
+    level = _level(action, params)
+    if level is None or not entry.get("ts"):
+        return None
+    try:
+        ts = datetime.fromisoformat(str(entry["ts"]))
+    except ValueError:
+        return None
+    cp_id = entry.get("cp_id")
+    return FeedItem(ts, level, action, _feed_text(action, cp_id, params, entry.get("actor")), cp_id)
