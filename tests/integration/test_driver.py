@@ -1,7 +1,9 @@
 """``python -m driver`` as a real process against a real Central, with scripted CPs.
 
 The charge points are ``ScriptedCP`` peers (real sockets, real protocol) driven by a
-task of the test, so the timing of each charge is the test's, not a simulator's.
+task of the test, so the timing of each charge is the test's, not a simulator's; the
+last test runs the real ``cp_engine`` and ``cp_monitor`` processes. Central comes from
+the ``central`` fixture (tests/integration/conftest.py).
 """
 
 from __future__ import annotations
@@ -26,22 +28,12 @@ from tests.support.central import (
     ScriptedCP,
     driver,
     provision_cp,
-    start_central,
 )
 from tests.support.services import ServiceProcess
 
 pytestmark = pytest.mark.integration
 
 PROGRESS = re.compile(r"charging (\w+): \d+\.\d kW \d+\.\d{3} kWh \d+\.\d{2} € \d\d:\d\d$")
-
-
-@pytest.fixture
-def central(
-    tmp_path: Path, sqlite_url: str, free_port: Callable[[], int]
-) -> Iterator[CentralProcess]:
-    proc = start_central(tmp_path, sqlite_url, free_port(), free_port())
-    yield proc
-    proc.proc.stop()
 
 
 @dataclass
@@ -80,7 +72,7 @@ class Drivers:
                 str(retry_for),
                 *args,
             ],
-            env={"EV_DRIVER_SECRET": secret or self.secrets[driver_id]},
+            env={"EV_DRIVER_SECRET": secret or self.secrets[driver_id], "PYTHONWARNINGS": "error"},
             log_path=self.tmp_path / "drivers" / f"{name}.log",
             name=name,
         ).start()
@@ -323,3 +315,55 @@ def test_driver_killed_mid_charge_sees_the_charge_and_missed_ticket(
     assert "no charge in progress" in output
     code, output = seen["again"]
     assert code == 0 and "missed while away" not in output, output  # delivered once
+
+
+def test_run_against_a_real_engine_and_monitor(
+    central: CentralProcess, drivers: Drivers, tmp_path: Path, free_port: Callable[[], int]
+) -> None:
+    """``python -m cp_engine`` + ``python -m cp_monitor`` (secret already provisioned)."""
+    drivers.add("D1")
+    data = tmp_path / "cp-data"
+    data.mkdir()
+    secret_file = data / "CPR.secret"
+    secret_file.write_text(provision_cp(central.db_url, "CPR", "Madrid", "0.50"))
+    secret_file.chmod(0o600)
+    port = free_port()
+
+    def process(name: str, *args: str) -> ServiceProcess:
+        proc = ServiceProcess(
+            [sys.executable, "-m", name, "--id", "CPR", "--central", str(central.addr), *args],
+            env={"EV_DATA_DIR": str(data)},
+            log_path=tmp_path / "cp-logs" / f"{name}.log",
+            name=name,
+        ).start()
+        drivers.started.append(proc)  # stopped with the drivers
+        return proc
+
+    engine = process("cp_engine", "--listen", f"127.0.0.1:{port}", "--auto-plug", "--speed", "60")
+    engine.wait_for_line("monitor link on")
+    process(
+        "cp_monitor",
+        "--engine",
+        f"127.0.0.1:{port}",
+        "--secret-file",
+        str(secret_file),
+        "--registry",
+        f"https://127.0.0.1:{free_port()}",  # not needed: the secret exists
+        "--auto",
+    )
+
+    async def engine_online() -> None:
+        await central.wait_state("CPR", "ACTIVATED", timeout=20)
+        while not (await asyncio.to_thread(central.cp, "CPR"))["engine_connected"]:
+            await asyncio.sleep(0.1)
+
+    asyncio.run(asyncio.wait_for(engine_online(), 20))
+    services = tmp_path / "real.txt"
+    services.write_text("CPR 0.5\nCPR 0.4\n", encoding="utf-8")
+    code, output = drivers.run("run", str(services), "--pause", "1", timeout=60)
+    assert code == 0, output
+    assert len(lines(output, r"CPR: vehicle plugged in, charging")) == 2, output
+    assert lines(output, PROGRESS.pattern), output
+    tickets = lines(output, r"ticket CPR: [\d.]+ kWh x 0\.50 €/kWh = [\d.]+ € \(target_reached\)")
+    assert len(tickets) == 2, output
+    assert re.search(r"2/2 charged", output), output
