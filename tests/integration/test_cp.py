@@ -27,8 +27,15 @@ import pytest
 import requests
 
 from central.drivers import add_driver
+from common.protocol.framing import NACK
 from common.protocol.messages import MessageType
-from tests.support.central import TEST_SCRYPT, CentralProcess, driver, start_central
+from tests.support.central import (
+    TEST_SCRYPT,
+    CentralProcess,
+    driver,
+    provision_cp,
+    start_central,
+)
 from tests.support.services import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -98,16 +105,15 @@ class Site:
     root: Path
     central: CentralProcess
     registry_url: str
-    registry_ca: Path
+    registry_ca: Path | None
     token: str
     started: list[ServiceProcess] = field(default_factory=list)
 
     def env(self, cp_id: str) -> dict[str, str]:
-        return {
-            "EV_DATA_DIR": str(self.root / cp_id),
-            "EV_PROVISIONING_TOKEN": self.token,
-            "EV_REGISTRY_CA": str(self.registry_ca),
-        }
+        env = {"EV_DATA_DIR": str(self.root / cp_id), "EV_PROVISIONING_TOKEN": self.token}
+        if self.registry_ca is not None:
+            env["EV_REGISTRY_CA"] = str(self.registry_ca)
+        return env
 
     def engine(self, cp_id: str, port: int, *extra: str, name: str = "engine") -> Interactive:
         args = [sys.executable, "-m", "cp_engine", "--id", cp_id, "--listen", f"127.0.0.1:{port}"]
@@ -376,5 +382,109 @@ def test_key_revoked_then_reauthentication_restores(site: Site, cp: str) -> None
         ok = await site.open_session(cp, target_kwh=0.5)  # the engine works with the new key
         assert ok.status_code == 201, ok.text
         await engine.line(r"Ticket for session .*\(target_reached\)", 10)
+
+    run(scenario())
+
+
+def test_central_down_mid_supply_report_delivered_when_it_returns(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Central dies mid-supply: the engine finishes, journals, and reports once it is back.
+
+    Central is this test's own (it is killed), so the CP is provisioned straight into its
+    database (as the Registry would) and the secret file written for the monitor.
+    """
+    cp_id = "CPDOWN"
+    central_port, api_port = free_port(), free_port()
+    central = start_central(tmp_path, sqlite_url, central_port, api_port)
+    home = tmp_path / cp_id / f"cp-{cp_id}"
+    home.mkdir(parents=True)
+    (home / "secret").write_text(provision_cp(sqlite_url, cp_id, "Oslo", "0.50"))
+    (home / "secret").chmod(0o600)
+    own = Site(tmp_path, central, "https://127.0.0.1:9", None, "unused")
+    restarted: list[CentralProcess] = []
+
+    async def scenario() -> None:
+        engine, monitor, _ = await up(own, cp_id, "--auto-plug", auto=False)
+        monitor.type("a")
+        await own.state(cp_id, "ACTIVATED")
+        await own.engine_online(cp_id)
+        r = await own.open_session(cp_id, target_kwh=1.5)
+        session_id = r.json()["session_id"]
+        await engine.lines(rf"Supplying {session_id}", 1)
+        central.proc.kill()
+        await engine.line(
+            rf"Supply ended \(target_reached\): session {session_id}, 1.500 kWh, 0.75 €; "
+            r"Central unreachable, kept in the journal",
+            15,
+        )
+        await monitor.line(r"Cannot reach Central at .*; retrying in [\d.]+ s")
+        await engine.line(r"Cannot reach Central at .*; retrying in [\d.]+ s")
+        journal = (home / "journal.json").read_text()
+        assert session_id in journal and "target_reached" in journal
+        back = start_central(tmp_path, sqlite_url, central_port, api_port, name="central-back")
+        restarted.append(back)
+        await monitor.lines(r"Authenticated with Central at", 2, 20)
+        await engine.line(
+            rf"Ticket for session {session_id}: 1.500 kWh, 0.75 € \(target_reached\)", 15
+        )
+        await back.wait_state(cp_id, "ACTIVATED")
+        r2 = await asyncio.to_thread(back.get, f"/sessions?cp_id={cp_id}")
+        [session] = r2.json()["sessions"]
+        assert (session["status"], session["kwh"], session["reason"]) == (
+            "ended",
+            1.5,
+            "target_reached",
+        )
+        assert '"unsettled":[]' in (home / "journal.json").read_text()
+
+    try:
+        run(scenario())
+    finally:
+        for proc in reversed(own.started):
+            proc.stop()
+        for c in (central, *restarted):
+            c.proc.stop()
+
+
+def test_bad_input_gives_one_clear_line(site: Site, cp: str) -> None:
+    def cli(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", module, *args],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env={**os.environ, "EV_DATA_DIR": str(site.root / cp)},
+        )
+
+    bad = [
+        ("cp_engine", "--id", cp, "--listen", "nowhere"),
+        ("cp_engine", "--listen", "127.0.0.1:0"),
+        ("cp_engine", "--id", cp, "--speed", "-3"),
+        ("cp_monitor", "--id", "not an id!"),
+        ("cp_monitor", "--id", cp, "--registry", "http://plain.example"),
+    ]
+    for module, *args in bad:
+        done = cli(module, *args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+    async def scenario() -> None:
+        engine, monitor, port = await up(site, cp, auto=False)
+        secret = site.root / cp / f"cp-{cp}" / "secret"
+        secret.write_text("not-the-secret")
+        secret.chmod(0o600)
+        monitor.type("a")
+        await monitor.line(rf"Central refused {cp}'s credentials: .* Register first")
+        monitor.type("frobnicate")
+        await monitor.line(r"unknown command 'frobnicate'; press \? for help")
+        # A corrupt frame on the engine's monitor port is NACKed; the engine carries on.
+        with socket.create_connection(("127.0.0.1", port), 5) as raw:
+            raw.sendall(b"\x02junk\x03\x00")
+            assert raw.recv(1) == bytes([NACK])
+        engine.type("s")
+        await engine.line(r"Health: OK")
+        await monitor.lines(r"Engine healthy", 1)
+        assert monitor.count(r"Lost the link to the engine") == 0
 
     run(scenario())
