@@ -859,19 +859,26 @@ class Network:
         return len(affected)
 
     def weather_reading(
-        self, location: str, temperature: float | None, status: str, actor: str
+        self,
+        location: str,
+        temperature: float | None,
+        status: str,
+        actor: str,
+        reason: str | None = None,
     ) -> None:
-        """Latest temperature (or UNKNOWN) per location, shown to operators."""
-        self.readings[location] = {
+        """Latest temperature (or UNKNOWN, with why) per location, shown to operators."""
+        reading = {
             "temperature_c": temperature,
             "status": status,
+            "reason": reason,
             "alert": location in self.alerts,
         }
+        self.readings[location] = reading
         self._emit(
             Event(
                 EventType.WEATHER_READING,
                 SOURCE,
-                {"location": location, "temperature_c": temperature, "status": status},
+                {"location": location, **reading},
                 actor=actor,
             )
         )

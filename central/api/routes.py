@@ -273,7 +273,9 @@ def weather_reading() -> tuple[Response, int]:
     status = body.get("status", "ok")
     if status == "ok" and not isinstance(temperature, int | float):
         raise ApiError(400, "bad_request", "temperature_c must be a number")
-    _bridge().read(lambda n: n.weather_reading(location, temperature, str(status), actor))
+    reason = body.get("reason")
+    reason = str(reason)[:200] if reason is not None else None
+    _bridge().read(lambda n: n.weather_reading(location, temperature, str(status), actor, reason))
     return jsonify(location=location), 202
 
 

@@ -154,12 +154,20 @@ def test_weather_endpoints(central: CentralProcess) -> None:
     )
     r = central.post("/weather/readings", {"location": "Oslo", "temperature_c": -2.5})
     assert r.status_code == 202
-    r = central.post("/weather/readings", {"location": "Lima", "status": "UNKNOWN"})
+    r = central.post(
+        "/weather/readings", {"location": "Lima", "status": "UNKNOWN", "reason": "city not found"}
+    )
     assert r.status_code == 202
     weather = central.get("/weather").json()
     assert weather["alerts"] == ["Oslo"]
-    assert weather["readings"]["Oslo"] == {"temperature_c": -2.5, "status": "ok", "alert": True}
+    assert weather["readings"]["Oslo"] == {
+        "temperature_c": -2.5,
+        "status": "ok",
+        "reason": None,
+        "alert": True,
+    }
     assert weather["readings"]["Lima"]["status"] == "UNKNOWN"
+    assert weather["readings"]["Lima"]["reason"] == "city not found"
     assert central.cp("CP1")["stopped_by"] == ["weather"]
     delete = requests.delete(
         central.api + "/weather/alerts/Oslo", headers=_auth(central), timeout=10

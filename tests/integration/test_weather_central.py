@@ -104,7 +104,12 @@ def test_cold_file_stops_the_location_after_its_supply_and_warm_resumes(
         await central.wait_state("CP1", "SUPPLYING")
         shown = await wait_weather(central, lambda w: "Sevilla" in w["readings"])
         assert shown["alerts"] == []
-        assert shown["readings"]["Oslo"] == {"temperature_c": 5.0, "status": "ok", "alert": False}
+        assert shown["readings"]["Oslo"] == {
+            "temperature_c": 5.0,
+            "status": "ok",
+            "reason": None,
+            "alert": False,
+        }
         assert shown["readings"]["Sevilla"]["temperature_c"] == 21.5
 
         write(temperatures, "# edited by the test\nOslo: -5\nSevilla: 21.5\n")
@@ -138,11 +143,13 @@ def test_cold_file_stops_the_location_after_its_supply_and_warm_resumes(
         )
         assert added.status_code == 201
         shown = await wait_weather(central, lambda w: "Atlantis" in w["readings"])
-        assert shown["readings"]["Atlantis"] == {
-            "temperature_c": None,
-            "status": "UNKNOWN",
-            "alert": False,
-        }
+        atlantis = shown["readings"]["Atlantis"]
+        assert (atlantis["temperature_c"], atlantis["status"], atlantis["alert"]) == (
+            None,
+            "UNKNOWN",
+            False,
+        )
+        assert atlantis["reason"], "an UNKNOWN reading says why"
         assert (tmp_path / "locations.txt").read_text(encoding="utf-8") == (
             "Oslo\nSevilla\nAtlantis\n"
         )
