@@ -32,7 +32,7 @@ from driver.render import (
 from driver.screen import Screen
 from driver.servicefile import Service, ServiceFile
 
-__all__ = ["DriverApp", "Timing", "exit_code_for"]
+__all__ = ["DriverApp", "Timing", "exit_code_for", "interactive"]
 
 MAX_RECONNECTS = 5  # per charge: two ev-driver processes of one driver would evict each other
 
@@ -92,12 +92,17 @@ class DriverApp:
         try:
             await self.link.open()
             return await command()
+        except ConnectionClosed as exc:  # closed again right after a reconnection
+            return self._fail(CentralDown(f"Central closed the connection: {exc}"))
         except DriverError as exc:
-            self.screen.end_progress()
-            self.screen.warn(str(exc))
-            return exc.exit_code
+            return self._fail(exc)
         finally:
             await self.link.close()
+
+    def _fail(self, error: DriverError) -> int:
+        self.screen.end_progress()
+        self.screen.warn(str(error))
+        return error.exit_code
 
     # ------------------------------------------------------------ the commands
     async def list_cps(self) -> int:
@@ -274,6 +279,12 @@ class DriverApp:
         await self.link.reconnect()
 
     async def _ask(self, msg_type: MessageType, answer: MessageType) -> Message:
+        """A query; if the connection drops, reconnect once and ask again."""
+        try:
+            return await self.link.ask(msg_type, {}, {answer}, on_other=self._stray)
+        except ConnectionClosed:
+            self.screen.warn("lost the connection to Central; reconnecting")
+            await self._reconnect()
         return await self.link.ask(msg_type, {}, {answer}, on_other=self._stray)
 
     async def _catch_up(self) -> Mapping[str, Any] | None:

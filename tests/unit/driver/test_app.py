@@ -210,3 +210,19 @@ def test_central_lost_for_good_mid_run_marks_the_rest_not_run() -> None:
     out = h.out.getvalue()
     assert "Cannot reach Central at x:1; gave up after 30 s" in h.errors
     assert "ticket (unplugged)" in out and out.count("not run") == 2
+
+
+def test_a_query_is_asked_again_after_a_reconnection_then_given_up() -> None:
+    central = ScriptedCentral(cps=[{"id": "CP1", "location": "Oslo", "price_eur_kwh": 0.3}])
+    closes = iter([ConnectionClosed("gone")])
+
+    def flaky(msg_type: T, body: dict[str, object]) -> list[object]:
+        return [next(closes, None) or m for m in central(msg_type, body)]
+
+    h = Harness(flaky)  # type: ignore[arg-type]
+    assert h.run(lambda app: app.list_cps()) == 0
+    assert h.link.opened == 2 and h.errors == ["lost the connection to Central; reconnecting"]
+    assert "Oslo" in h.out.getvalue()
+    h = Harness(lambda *_: [ConnectionClosed("gone")])
+    assert h.run(lambda app: app.history()) == 3
+    assert h.errors[-1] == "Central closed the connection: gone"
