@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 __all__ = ["KeyReader", "Level", "Screen"]
@@ -47,7 +48,8 @@ class Screen:
         with self._lock:
             if self._console is not None:
                 stamp = time.strftime("%H:%M:%S")
-                self._console.print(f"[dim]{stamp}[/dim] {text}", style=_STYLES[level], markup=True)
+                line = f"[dim]{stamp}[/dim] {escape(text)}"  # our text is never markup
+                self._console.print(line, style=_STYLES[level], markup=True)
             else:
                 self._stream.write(text + "\n")
                 self._stream.flush()
@@ -58,7 +60,7 @@ class Screen:
             if self._console is not None:
                 table = Table(title=title, show_header=False)
                 for key, value in rows:
-                    table.add_row(key, value)
+                    table.add_row(escape(key), escape(value))
                 self._console.print(table)
             else:
                 self._stream.write(f"{title}: " + "; ".join(f"{k}: {v}" for k, v in rows) + "\n")

@@ -57,50 +57,92 @@ def parse_location(text: str) -> str:
 def build_parser(env: Mapping[str, str]) -> ServiceParser:
     p = ServiceParser(PROG, _DESCRIPTION, env)
     p.option(
-        "--id", env="EV_CP_ID", default=None, parse=parse_cp_id, metavar="CP",
+        "--id",
+        env="EV_CP_ID",
+        default=None,
+        parse=parse_cp_id,
+        metavar="CP",
         help="this charge point's id (required)",
-    )  # fmt: skip
+    )
     p.option(
-        "--location", env="EV_CP_LOCATION", default=None, parse=parse_location, metavar="CITY",
+        "--location",
+        env="EV_CP_LOCATION",
+        default=None,
+        parse=parse_location,
+        metavar="CITY",
         help="where the CP is (needed to register)",
-    )  # fmt: skip
+    )
     p.option(
-        "--engine", env="EV_CP_ENGINE_ADDR", default=DEFAULT_ENGINE, parse=parse_host_port,
-        metavar="HOST:PORT", help="the engine's monitor link",
-    )  # fmt: skip
+        "--engine",
+        env="EV_CP_ENGINE_ADDR",
+        default=DEFAULT_ENGINE,
+        parse=parse_host_port,
+        metavar="HOST:PORT",
+        help="the engine's monitor link",
+    )
     p.option(
-        "--central", env="EV_CENTRAL_ADDR", default=DEFAULT_CENTRAL, parse=parse_host_port,
-        metavar="HOST:PORT", help="Central's TCP address",
-    )  # fmt: skip
+        "--central",
+        env="EV_CENTRAL_ADDR",
+        default=DEFAULT_CENTRAL,
+        parse=parse_host_port,
+        metavar="HOST:PORT",
+        help="Central's TCP address",
+    )
     p.option(
-        "--registry", env="EV_REGISTRY_URL", default="https://127.0.0.1:8443",
-        parse=parse_https_url, metavar="URL", help="the Registry's base URL",
-    )  # fmt: skip
+        "--registry",
+        env="EV_REGISTRY_URL",
+        default="https://127.0.0.1:8443",
+        parse=parse_https_url,
+        metavar="URL",
+        help="the Registry's base URL",
+    )
     p.option(
-        "--registry-ca", env="EV_REGISTRY_CA", default=None, parse=Path, metavar="PEM",
+        "--registry-ca",
+        env="EV_REGISTRY_CA",
+        default=None,
+        parse=Path,
+        metavar="PEM",
         help="CA file the Registry's certificate must chain to (default: system CAs)",
-    )  # fmt: skip
+    )
     p.option(
-        "--secret-file", env="EV_CP_SECRET_FILE", default=None, parse=Path, metavar="FILE",
+        "--secret-file",
+        env="EV_CP_SECRET_FILE",
+        default=None,
+        parse=Path,
+        metavar="FILE",
         help="where the CP's secret is kept, 0600 (default DATA_DIR/cp-ID/secret)",
-    )  # fmt: skip
+    )
     p.option(
-        "--data-dir", env="EV_DATA_DIR", default=default_data_dir(), parse=Path,
-        metavar="DIR", help="where the secret and the pairing key live",
-    )  # fmt: skip
+        "--data-dir",
+        env="EV_DATA_DIR",
+        default=default_data_dir(),
+        parse=Path,
+        metavar="DIR",
+        help="where the secret and the pairing key live",
+    )
     p.option(
-        "--pairing-key-file", env="EV_CP_PAIRING_KEY_FILE", default=None, parse=Path,
-        metavar="FILE", help="key shared with the engine (created 0600 if absent; "
+        "--pairing-key-file",
+        env="EV_CP_PAIRING_KEY_FILE",
+        default=None,
+        parse=Path,
+        metavar="FILE",
+        help="key shared with the engine (created 0600 if absent; "
         "default DATA_DIR/cp-ID/pairing.key; EV_CP_PAIRING_KEY gives the key itself)",
-    )  # fmt: skip
+    )
     add_flag(
-        p, "--auto", "EV_CP_AUTO", env,
+        p,
+        "--auto",
+        "EV_CP_AUTO",
+        env,
         "unattended: register if there is no secret file, authenticate, keep everything up",
-    )  # fmt: skip
+    )
     p.option(
-        "--log-level", env="EV_LOG_LEVEL", default="WARNING", metavar="LEVEL",
+        "--log-level",
+        env="EV_LOG_LEVEL",
+        default="WARNING",
+        metavar="LEVEL",
         help="log level of the key=value log on stderr",
-    )  # fmt: skip
+    )
     return p
 
 

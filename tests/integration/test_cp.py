@@ -379,9 +379,10 @@ def test_key_revoked_then_reauthentication_restores(site: Site, cp: str) -> None
         assert state["key_status"] == "active"
         await engine.lines(r"Connected to Central at", 2)
         await site.engine_online(cp)
-        ok = await site.open_session(cp, target_kwh=0.5)  # the engine works with the new key
-        assert ok.status_code == 201, ok.text
-        await engine.line(r"Ticket for session .*\(target_reached\)", 10)
+        engine.type("r 0.5")  # a walk-in user asks at the CP itself, over the new key
+        await engine.line(r"Authorised: session \S+ for a local user \(0.5 kWh")
+        await monitor.line(r"State: SUPPLYING")
+        await engine.line(r"Ticket for session .*: 0.500 kWh, .*\(target_reached\)", 10)
 
     run(scenario())
 
