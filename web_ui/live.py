@@ -342,6 +342,7 @@ class LiveBoard:
         with self._lock:
             feed = self._board.feed if audit is None else _feed_from_audit(audit)
             board = Board.from_snapshot(cps, drivers, weather, tickets, as_of, feed)
+            board.keep_reasons(self._board)
             changes = board.changes_since(self._board)
             self._board = board
             self._publish(changes)

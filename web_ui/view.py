@@ -335,6 +335,7 @@ class Board:
         return Changes()
 
     def _state(self, tile: Tile, to: str, reason: Any) -> Changes:
+        was = tile.state
         tile.state = to
         tile.reason = str(reason) if reason else None
         panels = {"summary"}
@@ -347,9 +348,14 @@ class Board:
             tile.monitor_connected = False
         elif to != "STOPPED":
             tile.monitor_connected = True
-        if to != "SUPPLYING" and tile.session is not None and tile.session.status == "supplying":
-            tile.session = None  # the supply is over; its ticket follows
+        ended = to in ("STOPPED", "BROKEN", "DISCONNECTED") or (
+            was == "SUPPLYING" and to != "SUPPLYING"
+        )
+        if ended and tile.session is not None:
+            tile.session = None  # the supply is over (or cancelled); a ticket may follow
             panels.add("sessions")
+        if to != "STOPPED":
+            tile.stopped_by = []
         return Changes(tiles=frozenset({tile.id}), panels=frozenset(panels))
 
     def _ticket(self, event: Event) -> Changes:
@@ -409,6 +415,13 @@ class Board:
         return _touched(tile, "summary")
 
     # ----------------------------------------------------------------- resync
+    def keep_reasons(self, old: Board) -> None:
+        """Keep why a tile is in its state (events say it, snapshots do not)."""
+        for tile in self.tiles.values():
+            before = old.tiles.get(tile.id)
+            if before is not None and before.state == tile.state and tile.reason is None:
+                tile.reason = before.reason
+
     def changes_since(self, old: Board) -> Changes:
         """What differs between ``old`` and this board (a fresh snapshot)."""
         tiles = {
@@ -431,11 +444,14 @@ class Board:
         return Changes(frozenset(tiles), frozenset(panels))
 
 
+_NOT_SHOWN = {"as_of", "monitor_connected", "engine_ok"}
+
+
 def _shown(tile: Tile | None) -> Any:
-    """A tile's visible content, for comparing (``as_of`` is bookkeeping)."""
+    """What a tile shows, for comparing (the rest is bookkeeping)."""
     if tile is None:
         return None
-    return {k: v for k, v in vars(tile).items() if k != "as_of"}
+    return {k: v for k, v in vars(tile).items() if k not in _NOT_SHOWN}
 
 
 def _touched(tile: Tile, *panels: str) -> Changes:
