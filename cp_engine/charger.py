@@ -27,6 +27,7 @@ Notify = Callable[[Level, str], None]
 
 REPORT_RETRY_FIRST = 5.0  # seconds before repeating an unanswered supply_ended
 REPORT_RETRY_CAP = 60.0
+_START_REFUSALS = ("no authorised session to start", "cannot supply while")
 
 
 @dataclass
@@ -203,7 +204,20 @@ class Charger:
         )
 
     def refused(self, reason: str) -> None:
-        """Central's ``error``: drop a report Central will never settle, say the rest."""
+        """Central's ``error``: stop a supply it refused, drop a report it will never
+        settle, and show the rest.
+
+        Central's errors carry only a text, so the two refusals of ``supply_started`` are
+        recognised by theirs: never supply energy Central has not accepted.
+        """
+        if self.state is SupplyState.SUPPLYING and reason.startswith(_START_REFUSALS):
+            s = self.session
+            assert s is not None
+            self.state = next_state(self.state, SupplyEvent.STOP)
+            self.session = None
+            self._save(self.records.discard())
+            self._notify(Level.BAD, f"Central refused supply of session {s.id}: {reason}; stopped")
+            return
         for report in self.records.unsettled:
             if reason == f"unknown session {report.session_id}":
                 state, _ = self.records.settle(report.session_id)

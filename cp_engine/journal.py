@@ -78,6 +78,10 @@ class JournalState:
         others = tuple(r for r in self.unsettled if r.session_id != a.session_id)
         return JournalState(None, (*others, report)), report
 
+    def discard(self) -> JournalState:
+        """Forget the active supply without a report (Central refused to start it)."""
+        return replace(self, active=None)
+
     def settle(self, session_id: str) -> tuple[JournalState, SupplyReport | None]:
         """Forget the report of ``session_id`` (its ticket arrived)."""
         found = next((r for r in self.unsettled if r.session_id == session_id), None)

@@ -237,3 +237,16 @@ def test_shutdown_reports_a_running_supply(fakes: Fakes, journal: Journal) -> No
     charger.plug()
     charger.shutdown()
     assert fakes.last(T.SUPPLY_ENDED)["reason"] == "engine_shutdown"
+
+
+def test_a_supply_central_refused_to_start_is_stopped_unreported(
+    fakes: Fakes, journal: Journal
+) -> None:
+    charger = make(fakes, journal)
+    authorize(charger)
+    charger.plug()
+    charger.refused("no authorised session to start")
+    assert charger.state is SupplyState.IDLE
+    assert journal.load()[0] == JournalState()
+    assert T.SUPPLY_ENDED not in fakes.types()
+    assert "Central refused supply of session S1" in fakes.screen()
