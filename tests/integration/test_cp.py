@@ -254,6 +254,16 @@ def test_register_authenticate_charge_unplug_ticket(site: Site, cp: str) -> None
         await site.state(cp, "ACTIVATED")
         await drv.close()
 
+        monitor.type("d")  # deregister: the Registry forgets the CP, the secret goes
+        await monitor.line(rf"Deregistered {cp}; secret deleted")
+        assert not secret_file.exists()
+        deadline = time.monotonic() + 10
+        while (await asyncio.to_thread(site.central.cp, cp))["registered"]:
+            assert time.monotonic() < deadline, "Central never saw the deregistration"
+            await asyncio.sleep(0.2)
+        monitor.type("a")
+        await monitor.lines(r"Register first", 2)
+
     run(scenario())
 
 
