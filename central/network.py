@@ -344,9 +344,13 @@ class Network:
         if kind in (MessageType.CHARGE_AUTHORIZED, MessageType.CHARGE_DENIED):
             answer = self._engine_answers.pop(str(body.get("session_id")), None)
             if answer is not None and not answer.done():
-                answer.set_result(
-                    (kind is MessageType.CHARGE_AUTHORIZED, str(body.get("reason", "")))
-                )
+                accepted = kind is MessageType.CHARGE_AUTHORIZED
+                answer.set_result((accepted, str(body.get("reason", ""))))
+                s = cp.session
+                if accepted and s is not None and s.id == body.get("session_id"):
+                    # Told here, before any later message of this engine is handled, so
+                    # the driver always hears "authorised" before "supply started".
+                    self._tell_driver(s, MessageType.CHARGE_AUTHORIZED, s.to_dict())
         elif kind is MessageType.SUPPLY_STARTED:
             self._supply_started(cp, link, str(body.get("session_id")))
         elif kind is MessageType.TELEMETRY:

@@ -375,9 +375,8 @@ class CentralServer:
         decision = await self.network.request_charge(
             cp_id, driver_id, msg.body.get("target_kwh"), link.peer_ip
         )
-        if decision.authorized:
-            link.send(MessageType.CHARGE_AUTHORIZED, decision.session or {})
-        else:
+        # An authorisation reaches the driver from the network, the moment the engine agrees.
+        if not decision.authorized:
             link.send(MessageType.CHARGE_DENIED, {"cp_id": cp_id, "reason": decision.reason})
 
     async def _driver_query(self, link: PeerLink, driver_id: str, kind: MessageType) -> None:

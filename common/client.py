@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -169,7 +170,10 @@ async def connect(
             asyncio.open_connection(addr.host, addr.port, limit=READ_CHUNK), timeout
         )
     except (OSError, TimeoutError) as exc:
-        reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        if isinstance(exc, TimeoutError):
+            reason = "timed out"
+        else:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise CentralUnreachable(f"Cannot reach Central at {addr}: {reason}") from None
     conn = Connection(clock)
     handshake = ClientHandshake(
