@@ -286,7 +286,18 @@ class Charger:
         return True
 
     def set_supervised(self, supervised: bool) -> None:
+        """The monitor came or went; without supervision a supply stops (DESIGN.md)."""
         self.supervised = supervised
+        if supervised or self.state is SupplyState.IDLE:
+            return
+        if self.state is SupplyState.AUTHORIZED:
+            self.state = next_state(self.state, SupplyEvent.STOP)
+            self.session = None
+            self._notify(Level.WARN, "Monitor lost: authorisation dropped")
+            return
+        self._notify(Level.WARN, "Monitor lost: stopping the supply")
+        self._meter()
+        self._end(SupplyEvent.STOP, "monitor_lost")
 
     def shutdown(self) -> None:
         """The engine is quitting: a running supply ends and is reported."""

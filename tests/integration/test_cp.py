@@ -323,7 +323,7 @@ def test_monitor_killed_disconnects_and_refuses_supply(site: Site, cp: str) -> N
         monitor.kill()
         await site.state(cp, "DISCONNECTED", 5)
         await engine.line(r"Monitor disconnected")
-        await engine.line(r"Stopped by Central: monitor_lost")
+        await engine.line(rf"Supply ended \(monitor_lost\): session {session_id}")
         await engine.line(rf"Ticket for session {session_id}: .*monitor_lost")
         refused = await site.open_session(cp)
         assert refused.status_code == 409

@@ -250,3 +250,17 @@ def test_a_supply_central_refused_to_start_is_stopped_unreported(
     assert journal.load()[0] == JournalState()
     assert T.SUPPLY_ENDED not in fakes.types()
     assert "Central refused supply of session S1" in fakes.screen()
+
+
+def test_losing_the_monitor_stops_the_supply(fakes: Fakes, journal: Journal) -> None:
+    charger = make(fakes, journal)
+    authorize(charger)
+    charger.set_supervised(False)
+    assert charger.state is SupplyState.IDLE and T.SUPPLY_ENDED not in fakes.types()
+    charger.set_supervised(True)
+    authorize(charger, "S2")
+    charger.plug()
+    fakes.now += 0.1
+    charger.set_supervised(False)
+    assert fakes.last(T.SUPPLY_ENDED) == {"session_id": "S2", "kwh": 1.1, "reason": "monitor_lost"}
+    assert "Monitor lost: stopping the supply" in fakes.screen()
