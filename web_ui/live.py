@@ -422,7 +422,46 @@ def _feed_from_audit(audit: dict[str, Any]) -> list[FeedItem]:
 def _kafka_consumer(bootstrap: str) -> Consumer:
     from common.events import EventConsumer
 
-    return EventConsumer(bootstrap, from_beginning=False, check_interval=1.0)
+    return EventConsumer(
+        bootstrap, from_beginning=False, check_interval=1.0, consumer_factory=_EndPinnedConsumer
+    )
+
+
+class _EndPinnedConsumer:
+    """A Kafka consumer whose "from the end" is the end at ``assign()`` time.
+
+    librdkafka resolves ``OFFSET_END`` lazily, when it first fetches; an event published
+    between our snapshot and that moment would be skipped. Asking for the high-water
+    marks at once pins the start before the snapshot is taken.
+    """
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        from confluent_kafka import Consumer as KafkaConsumer
+
+        self._consumer = KafkaConsumer(settings)
+
+    def assign(self, partitions: list[Any]) -> None:
+        from confluent_kafka import OFFSET_END, KafkaException, TopicPartition
+
+        pinned = []
+        for tp in partitions:
+            if tp.offset == OFFSET_END:
+                try:
+                    _, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+                    tp = TopicPartition(tp.topic, tp.partition, high)
+                except KafkaException:
+                    pass  # the broker is slow: keep the lazy end, a resync repairs any gap
+            pinned.append(tp)
+        self._consumer.assign(pinned)
+
+    def incremental_assign(self, partitions: list[Any]) -> None:
+        self._consumer.incremental_assign(partitions)
+
+    def poll(self, timeout: float = -1) -> Any:
+        return self._consumer.poll(timeout)
+
+    def close(self) -> None:
+        self._consumer.close()
 
 
 class _BrokerProbe:

@@ -1,0 +1,190 @@
+"""``ev-web`` as a real process against a real Central, a real broker and scripted CPs.
+
+The live stream is read here with plain HTTP (what a browser's EventSource does), so these
+run on any machine; tests/browser/ drives a real browser.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from common.infra import EmbeddedBroker
+from common.protocol.messages import MessageType
+from tests.support.broker import wait_until
+from tests.support.central import CentralProcess, ScriptedCP, provision_cp
+from tests.support.web import LoopThread, WebProcess, start_central_with_events, start_web
+
+pytestmark = pytest.mark.integration
+
+
+class Stream:
+    """An open ``/events`` stream, read by a thread into a queue of (event, data)."""
+
+    def __init__(self, url: str) -> None:
+        self.messages: queue.Queue[tuple[float, str, Any]] = queue.Queue()
+        self._response = requests.get(f"{url}/events", stream=True, timeout=(5, 30))
+        assert self._response.status_code == 200
+        assert self._response.headers["Content-Type"].startswith("text/event-stream")
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        kind = "message"
+        try:
+            for line in self._response.iter_lines(decode_unicode=True):
+                if line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line.startswith("data:"):
+                    self.messages.put((time.monotonic(), kind, json.loads(line[5:])))
+        except (requests.RequestException, AttributeError, ValueError):
+            pass  # closed by close() or the server
+
+    def wait_for(
+        self, kind: str, match: Callable[[Any], bool] = lambda _: True, timeout: float = 10
+    ) -> tuple[float, Any]:
+        """When the first ``kind`` message satisfying ``match`` arrived, and its data."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no matching {kind!r} message within {timeout} s")
+            try:
+                at, got, data = self.messages.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if got == kind and match(data):
+                return at, data
+
+    def close(self) -> None:
+        self._response.close()
+
+
+@pytest.fixture
+def system(
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    sqlite_url: str,
+    free_port: Callable[[], int],
+) -> Iterator[tuple[CentralProcess, WebProcess, str]]:
+    central = start_central_with_events(
+        tmp_path, sqlite_url, free_port(), free_port(), broker.bootstrap
+    )
+    secret = provision_cp(sqlite_url, "CP1", "Madrid", "0.40")
+    wait_until(lambda: central.cp("CP1")["state"] != "UNKNOWN", 10, "Central to load CP1")
+    web = start_web(tmp_path, central.api, free_port(), central.token, bootstrap=broker.bootstrap)
+    yield central, web, secret
+    web.proc.stop()
+    central.proc.stop()
+
+
+def test_a_fault_reaches_the_live_stream_well_under_a_second(
+    system: tuple[CentralProcess, WebProcess, str],
+) -> None:
+    central, web, secret = system
+    loop = LoopThread()
+    stream = Stream(web.url)
+    cp = ScriptedCP("CP1", secret, central.addr)
+    try:
+        stream.wait_for("snapshot")
+        loop.run(cp.connect())
+        stream.wait_for("tile", lambda t: t["id"] == "CP1" and t["state"] == "ACTIVATED")
+        assert cp.monitor is not None
+        monitor = cp.monitor
+
+        def engine(ok: bool) -> None:
+            cp.engine_ok = ok  # heartbeats say so too from now on
+            monitor.send(MessageType.ENGINE_STATUS, {"ok": ok, "reason": "engine KO"})
+
+        latencies = []
+        # The first round also warms Central's relay up (its producer connects on the
+        # first event); the second is the steady state an operator watches.
+        for _ in range(2):
+            sent = time.monotonic()
+            loop.call(engine, False)
+            arrived, tile = stream.wait_for("tile", lambda t: t["state"] == "BROKEN")
+            assert tile["id"] == "CP1" and "Fault: engine KO" in tile["html"]
+            latencies.append(arrived - sent)
+            _, feed = stream.wait_for("panel", lambda p: p["name"] == "feed")
+            assert "engine KO" in feed["html"]
+            loop.call(engine, True)
+            stream.wait_for("tile", lambda t: t["state"] == "ACTIVATED")
+        print("fault -> live stream:", ", ".join(f"{s * 1000:.0f} ms" for s in latencies))
+        assert latencies[-1] < 1.0
+    finally:
+        loop.run(cp.close())
+        stream.close()
+        loop.close()
+
+
+def test_health_security_headers_and_static_files(
+    system: tuple[CentralProcess, WebProcess, str],
+) -> None:
+    _, web, _ = system
+    wait_until(
+        lambda: requests.get(f"{web.url}/healthz", timeout=5).json()["ok"],
+        15,
+        "the dashboard to report Central and the broker reachable",
+    )
+    page = requests.get(f"{web.url}/", timeout=5)
+    assert page.status_code == 200 and 'id="cp-CP1"' in page.text
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert requests.get(f"{web.url}/static/app.js", timeout=5).status_code == 200
+    # A POST without the session's CSRF token is refused, even with the right token.
+    session = requests.Session()
+    refused = session.post(
+        f"{web.url}/operator/login", data={"token": web.token}, allow_redirects=False, timeout=5
+    )
+    assert refused.status_code == 400
+    session.close()
+
+
+def test_central_going_away_shows_in_the_stream_and_recovers(
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    sqlite_url: str,
+    free_port: Callable[[], int],
+) -> None:
+    port, api_port = free_port(), free_port()
+    central = start_central_with_events(tmp_path, sqlite_url, port, api_port, broker.bootstrap)
+    provision_cp(sqlite_url, "CP1", "Madrid", "0.40")
+    wait_until(lambda: central.cp("CP1")["state"] != "UNKNOWN", 10, "Central to load CP1")
+    web = start_web(tmp_path, central.api, free_port(), central.token, bootstrap=broker.bootstrap)
+    stream = Stream(web.url)
+    try:
+        stream.wait_for("snapshot")
+        central.proc.kill()
+        _, status = stream.wait_for("status", lambda s: s["central"] is False, timeout=10)
+        assert "Central is unreachable" in status["message"]
+        central = start_central_with_events(
+            tmp_path, sqlite_url, port, api_port, broker.bootstrap, name="central-again"
+        )
+        _, status = stream.wait_for("status", lambda s: s["ok"], timeout=15)
+        assert status["message"] == ""
+    finally:
+        stream.close()
+        web.proc.stop()
+        central.proc.stop()
+
+
+def test_a_bad_setting_is_one_line_and_exit_code_2() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "web_ui", "--listen", "nowhere"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path.cwd())},
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("ev-web: error: --listen:")
+    assert "Traceback" not in result.stderr
