@@ -169,6 +169,7 @@ class Network:
         self.recent: deque[str] = deque(maxlen=8)  # last notable events, for the console
         self._orphans: dict[str, OpenSession] = {}  # cp_id -> session open at last stop
         self._engine_answers: dict[str, asyncio.Future[tuple[bool, str]]] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self.on_change: Callable[[ChargePointView], None] = lambda cp: None
 
     # ----------------------------------------------------------------- loading
@@ -360,14 +361,24 @@ class Network:
         elif kind is MessageType.STATUS:
             await self._engine_status(cp, link, body)
         elif kind is MessageType.CHARGE_REQUEST:
-            driver = body.get("driver_id")
-            decision = await self.request_charge(
-                cp.id, str(driver) if driver else None, body.get("target_kwh"), link.peer_ip
-            )
-            if not decision.authorized:
-                link.send(MessageType.CHARGE_DENIED, {"cp_id": cp.id, "reason": decision.reason})
+            # Its own task: the authorisation waits for this same engine's answer, which
+            # the engine's read loop must stay free to receive.
+            task = asyncio.create_task(self._local_request(cp, link, body))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         else:
             self.refuse(link, f"{kind} is not a message an engine sends", cp_id=cp.id)
+
+    async def _local_request(
+        self, cp: ChargePointView, link: Link, body: Mapping[str, Any]
+    ) -> None:
+        """A charge asked for at the CP's own menu."""
+        driver = body.get("driver_id")
+        decision = await self.request_charge(
+            cp.id, str(driver) if driver else None, body.get("target_kwh"), link.peer_ip
+        )
+        if not decision.authorized:
+            link.send(MessageType.CHARGE_DENIED, {"cp_id": cp.id, "reason": decision.reason})
 
     def refuse(self, link: Link, reason: str, *, cp_id: str | None = None, **who: Any) -> None:
         """Answer a message that is out of state, and put it in the audit log."""

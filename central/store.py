@@ -197,7 +197,8 @@ def settle(
     row = session.get(ChargingSession, session_id, with_for_update=True)
     if row is None:
         raise LookupError(session_id)
-    if row.status == SessionStatus.ENDED:
+    if row.status in (SessionStatus.ENDED, SessionStatus.CANCELLED):
+        # Already settled, or never started (a cancelled authorisation is not billed).
         return Ticket.of(row), False
     now = utcnow()
     kwh = max(Decimal(kwh), row.energy_kwh).quantize(Decimal("0.0001"))
@@ -206,7 +207,7 @@ def settle(
         update(ChargingSession)
         .where(
             ChargingSession.id == session_id,
-            ChargingSession.status != SessionStatus.ENDED,
+            ChargingSession.status.in_([SessionStatus.AUTHORIZED, SessionStatus.SUPPLYING]),
         )
         .values(
             status=SessionStatus.ENDED,

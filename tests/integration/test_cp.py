@@ -397,11 +397,6 @@ def test_key_revoked_then_reauthentication_restores(site: Site, cp: str) -> None
     run(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Central bug: an engine's charge_request is awaited inside the engine's read loop, "
-    "so the engine's charge_authorized is never read and the request times out",
-)
 def test_charge_requested_from_the_cps_own_menu(site: Site, cp: str) -> None:
     async def scenario() -> None:
         engine, monitor, _ = await up(site, cp, "--auto-plug")
