@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 __all__ = ["Bar", "Chart", "bar_chart"]
 
-LABEL_WIDTH = 120  # room for "2026-11-21" or a CP id, left of the bars
-VALUE_WIDTH = 90  # room for the value, right of the longest bar
+LABEL_WIDTH = 130  # room for "2026-11-21" or a CP id, left of the bars
+VALUE_WIDTH = 110  # room for the value, right of the longest bar
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def bar_chart(
     unit: str,
     decimals: int = 2,
     width: int = 640,
-    bar_height: int = 22,
+    bar_height: int = 26,
     gap: int = 8,
 ) -> Chart:
     """One bar per ``(label, value)``, longest bar for the largest value.

@@ -47,10 +47,10 @@ def validate_registration(form: dict[str, str]) -> tuple[dict[str, str], dict[st
     values = {k: (form.get(k) or "").strip() for k in ("id", "location", "price")}
     errors: dict[str, str] = {}
     if not _ID.fullmatch(values["id"]):
-        errors["id"] = "1-32 letters, digits, '-' or '_'."
+        errors["id"] = "Not a valid id: use 1-32 letters, digits, '-' or '_' (no spaces)."
     location = values["location"]
     if not location or len(location) > 64 or not location.isprintable():
-        errors["location"] = "1-64 printable characters."
+        errors["location"] = "Give a location of 1-64 printable characters."
     if values["price"]:
         try:
             price = Decimal(values["price"])

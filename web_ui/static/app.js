@@ -10,20 +10,23 @@
   let serverMessage = banner && !banner.hidden ? banner.textContent.trim() : "";
   let connectionLost = false;
 
+  let streamOpen = false;
+
+  // One place decides what the banner and the footer's indicator say.
   function showBanner() {
-    if (!banner) return;
     const message = connectionLost
       ? "Lost the connection to the dashboard server. Reconnecting…"
       : serverMessage;
-    banner.textContent = message;
-    banner.hidden = !message;
+    if (banner) {
+      banner.textContent = message;
+      banner.hidden = !message;
+    }
     document.body.dataset.stale = message ? "true" : "false";
-  }
-
-  function setIndicator(state, text) {
-    if (!indicator) return;
-    indicator.dataset.state = state;
-    indicator.textContent = text;
+    if (indicator) {
+      const state = connectionLost ? "lost" : !streamOpen ? "connecting" : message ? "paused" : "live";
+      indicator.dataset.state = state;
+      indicator.textContent = { lost: "reconnecting…", connecting: "connecting…", paused: "paused", live: "live" }[state];
+    }
   }
 
   // Forms that need a second thought (stop all, revoke a key).
@@ -92,13 +95,12 @@
     source = new EventSource("/events");
     source.addEventListener("open", function () {
       connectionLost = false;
+      streamOpen = true;
       showBanner();
-      setIndicator("live", "live");
     });
     source.addEventListener("error", function () {
       connectionLost = true;
       showBanner();
-      setIndicator("lost", "reconnecting…");
       if (source.readyState === EventSource.CLOSED) {
         // The server refused the stream (busy, or restarting): try again shortly.
         window.setTimeout(connect, 3000);
