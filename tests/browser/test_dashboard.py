@@ -343,3 +343,29 @@ def test_the_operator_registers_a_cp_through_the_registry_and_it_goes_live(
     tile_state(board, "CP9", "ACTIVATED")
     board.screenshot(path=str(artifacts / "board-5-registered.png"), full_page=True)
     board.close()
+
+
+def test_weather_shows_per_location_and_the_operator_clears_an_alert(
+    page: Any, system: LiveSystem, artifacts: Path
+) -> None:
+    central = system.central
+    board = page.context.new_page()
+    board.set_viewport_size({"width": 390, "height": 844})  # a phone: tiles stack
+    open_board(board, system)
+    reading = {"location": "Valencia", "temperature_c": 3.5, "status": "ok"}
+    assert central.post("/weather/readings", reading).status_code == 202
+    board.wait_for_selector('#cp-CP4 [data-field="weather"]:text-is("3.5 °C")')
+    alert = {"location": "Valencia", "temperature_c": -2.0}
+    assert central.post("/weather/alerts", alert).status_code == 201
+    board.wait_for_selector('#cp-CP4 [data-field="weather"]:has-text("Cold alert")')
+    board.wait_for_selector('[data-panel="weather"] >> text=Cold alert')
+    board.wait_for_selector('[data-panel="feed"] >> text=Weather alert in Valencia (-2.0 °C)')
+    board.screenshot(path=str(artifacts / "board-6-phone-weather-alert.png"), full_page=True)
+
+    login(page, system)
+    alerts = page.locator("section[aria-labelledby='h-alerts']")
+    alerts.get_by_role("button", name="Clear the alert in Valencia").click()
+    page.wait_for_selector("text=Clear the weather alert in Valencia: done.")
+    board.wait_for_selector('#cp-CP4 [data-field="weather"]:text-is("-2.0 °C")')
+    assert "Weather alert cleared in Valencia" in text(board, '[data-panel="feed"]')
+    board.close()
