@@ -84,7 +84,7 @@ def system(
     wait_until(lambda: central.cp("CP1")["state"] != "UNKNOWN", 10, "Central to load CP1")
     web = start_web(tmp_path, central.api, free_port(), central.token, bootstrap=broker.bootstrap)
     yield central, web, secret
-    web.proc.stop()
+    assert web.proc.stop() == 0, "ev-web did not stop cleanly on SIGTERM"
     central.proc.stop()
 
 

@@ -166,11 +166,26 @@ def test_the_thread_primes_the_consumer_snapshots_and_applies_events() -> None:
 
 def test_an_event_about_an_unknown_cp_brings_a_new_snapshot_soon() -> None:
     central = FakeCentral([cp("CP1")])
-    live = live_board(central)
-    live.resync()
-    central.cps.append(cp("CP9"))
-    live.apply([event(EventType.CP_STATE_CHANGED, cp_id="CP9", data={"to": "ACTIVATED"})])
-    assert live._next_snapshot <= time.monotonic() + 0.25
+    consumer = FakeConsumer()
+    live = live_board(
+        central,
+        bootstrap="broker:9092",
+        consumer_factory=lambda: consumer,
+        broker_probe=lambda: True,
+        resync_interval=60,  # so only the unknown CP can explain a new snapshot
+    )
+    live.start()
+    try:
+        assert live.wait_ready(5)
+        sub = live.subscribe()
+        assert sub is not None
+        central.cps.append(cp("CP9"))  # registered after the snapshot
+        started = time.monotonic()
+        consumer.push(event(EventType.CP_STATE_CHANGED, cp_id="CP9", data={"to": "ACTIVATED"}))
+        assert next_of(sub, "tile")["html"] == "CP9:ACTIVATED"
+        assert time.monotonic() - started < 2
+    finally:
+        live.stop()
 
 
 def test_a_page_that_stops_reading_is_dropped_and_the_rest_carry_on() -> None:
