@@ -69,6 +69,7 @@ class ActiveSession:
     kwh: Decimal = Decimal(0)
     kw: float = 0.0
     authorized_at: float = 0.0
+    started_at: str | None = None  # ISO time the vehicle was plugged in
 
     @property
     def eur(self) -> Decimal:
@@ -84,6 +85,7 @@ class ActiveSession:
             "kwh": float(round(self.kwh, 3)),
             "eur": float(self.eur),
             "price_eur_kwh": float(self.price),
+            "started_at": self.started_at,
         }
 
 
@@ -404,6 +406,7 @@ class Network:
             self.refuse(link, f"cannot supply while {cp.state}", cp_id=cp.id)
             return
         s.status = SessionStatus.SUPPLYING
+        s.started_at = utcnow().isoformat()
         self._writer.submit(partial(_persist_started, session_id=s.id, cp_id=cp.id))
         self._fire(cp, Trigger.SUPPLY_STARTED, f"supplying {s.driver_id or 'local user'}")
         self._tell_driver(s, MessageType.SUPPLY_STARTED, {"session_id": s.id, "cp_id": cp.id})
