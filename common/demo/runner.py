@@ -1,0 +1,546 @@
+"""``evcharging demo``: the whole system on one machine, as supervised child processes.
+
+Start order (each step waits for what the next needs)::
+
+    broker ─► database migrated ─► registry ∥ central ─► weather ∥ web ∥ CPs ∥ driver accounts
+           ─► CPs registered and priced ─► drivers
+
+Stop order is the reverse, broker last: drivers, engines (a supply in progress is ended
+and billed), monitors, then the totals are read, then weather, web, central, registry.
+
+DATA_DIR layout::
+
+    evcharging.db             the shared SQLite database
+    operator.token            the operator token (0600), for curl and EV_OPERATOR_TOKEN_FILE
+    logs/NAME.log             each child's stdout and stderr (appended across runs)
+    registry/registry-tls/    the Registry's CA (ca.pem) and certificate
+    cps/cp-ID/                each CP's secret, pairing key and journal
+    drivers/D.secret, D.txt   each driver's secret and service file
+    weather/                  the simulated temperatures and the watched locations
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from common.db import database_url, open_database
+from common.demo.central_api import ApiUnavailable, CentralApi
+from common.demo.plan import Plan, make_plan, service_file, temperatures_file
+from common.demo.screen import Screen, ServiceLine, Status, summary_lines
+from common.demo.settings import DemoSettings
+from common.demo.supervisor import (
+    BrokerChild,
+    Notice,
+    ProcessChild,
+    Supervisor,
+    log_tail,
+    stop_all,
+)
+from common.errors import EVChargingError
+from common.infra import EmbeddedBroker
+
+__all__ = ["SPEED", "Demo", "StartupFailed"]
+
+# Simulated seconds per real second at every engine: an 11 kW charge of a few kWh
+# takes 10-30 s, so the board moves while somebody watches.
+SPEED = 60
+CORE_TIMEOUT = 60.0  # broker, registry, central: without them there is no demo
+EDGE_TIMEOUT = 45.0  # weather, web: the demo goes on without them, and keeps restarting them
+CP_TIMEOUT = 60.0
+DRIVER_PAUSE = 2
+
+
+class StartupFailed(EVChargingError):
+    """A service the demo cannot run without did not come up."""
+
+
+class _Stopped(Exception):
+    """The user asked to stop (or --duration ran out) during start-up."""
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _repo_root() -> Path:
+    import common
+
+    return Path(common.__file__).resolve().parent.parent
+
+
+class Demo:
+    """One run of the demo. :meth:`run` returns the exit code."""
+
+    def __init__(self, settings: DemoSettings, screen: Screen, plan: Plan | None = None) -> None:
+        self.s = settings
+        self.screen = screen
+        self.plan = plan or make_plan(settings.cps, settings.drivers)
+        self.supervisor = Supervisor(self._notice)
+        self.stop_requested = threading.Event()
+        self.hurry = threading.Event()
+        self.stop_reason = ""
+        self._t0 = time.monotonic()
+        self._deadline = None if settings.duration is None else self._t0 + settings.duration
+        self._dirs = {
+            name: settings.data_dir / name for name in ("logs", "registry", "cps", "drivers")
+        }
+        self._dirs["weather"] = settings.data_dir / "weather"
+        self._db_url = database_url(settings.data_dir, env={})
+        self._broker: BrokerChild | None = None
+        self._registry: ProcessChild | None = None
+        self._central: ProcessChild | None = None
+        self._edges: list[ProcessChild] = []  # weather, web
+        self._engines: list[ProcessChild] = []
+        self._monitors: list[ProcessChild] = []
+        self._drivers: list[ProcessChild] = []
+        self._helpers: list[ProcessChild] = []  # one-shot: driver accounts
+        self._api: CentralApi | None = None
+        self._central_addr = ""
+        self._lines: list[ServiceLine] = []
+        self._dashboard: str | None = None
+        self._last_stats: dict[str, Any] | None = None
+
+    # -- public -----------------------------------------------------------------------
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the demo to stop (thread- and signal-safe); a second call hurries it."""
+        if self.stop_requested.is_set():
+            self.hurry.set()
+            return
+        self.stop_reason = reason
+        self.stop_requested.set()
+
+    def run(self) -> int:
+        code = 0
+        try:
+            try:
+                self._start()
+                self._loop()
+            except _Stopped:
+                pass
+            except StartupFailed as exc:
+                self.screen.notice(Notice("demo", f"cannot start: {exc}", "error"))
+                self.stop_reason = "start-up failed"
+                code = 1
+        finally:
+            self.screen.close()
+            stats = self._shutdown()
+        elapsed = time.monotonic() - self._t0
+        for line in summary_lines(stats, elapsed, self.stop_reason or "stopped"):
+            self.screen.say(line)
+        self.screen.say(f"Everything is stopped. Logs and data: {self.s.data_dir}")
+        return code
+
+    # -- start-up ---------------------------------------------------------------------
+
+    def _env(self, **extra: str) -> dict[str, str]:
+        """The children's environment: ours minus any EV_* (this run decides those)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EV_")}
+        root = str(_repo_root())
+        path = env.get("PYTHONPATH")
+        env["PYTHONPATH"] = root if not path else f"{root}{os.pathsep}{path}"
+        env["PYTHONUNBUFFERED"] = "1"
+        env["EV_DATABASE_URL"] = self._db_url
+        env["EV_DATA_DIR"] = str(self.s.data_dir)
+        if self._broker is not None:
+            env["EV_KAFKA_BOOTSTRAP"] = self._broker.broker.bootstrap
+        env.update(extra)
+        return env
+
+    def _child(self, name: str, module: str, args: list[str], env: dict[str, str]) -> ProcessChild:
+        log = self._dirs["logs"] / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.log"
+        return ProcessChild(
+            name, [sys.executable, "-m", module, *args], env, log, cwd=self.s.data_dir
+        )
+
+    def _start(self) -> None:
+        s = self.s
+        for path in self._dirs.values():
+            path.mkdir(parents=True, exist_ok=True)
+        token_file = s.data_dir / "operator.token"
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(s.operator_token + "\n")
+        self.screen.say(f"EVCharging demo: data and logs in {s.data_dir}")
+        for note in s.notes:
+            self.screen.say(f"note: {note}")
+        if self._deadline is not None:
+            self.screen.say(f"Running for {s.duration:g} s, then a summary.")
+
+        self.screen.say("Starting the broker…")
+        broker = EmbeddedBroker(s.ports.broker, s.host, self._dirs["logs"] / "broker.log")
+        self._broker = BrokerChild(broker)
+        self.supervisor.start(self._broker)
+        if not self._broker.running:
+            raise StartupFailed(self._broker.describe_exit(1))
+        self._check()
+
+        self.screen.say("Preparing the database, starting the registry and central…")
+        try:
+            open_database(self._db_url).dispose()  # migrate once, before two services race
+        except EVChargingError as exc:
+            raise StartupFailed(f"database {self._db_url}: {exc}") from None
+        self._start_registry()
+        self._start_central()
+        reg = self._ready(self._registry, r"Registry listening on (https://\S+)", CORE_TIMEOUT)
+        ca = self._ready(self._registry, r"CA certificate: (\S+)", 5)
+        central = self._ready(self._central, r"Central listening on (\S+)", CORE_TIMEOUT)
+        api = self._ready(self._central, r"API_Central on (http://\S+)", 5)
+        assert reg and ca and central and api
+        self._pin(self._registry, "--listen", reg.removeprefix("https://"))
+        self._pin(self._central, "--listen", central)
+        self._pin(self._central, "--api", api.removeprefix("http://").removesuffix("/api"))
+        self._central_addr = central
+        self._api = CentralApi(api, s.operator_token)
+
+        n = len(self.plan.cps)
+        self.screen.say(
+            f"Starting the weather office, the web dashboard, {n} charge point"
+            f"{'s' if n != 1 else ''} and {len(self.plan.drivers)} driver account(s)…"
+        )
+        weather = self._start_weather(api)
+        web = self._start_web(api, reg, ca)
+        self._start_cps(reg, ca)
+        self._create_driver_accounts()
+        weather_url = self._ready(weather, r'weather office on (http://[^"\s]+)', EDGE_TIMEOUT)
+        web_url = self._ready(web, r"Web dashboard on (http://\S+)", EDGE_TIMEOUT)
+        if weather_url:
+            self._pin(weather, "--listen", weather_url.removeprefix("http://"))
+        if web_url:
+            self._pin(web, "--listen", web_url.removeprefix("http://").rstrip("/"))
+            self._dashboard = web_url
+
+        self.screen.say("Waiting for the charge points to register, authenticate and get prices…")
+        self._wait_cps()
+        self._wait_driver_accounts()
+        self._start_drivers()
+
+        self._lines = [
+            ServiceLine("Broker (Kafka API)", broker.bootstrap),
+            ServiceLine("Registry", reg, f"CA {ca}"),
+            ServiceLine("Central", central),
+            ServiceLine("API_Central", api),
+            ServiceLine(
+                "Weather office",
+                weather_url or "not started (see its log)",
+                f"simulated; temperatures in {self._dirs['weather'] / 'temperatures.txt'}",
+            ),
+            ServiceLine("Web dashboard", web_url or "not started (see its log)"),
+        ]
+        for cp, engine in zip(self.plan.cps, self._engines, strict=True):
+            port = engine.args[engine.args.index("--listen") + 1]
+            self._lines.append(
+                ServiceLine(
+                    f"Charge point {cp.id}", f"{cp.location}, {cp.price} €/kWh", f"engine {port}"
+                )
+            )
+        for driver in self.plan.drivers:
+            self._lines.append(
+                ServiceLine(f"Driver {driver.id}", f"service file {self._service_path(driver.id)}")
+            )
+        self.screen.say("")
+        self.screen.services(self._lines)
+        self.screen.say(f"Operator token: {s.operator_token}  (also in {token_file})")
+        if self._dashboard:
+            self.screen.say(f"Dashboard: {self._dashboard}")
+        else:
+            self.screen.say("Dashboard: not available (the web UI did not start; see its log)")
+        stop = "Ctrl+C to stop early" if self._deadline is not None else "Ctrl+C to stop"
+        self.screen.say(f"Up in {time.monotonic() - self._t0:.0f} s. {stop}.")
+        self.screen.say("")
+
+    def _start_registry(self) -> None:
+        s = self.s
+        args = ["--listen", f"{s.host}:{s.ports.registry}"]
+        args += ["--data-dir", str(self._dirs["registry"])]
+        env = self._env(
+            EV_PROVISIONING_TOKEN=s.provisioning_token, EV_OPERATOR_TOKEN=s.operator_token
+        )
+        self._registry = self._child("registry", "registry", args, env)
+        self.supervisor.start(self._registry)
+
+    def _start_central(self) -> None:
+        s = self.s
+        args = ["--listen", f"{s.host}:{s.ports.central}", "--api", f"{s.host}:{s.ports.api}"]
+        args += ["--no-console"]
+        self._central = self._child(
+            "central", "central", args, self._env(EV_OPERATOR_TOKEN=s.operator_token)
+        )
+        self.supervisor.start(self._central)
+
+    def _start_weather(self, api: str) -> ProcessChild:
+        d = self._dirs["weather"]
+        temperatures = d / "temperatures.txt"
+        if not temperatures.exists():  # a reused data dir keeps the user's edits
+            temperatures.write_text(temperatures_file(self.plan.cities), encoding="utf-8")
+        locations = d / "locations.txt"
+        locations.write_text("".join(f"{c.name}\n" for c in self.plan.cities), encoding="utf-8")
+        args = ["--temperatures", str(temperatures), "--locations", str(locations)]
+        args += ["--listen", f"{self.s.host}:0", "--central-api", api, "--no-menu"]
+        args += ["--data-dir", str(d)]
+        child = self._child(
+            "weather", "weather", args, self._env(EV_OPERATOR_TOKEN=self.s.operator_token)
+        )
+        self._edges.append(child)
+        self.supervisor.start(child)
+        return child
+
+    def _start_web(self, api: str, registry: str, ca: str) -> ProcessChild:
+        s = self.s
+        args = ["--listen", f"{s.host}:{s.ports.web}", "--central-api", api]
+        args += ["--registry-url", registry, "--registry-ca", ca]
+        env = self._env(
+            EV_OPERATOR_TOKEN=s.operator_token, EV_PROVISIONING_TOKEN=s.provisioning_token
+        )
+        child = self._child("web", "web_ui", args, env)
+        self._edges.append(child)
+        self.supervisor.start(child)
+        return child
+
+    def _start_cps(self, registry: str, ca: str) -> None:
+        host, cps_dir = self.s.host, str(self._dirs["cps"])
+        for cp in self.plan.cps:
+            engine_addr = f"{host}:{_free_port(host)}"
+            engine = self._child(
+                f"{cp.id} engine",
+                "cp_engine",
+                [
+                    *("--id", cp.id, "--listen", engine_addr, "--central", self._central_addr),
+                    *("--auto-plug", "--speed", str(SPEED), "--data-dir", cps_dir),
+                ],
+                self._env(),
+            )
+            monitor = self._child(
+                f"{cp.id} monitor",
+                "cp_monitor",
+                [
+                    *("--id", cp.id, "--location", cp.location, "--engine", engine_addr),
+                    *("--central", self._central_addr, "--registry", registry),
+                    *("--registry-ca", ca, "--auto", "--data-dir", cps_dir),
+                ],
+                self._env(EV_PROVISIONING_TOKEN=self.s.provisioning_token),
+            )
+            self._engines.append(engine)
+            self._monitors.append(monitor)
+            self.supervisor.start(engine)
+            self.supervisor.start(monitor)
+
+    def _secret_path(self, driver_id: str) -> Path:
+        return self._dirs["drivers"] / f"{driver_id}.secret"
+
+    def _service_path(self, driver_id: str) -> Path:
+        return self._dirs["drivers"] / f"{driver_id}.txt"
+
+    def _create_driver_accounts(self) -> None:
+        for driver in self.plan.drivers:
+            secret = self._secret_path(driver.id)
+            if secret.exists():  # a reused data dir: the account is already there
+                continue
+            helper = self._child(
+                f"{driver.id} account",
+                "central",
+                ["drivers", "add", driver.id, "--secret-file", str(secret)],
+                self._env(),
+            )
+            helper.quiet_stdout = True  # it prints the secret: keep that out of the logs
+            helper.start()
+            self._helpers.append(helper)
+
+    def _wait_driver_accounts(self) -> None:
+        deadline = time.monotonic() + CORE_TIMEOUT
+        for helper in self._helpers:
+            while not helper.wait(0.1):
+                self._check()
+                if time.monotonic() > deadline:
+                    helper.kill()
+                    break
+            code = helper.exit_code()
+            if code:
+                self._notice(Notice(helper.name, f"could not be created (exit {code})", "warning"))
+
+    def _start_drivers(self) -> None:
+        for driver in self.plan.drivers:
+            if not self._secret_path(driver.id).exists():
+                continue
+            path = self._service_path(driver.id)
+            path.write_text(service_file(driver), encoding="utf-8")
+            args = ["--id", driver.id, "--central", self._central_addr]
+            args += ["--secret-file", str(self._secret_path(driver.id)), "--no-tty"]
+            args += ["run", str(path), "--pause", str(DRIVER_PAUSE)]
+            child = self._child(f"driver {driver.id}", "driver", args, self._env())
+            child.looping = True
+            self._drivers.append(child)
+            self.supervisor.start(child)
+
+    def _wait_cps(self) -> None:
+        """Price each CP as soon as Central knows it; wait until all are ACTIVATED."""
+        assert self._api is not None
+        wanted = {cp.id: cp for cp in self.plan.cps}
+        priced: set[str] = set()
+        deadline = time.monotonic() + CP_TIMEOUT
+        states: dict[str, str] = {}
+        while True:
+            self._check()
+            try:
+                known = {cp["id"]: cp for cp in self._api.chargepoints()}
+            except ApiUnavailable:
+                known = {}
+            for cp_id, cp in known.items():
+                if cp_id in wanted and cp_id not in priced:
+                    try:
+                        self._api.set_price(cp_id, wanted[cp_id].price)
+                        priced.add(cp_id)
+                    except ApiUnavailable:
+                        pass
+                states[cp_id] = str(cp.get("state"))
+            ready = [c for c in wanted if c in priced and states.get(c) == "ACTIVATED"]
+            if len(ready) == len(wanted):
+                return
+            if time.monotonic() > deadline:
+                late = ", ".join(
+                    f"{c} {states.get(c, 'unknown')}" for c in wanted if c not in ready
+                )
+                text = f"not all charge points are up yet ({late}); going on"
+                self._notice(Notice("demo", text, "warning"))
+                return
+            time.sleep(0.5)
+
+    def _pin(self, child: ProcessChild | None, flag: str, value: str) -> None:
+        """Restarts reuse the port a child got the first time (it may have asked for 0)."""
+        assert child is not None
+        child.args[child.args.index(flag) + 1] = value
+
+    def _ready(self, child: ProcessChild | None, pattern: str, timeout: float) -> str | None:
+        """Wait for ``pattern`` in the child's output since its start; its first group.
+
+        A core child (registry, central) that does not get there fails the start-up;
+        any other is reported and left to the supervisor.
+        """
+        assert child is not None
+        core = child in (self._registry, self._central)
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        offset = child.start_offset
+        while True:
+            match = regex.search(child.output_since(offset))
+            if match:
+                return match.group(1)
+            self._check()
+            failure = None
+            if child.restarts or child.exit_code() is not None:
+                failure = "crashed while starting"
+            elif time.monotonic() > deadline:
+                failure = f"did not start within {timeout:g} s"
+            if failure:
+                tail = log_tail(child.log_path, 5).replace("\n", "\n    ")
+                message = f"{child.name} {failure} (log {child.log_path}):\n    {tail}"
+                if core:
+                    raise StartupFailed(message)
+                text = f"{failure}; the demo goes on without it"
+                self._notice(Notice(child.name, text, "warning"))
+                return None
+            time.sleep(0.1)
+
+    def _check(self) -> None:
+        """During start-up: watch the children, and honour Ctrl+C or the deadline."""
+        self.supervisor.poll()
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            self.request_stop("--duration reached")
+        if self.stop_requested.is_set():
+            raise _Stopped
+
+    # -- running ----------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        self.screen.live()
+        last = 0.0
+        while not self.stop_requested.is_set():
+            now = time.monotonic()
+            if self._deadline is not None and now >= self._deadline:
+                self.request_stop("--duration reached")
+                break
+            self.supervisor.poll()
+            if now - last >= 1.0:
+                last = now
+                self.screen.update(self._status())
+            self.stop_requested.wait(0.2)
+
+    def _status(self) -> Status:
+        status = Status(
+            elapsed=time.monotonic() - self._t0,
+            duration=self.s.duration,
+            children=self.supervisor.status(),
+        )
+        if self._api is not None:
+            try:
+                status.cps = self._api.chargepoints()
+                status.stats = self._api.stats()
+                self._last_stats = status.stats
+            except ApiUnavailable as exc:
+                status.api_error = str(exc)
+        return status
+
+    def _notice(self, notice: Notice) -> None:
+        self.screen.notice(notice)
+
+    # -- shutdown ---------------------------------------------------------------------
+
+    def _shutdown(self) -> dict[str, Any] | None:
+        self.supervisor.stopping = True
+        hurry: Callable[[], bool] = self.hurry.is_set
+        if self.supervisor.children:
+            self.screen.say("Stopping: drivers, charge points, services, broker…")
+        for helper in self._helpers:
+            helper.kill()
+        stop_all([self._drivers, self._engines, self._monitors], hurry=hurry)
+        stats = self._final_stats()
+        core = [c for c in (self._central, self._registry) if c is not None]
+        stop_all([self._edges, core], hurry=hurry)
+        if self._broker is not None:
+            stop_all([[self._broker]], grace=5.0, hurry=hurry)
+        if self._api is not None:
+            self._api.close()
+        return stats
+
+    def _final_stats(self) -> dict[str, Any] | None:
+        """Totals once the engines have settled what they were supplying."""
+        if self._api is None or self._central is None or not self._central.running:
+            return self._last_stats
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                stats = self._api.stats()
+            except ApiUnavailable:
+                return self._last_stats
+            if not stats.get("active_sessions") or time.monotonic() > deadline:
+                return stats
+            time.sleep(0.2)
+
+
+def install_signal_handlers(demo: Demo) -> Callable[[], None]:
+    """SIGINT and SIGTERM stop the demo (a second one hurries it); returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        demo.request_stop(f"stopped by {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def undo() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return undo
