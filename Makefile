@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean chromium
+
+CHROMIUM := /usr/bin/chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +22,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy common registry central cp_engine cp_monitor driver weather web_ui
 
-test: $(STAMP) lint
+# Debian's Chromium for tests/browser (skipped, with the reason, where it cannot be had).
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| echo "chromium: apt-get failed; browser tests will be skipped"; \
+	else echo "chromium: not installed (needs root and apt-get); browser tests will be skipped"; fi
+
+test: $(STAMP) lint chromium
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -5,11 +5,9 @@ a thread for the scripted peers (so a synchronous browser can drive the test mea
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import threading
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -55,29 +53,11 @@ def start_web(
     return WebProcess(proc, f"http://127.0.0.1:{port}", token)
 
 
-@contextmanager
-def _environment(name: str, value: str) -> Iterator[None]:
-    old = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
-
-
 def start_central_with_events(
     tmp_path: Path, db_url: str, port: int, api_port: int, bootstrap: str, **kwargs: Any
 ) -> CentralProcess:
-    """:func:`start_central` with its outbox relay publishing to ``bootstrap``.
-
-    ``start_central`` passes its own environment on top of ``os.environ``, so the
-    bootstrap is set there for the moment the process starts.
-    """
-    with _environment("EV_KAFKA_BOOTSTRAP", bootstrap):
-        return start_central(tmp_path, db_url, port, api_port, **kwargs)
+    """:func:`start_central` with its outbox relay publishing to ``bootstrap``."""
+    return start_central(tmp_path, db_url, port, api_port, kafka=bootstrap, **kwargs)
 
 
 class LoopThread:
