@@ -156,9 +156,18 @@ def text(page: Any, selector: str) -> str:
 
 
 def background(page: Any, cp_id: str) -> str:
-    """The tile's background colour, once it is settled (tiles are replaced when they change)."""
+    """The tile's background colour, once it is settled (tiles are replaced when they change).
+
+    A tile swapped out by a live update between finding and reading it has no computed
+    style (''), so read again until the element in the page answers.
+    """
     colour = "el => getComputedStyle(el).backgroundColor"
-    return str(page.locator(f"#cp-{cp_id}").evaluate(colour))
+    for _ in range(50):
+        value = str(page.locator(f"#cp-{cp_id}").evaluate(colour))
+        if value:
+            return value
+        page.wait_for_timeout(100)
+    return ""
 
 
 def login(page: Any, system: LiveSystem) -> None:
