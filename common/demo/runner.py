@@ -36,7 +36,7 @@ from typing import Any
 from common.db import database_url, open_database
 from common.demo.central_api import ApiUnavailable, CentralApi
 from common.demo.plan import Plan, make_plan, service_file, temperatures_file
-from common.demo.screen import Screen, ServiceLine, Status, summary_lines
+from common.demo.screen import Screen, ServiceLine, Status, stats_since, summary_lines
 from common.demo.settings import DemoSettings
 from common.demo.supervisor import (
     BrokerChild,
@@ -111,6 +111,7 @@ class Demo:
         self._lines: list[ServiceLine] = []
         self._dashboard: str | None = None
         self._last_stats: dict[str, Any] | None = None
+        self._baseline: dict[str, Any] | None = None  # totals of earlier runs in this dir
 
     # -- public -----------------------------------------------------------------------
 
@@ -204,6 +205,7 @@ class Demo:
         self._pin(self._central, "--api", api.removeprefix("http://").removesuffix("/api"))
         self._central_addr = central
         self._api = CentralApi(api, s.operator_token)
+        self._baseline = self._first_stats()
 
         n = len(self.plan.cps)
         self.screen.say(
@@ -254,7 +256,9 @@ class Demo:
         self.screen.services(self._lines)
         self.screen.say(f"Operator token: {s.operator_token}  (also in {token_file})")
         if self._dashboard:
-            self.screen.say(f"Dashboard: {self._dashboard}")
+            self.screen.say(
+                f"Dashboard: {self._dashboard}  (operator pages: log in with the operator token)"
+            )
         else:
             self.screen.say("Dashboard: not available (the web UI did not start; see its log)")
         stop = "Ctrl+C to stop early" if self._deadline is not None else "Ctrl+C to stop"
@@ -417,6 +421,17 @@ class Demo:
                 return
             time.sleep(0.5)
 
+    def _first_stats(self) -> dict[str, Any] | None:
+        """The totals before this run (a reused data directory has earlier sessions)."""
+        assert self._api is not None
+        for _ in range(10):
+            try:
+                return self._api.stats()
+            except ApiUnavailable:
+                self._check()
+                time.sleep(0.5)
+        return None
+
     def _pin(self, child: ProcessChild | None, flag: str, value: str) -> None:
         """Restarts reuse the port a child got the first time (it may have asked for 0)."""
         assert child is not None
@@ -486,7 +501,7 @@ class Demo:
         if self._api is not None:
             try:
                 status.cps = self._api.chargepoints()
-                status.stats = self._api.stats()
+                status.stats = stats_since(self._baseline, self._api.stats())
                 self._last_stats = status.stats
             except ApiUnavailable as exc:
                 status.api_error = str(exc)
@@ -525,7 +540,7 @@ class Demo:
             except ApiUnavailable:
                 return self._last_stats
             if not stats.get("active_sessions") or time.monotonic() > deadline:
-                return stats
+                return stats_since(self._baseline, stats)
             time.sleep(0.2)
 
 

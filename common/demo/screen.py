@@ -26,6 +26,7 @@ __all__ = [
     "Screen",
     "ServiceLine",
     "Status",
+    "stats_since",
     "status_line",
     "summary_lines",
 ]
@@ -69,11 +70,40 @@ def _money(value: Any) -> str:
     return f"{float(value):.2f} €"
 
 
+def stats_since(baseline: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, Any]:
+    """``GET /api/stats`` totals of this run only: ``now`` minus ``baseline``.
+
+    A reused data directory holds earlier runs' sessions; the summary is about this one.
+    """
+    if not baseline:
+        return now
+    before = {row["cp_id"]: row for row in baseline.get("per_cp", [])}
+    per_cp = []
+    for row in now.get("per_cp", []):
+        old = before.get(row["cp_id"], {})
+        sessions = row["sessions"] - old.get("sessions", 0)
+        if sessions:
+            kwh = round(float(row["kwh"]) - float(old.get("kwh", 0)), 3)
+            eur = round(float(row["eur"]) - float(old.get("eur", 0)), 2)
+            per_cp.append({"cp_id": row["cp_id"], "sessions": sessions, "kwh": kwh, "eur": eur})
+    return {
+        **now,
+        "sessions_finished": now["sessions_finished"] - baseline["sessions_finished"],
+        "energy_kwh": round(float(now["energy_kwh"]) - float(baseline["energy_kwh"]), 3),
+        "revenue_eur": round(float(now["revenue_eur"]) - float(baseline["revenue_eur"]), 2),
+        "per_cp": per_cp,
+    }
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _totals(stats: dict[str, Any] | None) -> str:
     if stats is None:
         return "totals unavailable"
     return (
-        f"{stats.get('sessions_finished', 0)} sessions finished, "
+        f"{_plural(int(stats.get('sessions_finished', 0)), 'session')} finished, "
         f"{float(stats.get('energy_kwh', 0)):.3f} kWh, {_money(stats.get('revenue_eur', 0))}"
     )
 

@@ -183,7 +183,7 @@ def _data_dir(given: Path | None) -> tuple[Path, bool]:
         return Path(tempfile.mkdtemp(prefix="evcharging-demo-")).resolve(), True
     path = given.expanduser().resolve()
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)  # secrets live there
     except OSError as exc:
         raise ConfigError("--data-dir", f"cannot create {path}: {exc.strerror}") from None
     if not os.access(path, os.W_OK):
