@@ -204,7 +204,7 @@ class ProcessChild:
         return True
 
     def kill(self) -> None:
-        if self._process is not None:
+        if self._process is not None and self._process.poll() is None:
             _killpg(self._process.pid, signal.SIGKILL)
             self._process.wait()
         self._close_log()
@@ -327,8 +327,14 @@ class Supervisor:
             elif now >= watch.restart_at:
                 watch.restart_at = None
                 child.restarts += 1
-                child.start()
                 watch.started_at = now
+                try:
+                    child.start()
+                except OSError as exc:  # cannot even run it (a file gone): try again later
+                    self._notify(Notice(child.name, f"cannot start: {exc}", "error"))
+                    watch.failures += 1
+                    watch.restart_at = now + backoff_delay(watch.failures)
+                    continue
                 if watch.failures:
                     self._notify(Notice(child.name, f"restarted (pid {child.pid})"))
 
