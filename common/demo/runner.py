@@ -497,6 +497,7 @@ class Demo:
             elapsed=time.monotonic() - self._t0,
             duration=self.s.duration,
             children=self.supervisor.status(),
+            dashboard=self._dashboard,
         )
         if self._api is not None:
             try:

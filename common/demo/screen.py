@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from rich.console import Console, Group
@@ -59,7 +59,7 @@ class Status:
     cps: Sequence[dict[str, Any]] = ()  # GET /api/chargepoints
     stats: dict[str, Any] | None = None  # GET /api/stats
     api_error: str | None = None
-    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dashboard: str | None = None
 
 
 def _clock() -> str:
@@ -247,7 +247,7 @@ def _processes(children: Sequence[ChildStatus]) -> Text:
 
 def board(status: Status) -> Group:
     """The live board: a table of charge points, the processes, the totals."""
-    table = Table(title=None, expand=False, pad_edge=False)
+    table = Table(title="EVCharging demo", title_justify="left", expand=False)
     for column, justify in (
         ("CP", "left"),
         ("location", "left"),
@@ -275,7 +275,8 @@ def board(status: Status) -> Group:
         _totals(status.stats) if status.api_error is None else status.api_error,
         style="bold" if status.api_error is None else "red",
     )
-    timing = f"running {status.elapsed:.0f} s"
+    timing = f"dashboard {status.dashboard} · " if status.dashboard else ""
+    timing += f"running {status.elapsed:.0f} s"
     if status.duration is not None:
         timing += f" of {status.duration:.0f} s"
     timing += " · Ctrl+C stops everything"
