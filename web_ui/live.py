@@ -222,6 +222,7 @@ class LiveBoard:
         self._thread: threading.Thread | None = None
         self._consumer: Consumer | None = None
         self._next_snapshot = 0.0
+        self._missing_until = 0.0  # stop re-asking for CPs Central still lacks after this
         self._next_health = 0.0
 
     # ----------------------------------------------------------------- wiring
@@ -343,13 +344,21 @@ class LiveBoard:
             feed = self._board.feed if audit is None else _feed_from_audit(audit)
             board = Board.from_snapshot(cps, drivers, weather, tickets, as_of, feed)
             board.keep_reasons(self._board)
+            # Central picks up new registrations every few seconds: a CP an event named
+            # may not be in this snapshot yet, so keep asking for it, briefly.
+            board.missing = self._board.missing - {str(cp.get("id")) for cp in cps}
+            if board.missing and time.monotonic() > self._missing_until:
+                board.missing = set()  # named by events, never known to Central: give up
+            if not board.missing:
+                self._missing_until = 0.0
             changes = board.changes_since(self._board)
             self._board = board
             self._publish(changes)
         if self._status.central is not True:
             log.info("snapshot taken", extra={"fields": {"chargepoints": len(cps)}})
         self._set_status(central=True)
-        self._next_snapshot = time.monotonic() + self._resync_interval
+        soon = 0.5 if board.missing else self._resync_interval
+        self._next_snapshot = time.monotonic() + soon
         self._ready.set()
         return True
 
@@ -364,7 +373,10 @@ class LiveBoard:
             self._publish(changes)
             if self._board.missing:
                 # A CP registered since the snapshot: take a new one soon (not per event).
-                self._next_snapshot = min(self._next_snapshot, time.monotonic() + 0.2)
+                now = time.monotonic()
+                if not self._missing_until:
+                    self._missing_until = now + 10.0
+                self._next_snapshot = min(self._next_snapshot, now + 0.2)
 
     # ----------------------------------------------------------------- fan-out
     def _set_status(self, **changes: bool | None) -> None:
