@@ -61,18 +61,7 @@ def provision(url: str, n: int) -> dict[str, str]:
             session.add(
                 ChargePoint(id=cp_id, location=f"City{i % 10}", price_eur_kwh=Decimal("0.30"))
             )
-            session.add(
-                Credential(
-                    principal_kind=PrincipalKind.CP,
-                    principal_id=cp_id,
-                    salt=v.salt,
-                    scrypt_n=PARAMS.n,
-                    scrypt_r=PARAMS.r,
-                    scrypt_p=PARAMS.p,
-                    stored_key=v.stored_key,
-                    server_key=v.server_key,
-                )
-            )
+            session.add(Credential.of(PrincipalKind.CP, cp_id, v))
             out[cp_id] = secret
     db.dispose()
     return out

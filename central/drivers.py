@@ -31,18 +31,7 @@ def add_driver(url: str, driver_id: str, params: ScryptParams) -> str:
             if session.get(Driver, driver_id) is not None:
                 raise ConfigError("ID", f"driver {driver_id} already exists")
             session.add(Driver(id=driver_id))
-            session.add(
-                Credential(
-                    principal_kind=PrincipalKind.DRIVER,
-                    principal_id=driver_id,
-                    salt=verifier.salt,
-                    scrypt_n=params.n,
-                    scrypt_r=params.r,
-                    scrypt_p=params.p,
-                    stored_key=verifier.stored_key,
-                    server_key=verifier.server_key,
-                )
-            )
+            session.add(Credential.of(PrincipalKind.DRIVER, driver_id, verifier))
             record(
                 session,
                 Event(

@@ -35,7 +35,7 @@ from common.db.models import (
     utcnow,
 )
 from common.events import Event, EventType, record
-from common.protocol.keys import ScryptParams, Verifier
+from common.protocol.keys import Verifier
 
 __all__ = [
     "CPRow",
@@ -146,12 +146,7 @@ def load_verifier(session: Session, kind: str, principal_id: str) -> Verifier | 
         cp = session.get(ChargePoint, principal_id)
         if cp is None or not cp.registered:
             return None
-    return Verifier(
-        salt=cred.salt,
-        params=ScryptParams(cred.scrypt_n, cred.scrypt_r, cred.scrypt_p),
-        stored_key=cred.stored_key,
-        server_key=cred.server_key,
-    )
+    return cred.verifier()
 
 
 def load_cps(session: Session, since: datetime | None = None) -> list[CPRow]:

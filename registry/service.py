@@ -440,18 +440,11 @@ def _verifier(credential: Credential) -> Verifier:
 
 
 def _store_verifier(s: Session, cp_id: str, verifier: Verifier, now: datetime) -> None:
-    if verifier.params is None:  # an engine's session-key verifier: never a CP's secret
-        raise ValueError("a charge point's verifier needs scrypt parameters")
     credential = s.get(Credential, (PrincipalKind.CP, cp_id), with_for_update=True)
     if credential is None:
         credential = Credential(principal_kind=PrincipalKind.CP, principal_id=cp_id)
         s.add(credential)
-    credential.salt = verifier.salt
-    credential.scrypt_n = verifier.params.n
-    credential.scrypt_r = verifier.params.r
-    credential.scrypt_p = verifier.params.p
-    credential.stored_key = verifier.stored_key
-    credential.server_key = verifier.server_key
+    credential.set_verifier(verifier)
     credential.created_at = now
 
 

@@ -28,6 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from common.protocol.keys import ScryptParams, Verifier
+
 __all__ = [
     "AuditEntry",
     "AuditHead",
@@ -158,6 +160,34 @@ class Credential(Base):
     stored_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     server_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @classmethod
+    def of(cls, kind: str, principal_id: str, verifier: Verifier) -> Credential:
+        """A new row holding ``verifier`` for the principal."""
+        credential = cls(principal_kind=kind, principal_id=principal_id)
+        credential.set_verifier(verifier)
+        return credential
+
+    def set_verifier(self, verifier: Verifier) -> None:
+        """Store a secret's verifier (never an engine's session-key verifier)."""
+        if verifier.params is None:
+            raise ValueError("a stored verifier needs scrypt parameters")
+        self.salt = verifier.salt
+        self.scrypt_n, self.scrypt_r, self.scrypt_p = (
+            verifier.params.n,
+            verifier.params.r,
+            verifier.params.p,
+        )
+        self.stored_key = verifier.stored_key
+        self.server_key = verifier.server_key
+
+    def verifier(self) -> Verifier:
+        return Verifier(
+            salt=self.salt,
+            params=ScryptParams(self.scrypt_n, self.scrypt_r, self.scrypt_p),
+            stored_key=self.stored_key,
+            server_key=self.server_key,
+        )
 
 
 class Driver(Base):

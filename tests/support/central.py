@@ -39,18 +39,7 @@ def provision_cp(url: str, cp_id: str, location: str = "Madrid", price: str = "0
     db = open_database(url)
     with db.transaction() as session:
         session.add(ChargePoint(id=cp_id, location=location, price_eur_kwh=Decimal(price)))
-        session.add(
-            Credential(
-                principal_kind=PrincipalKind.CP,
-                principal_id=cp_id,
-                salt=verifier.salt,
-                scrypt_n=TEST_SCRYPT.n,
-                scrypt_r=TEST_SCRYPT.r,
-                scrypt_p=TEST_SCRYPT.p,
-                stored_key=verifier.stored_key,
-                server_key=verifier.server_key,
-            )
-        )
+        session.add(Credential.of(PrincipalKind.CP, cp_id, verifier))
     db.dispose()
     return secret
 
