@@ -17,7 +17,6 @@ from central.drivers import add_driver, list_drivers
 from common.config import (
     ServiceParser,
     argv_or_default,
-    default_data_dir,
     parse_host_port,
     parse_positive_float,
     parse_positive_int,
@@ -44,20 +43,9 @@ revoke CP, price CP EUR, alert LOCATION, clear LOCATION, quit."""
 
 
 def _common(parser: ServiceParser) -> None:
-    parser.option(
-        "--data-dir",
-        env="EV_DATA_DIR",
-        default=default_data_dir(),
-        parse=Path,
-        help="where the SQLite database lives when no database URL is given",
-    )
-    parser.option(
-        "--database-url",
-        env="EV_DATABASE_URL",
-        default=None,
-        help="SQLAlchemy URL of the shared database",
-    )
-    parser.option("--log-level", env="EV_LOG_LEVEL", default="INFO", help="log level")
+    parser.data_dir_option("where the SQLite database lives when no database URL is given")
+    parser.database_url_option()
+    parser.log_level_option()
     parser.option(
         "--scrypt-n",
         env="EV_SCRYPT_N",

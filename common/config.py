@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from common.errors import ConfigError
 
 __all__ = [
+    "LOG_LEVELS",
     "HostPort",
     "ServiceParser",
     "argv_or_default",
@@ -25,6 +26,7 @@ __all__ = [
     "parse_bool",
     "parse_host_port",
     "parse_http_url",
+    "parse_log_level",
     "parse_positive_float",
     "parse_positive_int",
     "read_secret",
@@ -88,6 +90,16 @@ def parse_bool(text: str) -> bool:
     if lowered in {"0", "false", "no", "off", ""}:
         return False
     raise ValueError("expected true or false")
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def parse_log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+    return level
 
 
 def parse_http_url(text: str) -> str:
@@ -173,6 +185,40 @@ class ServiceParser(argparse.ArgumentParser):
             help=f"{help}{where}{shown}",
         )
         self.set_defaults(**{f"_source_{dest}": source})
+
+    # The options every service shares, declared once.
+    def data_dir_option(self, help: str) -> None:  # noqa: A002 - argparse's own name
+        """``--data-dir`` / ``EV_DATA_DIR``: where this service keeps its files."""
+        self.option(
+            "--data-dir",
+            env="EV_DATA_DIR",
+            default=default_data_dir(),
+            parse=Path,
+            metavar="DIR",
+            help=help,
+        )
+
+    def database_url_option(self) -> None:
+        """``--database-url`` / ``EV_DATABASE_URL``; unset means SQLite in the data dir."""
+        self.option(
+            "--database-url",
+            env="EV_DATABASE_URL",
+            default=None,
+            metavar="URL",
+            help="SQLAlchemy URL of the database the services share; "
+            "default a SQLite file in the data dir",
+        )
+
+    def log_level_option(self, default: str = "INFO") -> None:
+        """``--log-level`` / ``EV_LOG_LEVEL`` of the key=value log on stderr."""
+        self.option(
+            "--log-level",
+            env="EV_LOG_LEVEL",
+            default=default,
+            parse=parse_log_level,
+            metavar="LEVEL",
+            help="DEBUG, INFO, WARNING or ERROR (the key=value log on stderr)",
+        )
 
     def error(self, message: str) -> NoReturn:
         raise ConfigError(self.prog, message)

@@ -9,7 +9,6 @@ from pathlib import Path
 from common.config import (
     HostPort,
     ServiceParser,
-    default_data_dir,
     parse_bool,
     parse_host_port,
     parse_positive_float,
@@ -135,14 +134,7 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
         metavar="X",
         help="simulated seconds per real second",
     )
-    p.option(
-        "--data-dir",
-        env="EV_DATA_DIR",
-        default=default_data_dir(),
-        parse=Path,
-        metavar="DIR",
-        help="where the journal and the pairing key live",
-    )
+    p.data_dir_option("where the journal and the pairing key live")
     p.option(
         "--pairing-key-file",
         env="EV_CP_PAIRING_KEY_FILE",
@@ -152,13 +144,7 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
         help="key shared with the monitor (created 0600 if absent; "
         "default DATA_DIR/cp-ID/pairing.key; EV_CP_PAIRING_KEY gives the key itself)",
     )
-    p.option(
-        "--log-level",
-        env="EV_LOG_LEVEL",
-        default="WARNING",
-        metavar="LEVEL",
-        help="log level of the key=value log on stderr",
-    )
+    p.log_level_option("WARNING")
     return p
 
 
@@ -179,5 +165,5 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> EngineSetting
         data_dir=ns.data_dir,
         pairing_key_file=ns.pairing_key_file or home / "pairing.key",
         journal_file=home / "journal.json",
-        log_level=str(ns.log_level).upper(),
+        log_level=ns.log_level,
     )

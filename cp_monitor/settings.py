@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from common.config import HostPort, ServiceParser, default_data_dir, parse_host_port
+from common.config import HostPort, ServiceParser, parse_host_port
 from common.errors import ConfigError
 from cp_engine.settings import DEFAULT_CENTRAL, DEFAULT_ENGINE, add_flag, cp_dir, parse_cp_id
 
@@ -112,14 +112,7 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
         metavar="FILE",
         help="where the CP's secret is kept, 0600 (default DATA_DIR/cp-ID/secret)",
     )
-    p.option(
-        "--data-dir",
-        env="EV_DATA_DIR",
-        default=default_data_dir(),
-        parse=Path,
-        metavar="DIR",
-        help="where the secret and the pairing key live",
-    )
+    p.data_dir_option("where the secret and the pairing key live")
     p.option(
         "--pairing-key-file",
         env="EV_CP_PAIRING_KEY_FILE",
@@ -136,13 +129,7 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
         env,
         "unattended: register if there is no secret file, authenticate, keep everything up",
     )
-    p.option(
-        "--log-level",
-        env="EV_LOG_LEVEL",
-        default="WARNING",
-        metavar="LEVEL",
-        help="log level of the key=value log on stderr",
-    )
+    p.log_level_option("WARNING")
     return p
 
 
@@ -165,5 +152,5 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> MonitorSettin
         data_dir=ns.data_dir,
         pairing_key_file=ns.pairing_key_file or home / "pairing.key",
         auto=ns.auto,
-        log_level=str(ns.log_level).upper(),
+        log_level=ns.log_level,
     )

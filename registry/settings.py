@@ -51,7 +51,6 @@ endpoints (JSON over HTTPS; see docs/registry.md):
   POST   /api/verify                    {id, secret} -> 200 / 401 / 429
   GET    /api/health
 """
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_LISTEN = HostPort("0.0.0.0", 8443)
 
 
@@ -77,13 +76,6 @@ class Settings:
     log_level: str = "INFO"
 
 
-def _level(text: str) -> str:
-    level = text.strip().upper()
-    if level not in _LOG_LEVELS:
-        raise ValueError(f"expected one of {', '.join(_LOG_LEVELS)}")
-    return level
-
-
 def _scrypt_n(text: str) -> int:
     n = int(text)
     ScryptParams(n=n)  # raises ValueError with the accepted range
@@ -106,22 +98,8 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
         metavar="HOST:PORT",
         help="address to serve HTTPS on (port 0: any free port)",
     )
-    p.option(
-        "--data-dir",
-        env="EV_DATA_DIR",
-        default=default_data_dir(),
-        parse=Path,
-        metavar="DIR",
-        help="where the generated TLS files (and the SQLite database) live",
-    )
-    p.option(
-        "--database-url",
-        env="EV_DATABASE_URL",
-        default=None,
-        metavar="URL",
-        help="SQLAlchemy URL of the database shared with Central; "
-        "default a SQLite file in the data dir",
-    )
+    p.data_dir_option("where the generated TLS files (and the SQLite database) live")
+    p.database_url_option()
     p.option(
         "--tls-cert",
         env="EV_REGISTRY_TLS_CERT",
@@ -203,14 +181,7 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
         metavar="N",
         help="advanced: scrypt cost (power of two) for new secrets; lower it only in tests",
     )
-    p.option(
-        "--log-level",
-        env="EV_LOG_LEVEL",
-        default="INFO",
-        parse=_level,
-        metavar="LEVEL",
-        help="DEBUG, INFO, WARNING or ERROR",
-    )
+    p.log_level_option()
     return p
 
 

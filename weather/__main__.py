@@ -14,7 +14,6 @@ from types import FrameType
 from common.config import (
     ServiceParser,
     argv_or_default,
-    default_data_dir,
     parse_host_port,
     parse_http_url,
     parse_positive_float,
@@ -134,14 +133,8 @@ def _parser() -> ServiceParser:
         parse=parse_http_url,
         help="base URL of the OpenWeather-compatible API",
     )
-    option(
-        "--data-dir",
-        env="EV_DATA_DIR",
-        default=default_data_dir(),
-        parse=Path,
-        help="where the default temperatures file lives",
-    )
-    option("--log-level", env="EV_LOG_LEVEL", default="INFO", help="log level")
+    parser.data_dir_option("where the default temperatures file lives")
+    parser.log_level_option()
     parser.add_argument("--no-menu", action="store_true", help="do not read commands from stdin")
     return parser
 

@@ -126,7 +126,7 @@ def _parser(env: Mapping[str, str]) -> ServiceParser:
         parse=parse_positive_int,
         help="HTTP worker threads (each open page's live stream holds one)",
     )
-    parser.option("--log-level", env="EV_LOG_LEVEL", default="INFO", help="log level")
+    parser.log_level_option()
     return parser
 
 
