@@ -7,11 +7,9 @@ import os
 from collections.abc import Sequence
 
 from common.config import argv_or_default, run_main
-from common.errors import ConfigError
 from common.logs import setup_logging
 from cp_engine.app import run_engine
-from cp_engine.errors import PairingKeyError
-from cp_engine.pairing import load_pairing_key
+from cp_engine.pairing import site_pairing_key
 from cp_engine.settings import PROG, parse_settings
 from cp_engine.terminal import Screen
 
@@ -25,10 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(argv: list[str]) -> int:
     settings = parse_settings(argv, os.environ)
     setup_logging("cp_engine", settings.log_level)
-    try:
-        key = load_pairing_key(settings.pairing_key_file)
-    except PairingKeyError as exc:
-        raise ConfigError("pairing key", str(exc)) from None
+    key = site_pairing_key(settings.pairing_key_file)
     return asyncio.run(run_engine(settings, key, Screen()))
 
 

@@ -14,10 +14,12 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from common.config import ServiceParser
+from common.errors import ConfigError
 from common.protocol.keys import new_session_key
 from cp_engine.errors import PairingKeyError
 
-__all__ = ["MIN_KEY_LENGTH", "load_pairing_key"]
+__all__ = ["MIN_KEY_LENGTH", "add_pairing_key_option", "load_pairing_key", "site_pairing_key"]
 
 ENV_KEY = "EV_CP_PAIRING_KEY"
 MIN_KEY_LENGTH = 32  # the handshake derives with HKDF, not a slow hash: it must be random
@@ -44,6 +46,27 @@ def load_pairing_key(path: Path, env: Mapping[str, str] | None = None) -> bytes:
         raise PairingKeyError(f"cannot read the pairing key {path}: {exc}") from None
     _create(path)
     return _checked(path.read_text(encoding="ascii").strip(), str(path))
+
+
+def add_pairing_key_option(parser: ServiceParser, peer: str) -> None:
+    """``--pairing-key-file``, the same for the engine and its monitor (``peer``: the other)."""
+    parser.option(
+        "--pairing-key-file",
+        env="EV_CP_PAIRING_KEY_FILE",
+        default=None,
+        parse=Path,
+        metavar="FILE",
+        help=f"key shared with the {peer} (created 0600 if absent; "
+        f"default DATA_DIR/cp-ID/pairing.key; {ENV_KEY} gives the key itself)",
+    )
+
+
+def site_pairing_key(path: Path) -> bytes:
+    """:func:`load_pairing_key` for a process start: a problem is one clear config line."""
+    try:
+        return load_pairing_key(path)
+    except PairingKeyError as exc:
+        raise ConfigError("pairing key", str(exc)) from None
 
 
 def _checked(key: str, where: str) -> bytes:

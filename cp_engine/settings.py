@@ -15,6 +15,7 @@ from common.config import (
 )
 from common.errors import ConfigError
 from common.protocol.handshake import valid_principal_id
+from cp_engine.pairing import add_pairing_key_option
 
 __all__ = [
     "DEFAULT_CENTRAL",
@@ -135,15 +136,7 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
         help="simulated seconds per real second",
     )
     p.data_dir_option("where the journal and the pairing key live")
-    p.option(
-        "--pairing-key-file",
-        env="EV_CP_PAIRING_KEY_FILE",
-        default=None,
-        parse=Path,
-        metavar="FILE",
-        help="key shared with the monitor (created 0600 if absent; "
-        "default DATA_DIR/cp-ID/pairing.key; EV_CP_PAIRING_KEY gives the key itself)",
-    )
+    add_pairing_key_option(p, "monitor")
     p.log_level_option("WARNING")
     return p
 

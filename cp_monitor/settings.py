@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from common.config import HostPort, ServiceParser, parse_host_port
 from common.errors import ConfigError
+from cp_engine.pairing import add_pairing_key_option
 from cp_engine.settings import DEFAULT_CENTRAL, DEFAULT_ENGINE, add_flag, cp_dir, parse_cp_id
 
 __all__ = ["PROG", "MonitorSettings", "parse_settings"]
@@ -113,15 +114,7 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
         help="where the CP's secret is kept, 0600 (default DATA_DIR/cp-ID/secret)",
     )
     p.data_dir_option("where the secret and the pairing key live")
-    p.option(
-        "--pairing-key-file",
-        env="EV_CP_PAIRING_KEY_FILE",
-        default=None,
-        parse=Path,
-        metavar="FILE",
-        help="key shared with the engine (created 0600 if absent; "
-        "default DATA_DIR/cp-ID/pairing.key; EV_CP_PAIRING_KEY gives the key itself)",
-    )
+    add_pairing_key_option(p, "engine")
     add_flag(
         p,
         "--auto",
