@@ -9,7 +9,6 @@ handshake or stops reading is dropped without affecting anybody else.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -20,20 +19,19 @@ from central.network import Network, NetworkError, history, pending_tickets
 from central.store import DbWriter, load_cps, load_verifier
 from common.db import Database
 from common.events import Event, EventType, record
-from common.protocol import NEED_DATA, Connection, MessageReceived, NackReceived, Rejected
+from common.protocol import Connection
 from common.protocol.errors import ProtocolError
 from common.protocol.handshake import HandshakeState, Role, ServerHandshake
 from common.protocol.keys import DEFAULT_PARAMS, ScryptParams, Verifier, verifier_from_key
 from common.protocol.messages import Message, MessageType, Side
 from common.ratelimit import FailureLimiter
+from common.tcp import MAX_BAD_FRAMES, ConnectionServer, read_message
 
 __all__ = ["CentralServer", "PeerLink"]
 
 log = logging.getLogger(__name__)
 
-READ_CHUNK = 64 * 1024
 MAX_WRITE_BUFFER = 512 * 1024  # a peer this far behind is not reading: drop it
-MAX_BAD_FRAMES = 20  # rejected frames tolerated per connection before it is dropped
 HANDSHAKE_TIMEOUT = 10.0
 
 
@@ -97,29 +95,17 @@ class CentralServer:
         self._clock = clock
         self._params = scrypt_params
         self._handshake_timeout = handshake_timeout
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tcp = ConnectionServer(self._accept)
         # Online guessing: failed handshakes per principal and per source address.
         self.auth_limiter = FailureLimiter({"id": 5, "ip": 50}, window=60.0)
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
-        self._server = await asyncio.start_server(
-            self._accept, host, port, limit=READ_CHUNK, backlog=4096
-        )
-        sock = self._server.sockets[0].getsockname()
-        return str(sock[0]), int(sock[1])
+        return await self._tcp.start(host, port)
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tcp.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
         peer = writer.get_extra_info("peername")
         link = PeerLink(writer, Connection(self._clock), str(peer[0]) if peer else "?")
         try:
@@ -129,34 +115,17 @@ class CentralServer:
         except Exception:
             log.exception("connection handler failed", extra={"fields": {"peer": link.peer_ip}})
         finally:
-            self._tasks.discard(task)
             link.close("connection ended")
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
 
     async def _next_message(self, reader: asyncio.StreamReader, link: PeerLink) -> Message | None:
         """Read until one message arrives; ACK/NACK as we go. None at EOF or on a flood."""
-        conn = link.conn
-        while True:
-            event = conn.next_event()
-            if event is NEED_DATA:
-                link.write_raw(conn.data_to_send())
-                data = await reader.read(READ_CHUNK)
-                if not data or link.closed:
-                    return None
-                conn.receive_data(data)
-                continue
-            link.write_raw(conn.data_to_send())
-            if isinstance(event, MessageReceived):
-                return event.message
-            if isinstance(event, Rejected):
-                self._rejected(link, event.error)
-                if conn.rejected_count > MAX_BAD_FRAMES:
-                    self._audit_error(link, "too many bad frames; connection dropped")
-                    link.close("too many bad frames")
-                    return None
-            elif isinstance(event, NackReceived):
-                log.debug("peer NACKed a frame", extra={"fields": {"peer": link.peer_ip}})
+        message = await read_message(
+            reader, link.conn, link.write_raw, lambda error: self._rejected(link, error)
+        )
+        if message is None and link.conn.rejected_count > MAX_BAD_FRAMES:
+            self._audit_error(link, "too many bad frames; connection dropped")
+            link.close("too many bad frames")
+        return message
 
     def _rejected(self, link: PeerLink, error: ProtocolError) -> None:
         log.info(

@@ -23,6 +23,7 @@ from common.protocol import NEED_DATA, Connection, MessageReceived, Rejected
 from common.protocol.errors import ProtocolError
 from common.protocol.handshake import ClientHandshake, Role
 from common.protocol.messages import Message, MessageType, Side
+from common.tcp import READ_CHUNK, read_message
 
 __all__ = [
     "AuthenticationFailed",
@@ -31,8 +32,6 @@ __all__ = [
     "ConnectionClosed",
     "connect",
 ]
-
-READ_CHUNK = 64 * 1024
 
 
 class CentralUnreachable(EVChargingError):
@@ -131,22 +130,10 @@ class ClientLink:
 async def _next_plain(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: Connection
 ) -> Message:
-    while True:
-        event = conn.next_event()
-        if event is NEED_DATA:
-            out = conn.data_to_send()
-            if out:
-                writer.write(out)
-            data = await reader.read(READ_CHUNK)
-            if not data:
-                raise ConnectionClosed("Central closed the connection during authentication")
-            conn.receive_data(data)
-            continue
-        if isinstance(event, MessageReceived):
-            out = conn.data_to_send()
-            if out:
-                writer.write(out)
-            return event.message
+    message = await read_message(reader, conn, writer.write)
+    if message is None:
+        raise ConnectionClosed("Central closed the connection during authentication")
+    return message
 
 
 async def connect(

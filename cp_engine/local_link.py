@@ -20,19 +20,18 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from common.config import HostPort
-from common.protocol import NEED_DATA, Connection, MessageReceived, Rejected
+from common.protocol import Connection
 from common.protocol.errors import ProtocolError
 from common.protocol.handshake import HandshakeState, Role, ServerHandshake
 from common.protocol.keys import Verifier, verifier_from_key
 from common.protocol.messages import Message, MessageType, Side
+from common.tcp import ConnectionServer, read_message
 from cp_engine.terminal import Level
 
 __all__ = ["MonitorHandler", "MonitorLinkServer"]
 
 log = logging.getLogger(__name__)
 
-READ_CHUNK = 64 * 1024
-MAX_BAD_FRAMES = 20
 HANDSHAKE_TIMEOUT = 10.0
 
 
@@ -46,6 +45,10 @@ class MonitorHandler(Protocol):
     def technician_health(self, ok: bool, reason: str) -> None: ...
 
     def monitor_changed(self, connected: bool) -> None: ...
+
+
+def _log_rejected(error: ProtocolError) -> None:
+    log.info("frame rejected", extra={"fields": {"code": error.code}})
 
 
 class _Peer:
@@ -64,27 +67,11 @@ class _Peer:
 
     async def next_message(self) -> Message | None:
         """The next accepted message; None at EOF or once the peer floods bad frames."""
-        while True:
-            event = self.conn.next_event()
-            if event is NEED_DATA:
-                self._flush()
-                data = await self.reader.read(READ_CHUNK)
-                if not data:
-                    return None
-                self.conn.receive_data(data)
-                continue
-            self._flush()
-            if isinstance(event, MessageReceived):
-                return event.message
-            if isinstance(event, Rejected):
-                log.info("frame rejected", extra={"fields": {"code": event.error.code}})
-                if self.conn.rejected_count > MAX_BAD_FRAMES:
-                    return None
+        return await read_message(self.reader, self.conn, self._write, _log_rejected)
 
-    def _flush(self) -> None:
-        out = self.conn.data_to_send()
-        if out and not self.writer.is_closing():
-            self.writer.write(out)
+    def _write(self, data: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(data)
 
     def close(self) -> None:
         self.writer.close()
@@ -114,16 +101,11 @@ class MonitorLinkServer:
         self._handler = handler
         self._notify = notify
         self._clock = clock
-        self._server: asyncio.Server | None = None
+        self._tcp = ConnectionServer(self._accept, backlog=16)
         self._current: _Peer | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, addr: HostPort) -> HostPort:
-        self._server = await asyncio.start_server(
-            self._accept, addr.host, addr.port, limit=READ_CHUNK
-        )
-        sock = self._server.sockets[0].getsockname()
-        return HostPort(str(sock[0]), int(sock[1]))
+        return await self._tcp.start(addr.host, addr.port)
 
     @property
     def connected(self) -> bool:
@@ -135,16 +117,9 @@ class MonitorLinkServer:
             self._current.send(msg_type, body)
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tcp.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
         peer = _Peer(reader, writer, Connection(self._clock))
         try:
             if await self._handshake(peer):
@@ -152,7 +127,6 @@ class MonitorLinkServer:
         except (ConnectionError, OSError, TimeoutError):
             pass
         finally:
-            self._tasks.discard(task)
             peer.close()
             if self._current is peer:
                 self._current = None
