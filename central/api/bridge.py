@@ -27,8 +27,8 @@ class Bridge:
         future = asyncio.run_coroutine_threadsafe(make(self.network), self._loop)
         return future.result(self._timeout)
 
-    def read(self, fn: Callable[[Network], T]) -> T:
-        """Run ``fn(network)`` on the loop (a consistent view); return its result here."""
+    def run(self, fn: Callable[[Network], T]) -> T:
+        """Run plain ``fn(network)`` on the loop (a consistent view); return its result here."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
         def run() -> None:

@@ -64,10 +64,28 @@ def _json_body() -> dict[str, Any]:
 
 
 def _net(make: Callable[[Network], Any]) -> Any:
+    """Await a network operation; its refusal becomes the matching HTTP error."""
     try:
         return _bridge().call(make)
     except NetworkError as exc:
-        raise ApiError(_STATUS.get(exc.code, 400), exc.code, exc.message) from None
+        raise _api_error(exc) from None
+
+
+def _net_sync(fn: Callable[[Network], Any]) -> Any:
+    """Run a plain network function; its refusal becomes the matching HTTP error."""
+    try:
+        return _bridge().run(fn)
+    except NetworkError as exc:
+        raise _api_error(exc) from None
+
+
+def _api_error(exc: NetworkError) -> ApiError:
+    return ApiError(_STATUS.get(exc.code, 400), exc.code, exc.message)
+
+
+def _location(body: dict[str, Any]) -> str:
+    location = _location(body)
+    return location
 
 
 def _ip() -> str | None:
@@ -76,25 +94,18 @@ def _ip() -> str | None:
 
 @api.get("/health")
 def health() -> Response:
-    counts = _bridge().read(lambda n: n.counts())
+    counts = _bridge().run(lambda n: n.counts())
     return jsonify(status="ok", chargepoints=counts)
 
 
 @api.get("/chargepoints")
 def chargepoints() -> Response:
-    return jsonify(chargepoints=_bridge().read(lambda n: n.snapshot()))
+    return jsonify(chargepoints=_bridge().run(lambda n: n.snapshot()))
 
 
 @api.get("/chargepoints/<cp_id>")
 def chargepoint(cp_id: str) -> Response:
     return jsonify(_net_sync(lambda n: n.get(cp_id).to_dict()))
-
-
-def _net_sync(fn: Callable[[Network], Any]) -> Any:
-    try:
-        return _bridge().read(fn)
-    except NetworkError as exc:
-        raise ApiError(_STATUS.get(exc.code, 400), exc.code, exc.message) from None
 
 
 @api.put("/chargepoints/<cp_id>/price")
@@ -139,7 +150,7 @@ def resume_all() -> Response:
 @api.get("/drivers")
 def drivers() -> Response:
     rows = _read(queries.drivers)
-    connected = set(_bridge().read(lambda n: list(n.drivers)))
+    connected = set(_bridge().run(lambda n: list(n.drivers)))
     for row in rows:
         row["connected"] = row["id"] in connected
     return jsonify(drivers=rows)
@@ -155,7 +166,7 @@ def sessions() -> Response:
         driver_id=args.get("driver_id") or None,
         limit=_int_arg("limit", 200, 1, 5000),
     )
-    live = {s["session_id"]: s for s in _bridge().read(_live_sessions)}
+    live = {s["session_id"]: s for s in _bridge().run(_live_sessions)}
     for row in rows:
         if row["session_id"] in live:
             row["kwh"] = live[row["session_id"]]["kwh"]
@@ -201,7 +212,7 @@ def stats() -> Response:
     def live(n: Network) -> dict[str, Any]:
         return {"by_state": n.counts(), "active_sessions": len(_live_sessions(n))}
 
-    return jsonify({**_bridge().read(live), **finished})
+    return jsonify({**_bridge().run(live), **finished})
 
 
 def _audit_filter() -> queries.AuditFilter:
@@ -236,16 +247,14 @@ def weather() -> Response:
     def view(n: Network) -> dict[str, Any]:
         return {"alerts": sorted(n.alerts), "readings": dict(n.readings)}
 
-    return jsonify(_bridge().read(view))
+    return jsonify(_bridge().run(view))
 
 
 @api.post("/weather/alerts")
 def raise_alert() -> tuple[Response, int]:
     actor = _operator()
     body = _json_body()
-    location = body.get("location")
-    if not isinstance(location, str) or not 1 <= len(location) <= 64:
-        raise ApiError(400, "bad_request", "location (1-64 characters) is required")
+    location = _location(body)
     temperature = body.get("temperature_c")
     if temperature is not None and not isinstance(temperature, int | float):
         raise ApiError(400, "bad_request", "temperature_c must be a number")
@@ -266,16 +275,14 @@ def clear_alert(location: str) -> Response:
 def weather_reading() -> tuple[Response, int]:
     actor = _operator()
     body = _json_body()
-    location = body.get("location")
-    if not isinstance(location, str) or not 1 <= len(location) <= 64:
-        raise ApiError(400, "bad_request", "location (1-64 characters) is required")
+    location = _location(body)
     temperature = body.get("temperature_c")
     status = body.get("status", "ok")
     if status == "ok" and not isinstance(temperature, int | float):
         raise ApiError(400, "bad_request", "temperature_c must be a number")
     reason = body.get("reason")
     reason = str(reason)[:200] if reason is not None else None
-    _bridge().read(lambda n: n.weather_reading(location, temperature, str(status), actor, reason))
+    _bridge().run(lambda n: n.weather_reading(location, temperature, str(status), actor, reason))
     return jsonify(location=location), 202
 
 
