@@ -84,7 +84,9 @@ def _api_error(exc: NetworkError) -> ApiError:
 
 
 def _location(body: dict[str, Any]) -> str:
-    location = _location(body)
+    location = body.get("location")
+    if not isinstance(location, str) or not 1 <= len(location) <= 64:
+        raise ApiError(400, "bad_request", "location (1-64 characters) is required")
     return location
 
 
