@@ -28,17 +28,10 @@ from common.db.models import ChargePoint, Credential, PrincipalKind
 from common.protocol.handshake import Role
 from common.protocol.keys import ScryptParams, make_verifier
 from common.protocol.messages import MessageType
+from common.tcp import free_port
 from tests.support.services import ServiceProcess
 
 PARAMS = ScryptParams(n=1024)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _proc_stats(pid: int) -> tuple[float, int]:
@@ -132,7 +125,7 @@ def main() -> int:
         url = f"sqlite:///{tmp}/ev.db"
         print(f"provisioning {args.cps} charge points ...", flush=True)
         creds = provision(url, args.cps)
-        port, api = _free_port(), _free_port()
+        port, api = free_port(), free_port()
         central = ServiceProcess(
             [
                 sys.executable,

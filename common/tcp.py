@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Awaitable, Callable
 
 from common.config import HostPort
@@ -16,10 +17,38 @@ from common.protocol import NEED_DATA, Connection, MessageReceived, Rejected
 from common.protocol.errors import ProtocolError
 from common.protocol.messages import Message
 
-__all__ = ["MAX_BAD_FRAMES", "READ_CHUNK", "ConnectionServer", "read_message"]
+__all__ = [
+    "MAX_BAD_FRAMES",
+    "READ_CHUNK",
+    "ConnectionServer",
+    "free_port",
+    "port_in_use",
+    "read_message",
+]
 
 READ_CHUNK = 64 * 1024
 MAX_BAD_FRAMES = 20  # rejected frames tolerated on one connection before it is dropped
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """A live listener holds ``host:port``.
+
+    SO_REUSEADDR as servers bind: TIME_WAIT leftovers of an earlier run do not count.
+    """
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+        return False
 
 
 async def read_message(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from common.infra import EmbeddedBroker
+from common.tcp import free_port as _free_port
 from tests.support.broker import start_broker
 from tests.support.databases import fresh_postgres_database, postgres_server
 from tests.support.services import ServiceProcess
@@ -18,12 +18,7 @@ from tests.support.services import ServiceProcess
 def free_port() -> Callable[[], int]:
     """A function returning a TCP port on 127.0.0.1 that was free a moment ago."""
 
-    def pick() -> int:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return int(sock.getsockname()[1])
-
-    return pick
+    return _free_port
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import sys
 import threading
 import time
@@ -48,6 +47,7 @@ from common.demo.supervisor import (
 )
 from common.errors import EVChargingError
 from common.infra import EmbeddedBroker
+from common.tcp import free_port
 
 __all__ = ["SPEED", "Demo", "StartupFailed"]
 
@@ -66,12 +66,6 @@ class StartupFailed(EVChargingError):
 
 class _Stopped(Exception):
     """The user asked to stop (or --duration ran out) during start-up."""
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _repo_root() -> Path:
@@ -316,7 +310,7 @@ class Demo:
     def _start_cps(self, registry: str, ca: str) -> None:
         host, cps_dir = self.s.host, str(self._dirs["cps"])
         for cp in self.plan.cps:
-            engine_addr = f"{host}:{_free_port(host)}"
+            engine_addr = f"{host}:{free_port(host)}"
             engine = self._child(
                 f"{cp.id} engine",
                 "cp_engine",

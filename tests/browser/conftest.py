@@ -8,7 +8,6 @@ used: the machine may have no internet.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,9 +65,3 @@ def artifacts(request: pytest.FixtureRequest) -> Path:
     path = request.config.rootpath / "test-artifacts" / "web"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def any_free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -24,7 +24,7 @@ from central.drivers import add_driver
 from common.client import ClientLink
 from common.infra import EmbeddedBroker
 from common.protocol.messages import MessageType
-from tests.browser.conftest import any_free_port
+from common.tcp import free_port
 from tests.support.broker import wait_until
 from tests.support.central import (
     TEST_SCRYPT,
@@ -93,9 +93,7 @@ def system(
 ) -> Iterator[LiveSystem]:
     tmp = tmp_path_factory.mktemp("dashboard")
     db_url = f"sqlite:///{tmp / 'evcharging.db'}"
-    central = start_central_with_events(
-        tmp, db_url, any_free_port(), any_free_port(), broker.bootstrap
-    )
+    central = start_central_with_events(tmp, db_url, free_port(), free_port(), broker.bootstrap)
     secrets = {cp_id: provision_cp(db_url, cp_id, *where) for cp_id, where in CPS.items()}
     driver_secret = add_driver(db_url, "D1", TEST_SCRYPT)
     wait_until(
@@ -107,7 +105,7 @@ def system(
     web = start_web(
         tmp,
         central.api,
-        any_free_port(),
+        free_port(),
         central.token,
         bootstrap=broker.bootstrap,
         extra=["--registry-url", registry_url, "--registry-ca", str(ca)],

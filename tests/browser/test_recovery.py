@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from common.infra import EmbeddedBroker
-from tests.browser.conftest import any_free_port
+from common.tcp import free_port
 from tests.support.broker import wait_until
 from tests.support.central import ScriptedCP, provision_cp
 from tests.support.web import LoopThread, start_central_with_events, start_web
@@ -33,12 +33,12 @@ def test_the_banner_shows_outages_and_the_page_recovers_without_a_reload(
     page: Any, tmp_path: Path, fresh_broker: EmbeddedBroker, artifacts: Path
 ) -> None:
     db_url = f"sqlite:///{tmp_path / 'evcharging.db'}"
-    port, api_port = any_free_port(), any_free_port()
+    port, api_port = free_port(), free_port()
     central = start_central_with_events(tmp_path, db_url, port, api_port, fresh_broker.bootstrap)
     secret = provision_cp(db_url, "CP1", "Madrid", "0.40")
     wait_until(lambda: central.cp("CP1")["state"] != "UNKNOWN", 10, "Central to load CP1")
     web = start_web(
-        tmp_path, central.api, any_free_port(), central.token, bootstrap=fresh_broker.bootstrap
+        tmp_path, central.api, free_port(), central.token, bootstrap=fresh_broker.bootstrap
     )
     loop = LoopThread()
     cp = ScriptedCP("CP1", secret, central.addr)

@@ -29,6 +29,7 @@ import requests
 from central.drivers import add_driver
 from common.protocol.framing import NACK
 from common.protocol.messages import MessageType
+from common.tcp import free_port
 from tests.support.central import (
     TEST_SCRYPT,
     CentralProcess,
@@ -41,12 +42,6 @@ from tests.support.services import ServiceProcess
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 SPEED = "120"  # 11 kW at 120x: 0.37 kWh per telemetry second
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Interactive(ServiceProcess):
