@@ -46,6 +46,11 @@ Simulated (offline):  ev-weather --locations cities.txt --temperatures temps.txt
 OpenWeather:          EV_OPENWEATHER_API_KEY=... ev-weather --provider openweather \
                           --locations cities.txt
 
+Secrets (environment or *_FILE, never flags):
+  EV_OPERATOR_TOKEN       required; raises and clears alerts at API_Central, guards
+                          the HTTP writes below
+  EV_OPENWEATHER_API_KEY  required with --provider openweather
+
 Menu (type while it runs): add CITY, remove CITY, list, quit.
 HTTP: GET /locations, POST /locations {"location": CITY}, DELETE /locations/CITY."""
 
