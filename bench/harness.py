@@ -1,0 +1,74 @@
+"""Helpers the process-level benchmarks share: provisioning, process CPU, percentiles.
+
+Central itself is started with ``tests.support.central.start_central`` (the integration
+tests' launcher: a real ``python -m central`` with ``EV_SCRYPT_N=1024``), so benchmarks
+and tests run it the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+
+from common.db import open_database
+from common.db.models import ChargePoint, Credential, PrincipalKind
+from common.protocol.keys import ScryptParams, make_verifier
+
+__all__ = ["LOAD_SCRYPT", "cpu_seconds", "percentile", "progress", "provision"]
+
+LOAD_SCRYPT = ScryptParams(n=1024)  # what the load generator and the tests use
+
+
+def provision(
+    url: str, count: int, prefix: str = "CP", params: ScryptParams = LOAD_SCRYPT
+) -> dict[str, str]:
+    """Register ``count`` CPs with fresh secrets in one transaction (what the Registry does).
+
+    Returns:
+        ``{cp_id: secret}`` with ids ``<prefix>00000``, ``<prefix>00001``...
+    """
+    db = open_database(url)
+    out: dict[str, str] = {}
+    try:
+        with db.transaction() as session:
+            for i in range(count):
+                cp_id = f"{prefix}{i:05d}"
+                secret = secrets.token_urlsafe(32)
+                session.add(
+                    ChargePoint(id=cp_id, location=f"City{i % 10}", price_eur_kwh=Decimal("0.30"))
+                )
+                session.add(Credential.of(PrincipalKind.CP, cp_id, make_verifier(secret, params)))
+                out[cp_id] = secret
+    finally:
+        db.dispose()
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a live process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile of ``values`` (NaN when empty)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@contextmanager
+def progress(what: str) -> Iterator[None]:
+    """Print ``what ...`` now and ``what: done in S s`` when the block ends without error."""
+    print(f"{what} ...", flush=True)
+    start = time.perf_counter()
+    yield
+    print(f"{what}: done in {time.perf_counter() - start:.1f} s", flush=True)
