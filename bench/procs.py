@@ -196,8 +196,10 @@ def start_central(
     )
 
 
-def start_bare(children: Children, key: bytes, workdir: Path, *, uvloop: bool = False) -> HostPort:
-    """Start ``python -m bench.bare`` (the bound server) and return its address."""
+def start_bare(
+    children: Children, key: bytes, workdir: Path, *, uvloop: bool = False
+) -> tuple[ServiceProcess, HostPort]:
+    """Start ``python -m bench.bare`` (the bound server); returns it and its address."""
     port = free_port()
     args = [sys.executable, "-m", "bench.bare", "--port", str(port)]
     if uvloop:
@@ -208,7 +210,7 @@ def start_bare(children: Children, key: bytes, workdir: Path, *, uvloop: bool = 
         ).start()
     )
     proc.wait_for_line(r"bare server listening", timeout=30)
-    return HostPort("127.0.0.1", port)
+    return proc, HostPort("127.0.0.1", port)
 
 
 def profile(children: Children, pid: int, seconds: float, out: Path) -> ServiceProcess | None:

@@ -1,0 +1,86 @@
+"""Scale: connect and authenticate N charge points, then hold the target mix.
+
+    python -m bench.scale --cps 1000,5000,10000 --duration 30
+
+For each N, on a fresh Central process and database: the time to connect and authenticate
+N monitors and N engines (plus a driver per supplying CP), then ``--duration`` seconds of
+the mix (heart-beats 1 Hz, ``--supplying`` charging with telemetry 1 Hz, drivers asking
+again after each ticket, operator commands through API_Central). Reported per N: connect
+time, Central's resident memory idle and loaded and per CP, its CPU, the ACK /
+authorisation / operator latencies, every error, and the load generator's own CPU.
+Targets (10,000 CPs): nothing NACKed or lost, p99 ACK < 100 ms, Central < 2 GiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench import procs
+from bench.loadgen import RunOptions, mix_arguments, mix_of, run_against_central
+from bench.report import report
+
+__all__ = ["main"]
+
+TARGET_P99_MS = 100.0
+TARGET_RSS_MIB = 2048.0
+
+
+def _verdict(row: dict[str, object]) -> str:
+    problems = []
+    if float(str(row["ack_p99_ms"])) >= TARGET_P99_MS:
+        problems.append("p99")
+    if float(str(row["central_rss_mib"])) >= TARGET_RSS_MIB:
+        problems.append("memory")
+    lost = ("nacked", "rejected", "dropped", "connect_failed", "unanswered_at_end")
+    if any(int(str(row[key])) for key in lost):
+        problems.append("errors")
+    return "met" if not problems else "missed: " + ",".join(problems)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.scale",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--cps",
+        default="1000,5000,10000",
+        help="comma-separated fleet sizes, one fresh Central each (default 1000,5000,10000)",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=30.0, help="seconds of the mix measured (default 30)"
+    )
+    parser.add_argument(
+        "--profile-dir",
+        type=Path,
+        help="py-spy Central while measuring; collapsed stacks to DIR/central-N.txt",
+    )
+    mix_arguments(parser)
+    args = parser.parse_args(argv)
+    sizes = [int(n) for n in args.cps.split(",") if n.strip()]
+    rows = []
+    with procs.interrupts_as_exceptions():
+        for n in sizes:
+            print(f"--- {n} charge points", flush=True)
+            profile = args.profile_dir / f"central-{n}.txt" if args.profile_dir else None
+            opts = RunOptions(
+                cps=n,
+                duration=args.duration,
+                warmup=args.warmup,
+                workers=args.workers,
+                mix=mix_of(args),
+                profile=profile,
+            )
+            row = run_against_central(opts, lambda line: print(line, flush=True))
+            row["target"] = _verdict(row)
+            rows.append(row)
+            if profile is not None and profile.exists():
+                report(f"scale_profile_{n}", procs.top_functions(profile))
+    report("scale", rows, meta={"mix": vars(mix_of(args)), "duration_s": args.duration})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
