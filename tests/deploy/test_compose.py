@@ -248,3 +248,18 @@ def test_the_env_file_is_never_committed() -> None:
     ignored = (ROOT / ".gitignore").read_text().splitlines()
     assert ".env" in ignored and "!example.env" in ignored
     assert ".env" in (ROOT / ".dockerignore").read_text().splitlines()
+
+
+@pytest.mark.parametrize(
+    "script", sorted(s for s in PYPROJECT["project"]["scripts"] if s != "evcharging")
+)
+def test_the_readme_lists_every_flag_and_variable(
+    script: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split(f"#### `{script}`", 1)[1].split("####", 1)[0]
+    text = help_text(script, capsys)
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", text)) - {"--help"}
+    named |= set(re.findall(r"EV_[A-Z0-9_]+?(?=_FILE\b|\b)", text))  # NAME_FILE: said once
+    missing = {name for name in named if name not in section}
+    assert not missing, f"README's {script} section lacks {sorted(missing)}"
