@@ -38,7 +38,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.harness import LOAD_SCRYPT, cpu_seconds, progress, provision
+from bench.harness import LOAD_SCRYPT, progress, provision
+from bench.procs import CentralHandle, Children, interrupts_as_exceptions, proc_stats, start_central
 from bench.report import report
 from common.client import ClientLink, connect
 from common.protocol.handshake import ClientHandshake, Role, ServerHandshake
@@ -52,8 +53,6 @@ from common.protocol.keys import (
     salted_key,
     verifier_from_key,
 )
-from common.tcp import free_port
-from tests.support.central import CentralProcess, start_central
 
 __all__ = ["main"]
 
@@ -162,7 +161,7 @@ class _Meter:
         self._marks = self._now()
 
     def _now(self) -> tuple[float, float, float]:
-        return time.perf_counter(), time.process_time(), cpu_seconds(self._pid)
+        return time.perf_counter(), time.process_time(), proc_stats(self._pid).cpu_seconds
 
     def lap(self) -> tuple[float, float, float]:
         """(wall, client CPU, Central CPU) seconds since the last lap."""
@@ -185,7 +184,7 @@ async def _connect_all(
 
 
 async def _measure_group(
-    central: CentralProcess, group: _Group, rounds: int, concurrency: int
+    central: CentralHandle, group: _Group, rounds: int, concurrency: int
 ) -> list[Row]:
     """``rounds`` connect storms: all monitors, then all engines, then all close."""
     addr = central.addr
@@ -241,16 +240,14 @@ def end_to_end(groups: list[_Group], rounds: int, concurrency: int, tmp: Path) -
     for group in groups:
         with progress(f"provisioning {group.count} CPs at scrypt n={group.params.n}"):
             group.creds = provision(url, group.count, group.name, group.params)
-    with progress("starting Central"):
-        central = start_central(tmp, url, free_port(), free_port(), heartbeat_timeout=60)
-    try:
+    with Children() as children:
+        with progress("starting Central"):
+            central = start_central(children, url, tmp, extra_args=["--heartbeat-timeout", "60"])
         rows: list[Row] = []
         for group in groups:
             with progress(f"connect storms, group {group.name} (n={group.params.n})"):
                 rows += asyncio.run(_measure_group(central, group, rounds, concurrency))
         return rows
-    finally:
-        central.proc.stop()
 
 
 # ------------------------------------------------------------------ main
@@ -301,7 +298,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             if count > 0
         ]
-        with tempfile.TemporaryDirectory(prefix="bench-handshake-") as tmp:
+        with (
+            interrupts_as_exceptions(),
+            tempfile.TemporaryDirectory(prefix="bench-handshake-") as tmp,
+        ):
             rows += end_to_end(groups, args.rounds, args.concurrency, Path(tmp))
     meta = {
         "scrypt_ms": {str(p.n): scrypt_ms(p) for p in (DEFAULT_PARAMS, LOAD_SCRYPT)},

@@ -1,26 +1,23 @@
-"""Helpers the process-level benchmarks share: provisioning, process CPU, percentiles.
+"""Small helpers the benchmarks share: provisioning CPs, percentiles, progress lines.
 
-Central itself is started with ``tests.support.central.start_central`` (the integration
-tests' launcher: a real ``python -m central`` with ``EV_SCRYPT_N=1024``), so benchmarks
-and tests run it the same way.
+Child processes (Central, the bare server), their CPU from /proc and clean stops are in
+``bench.procs``.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import secrets
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
-from pathlib import Path
 
 from common.db import open_database
 from common.db.models import ChargePoint, Credential, PrincipalKind
 from common.protocol.keys import ScryptParams, make_verifier
 
-__all__ = ["LOAD_SCRYPT", "cpu_seconds", "percentile", "progress", "provision"]
+__all__ = ["LOAD_SCRYPT", "percentile", "progress", "provision"]
 
 LOAD_SCRYPT = ScryptParams(n=1024)  # what the load generator and the tests use
 
@@ -48,12 +45,6 @@ def provision(
     finally:
         db.dispose()
     return out
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system, all threads) a live process has used, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: Sequence[float], pct: float) -> float:

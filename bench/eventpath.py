@@ -1,0 +1,495 @@
+"""Event-path benchmark: a CP state change in Central to a tile on a browser's SSE stream.
+
+    python -m bench.eventpath [--cps 1000] [--rate 1000] [--seconds 30]
+
+Starts the real pieces as processes on 127.0.0.1: the embedded broker (Tansu, topic
+created first), Central on a fresh SQLite database publishing through its outbox relay,
+and the web dashboard (``python -m web_ui``) consuming ``evcharging.events``. This process
+then plays three parts:
+
+* **generator**: ``--cps`` monitors authenticate with ``common.client.connect`` and
+  heart-beat every ``--heartbeat`` s like real monitors. For ``--seconds`` it sends
+  ``ENGINE_STATUS`` at ``--rate`` messages/s, round-robin over the CPs, each flipping its CP
+  ACTIVATED ⇄ BROKEN; the send time of each change is recorded.
+* **browser**: a plain HTTP/1.1 client (``http.client``, its own thread) reads the web UI's
+  ``/events`` stream and timestamps every ``tile`` event (CP id and state) as it arrives.
+* **tap**: an ``EventConsumer`` (its own thread) reads the same topic to time the middle of
+  the path and to learn each event's ``ts`` (stamped by Central when it records the change).
+
+A change is matched to the first later tile (or event) of its CP showing its new state.
+When a CP changes twice before the board pushes its tile, only the last state is shown:
+the earlier change counts as ``superseded`` (a browser never sees it, by design), which
+the default of one change per CP per second keeps rare. Reported per segment: count and
+p50 / p90 / p99 / max milliseconds, plus the rate achieved and each process's CPU share.
+All clocks are this machine's wall clock, so the segments can be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import http.client
+import json
+import math
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from bench.harness import percentile, progress, provision
+from bench.procs import (
+    CentralHandle,
+    Children,
+    interrupts_as_exceptions,
+    proc_stats,
+    start_central,
+)
+from bench.report import report
+from common.client import ClientLink, ConnectionClosed, connect
+from common.config import HostPort
+from common.events import EventConsumer
+from common.events.types import EventType
+from common.infra import EmbeddedBroker
+from common.protocol.handshake import Role
+from common.protocol.messages import MessageType
+from common.tcp import free_port
+from tests.support.services import ServiceProcess
+
+__all__ = ["main"]
+
+BROKEN, ACTIVATED = "BROKEN", "ACTIVATED"
+
+
+class Seen(NamedTuple):
+    """One observation: at ``t`` (epoch s), CP ``cp`` was shown in ``state``."""
+
+    t: float
+    cp: str
+    state: str
+    ts: float = math.nan  # the event's own timestamp (tap only)
+
+
+# ------------------------------------------------------------------ the browser
+class SseReader:
+    """Reads ``/events`` like an ``EventSource``: reconnects if the server drops it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._host, self._port = host, port
+        self.tiles: list[Seen] = []
+        self.counts: dict[str, int] = defaultdict(int)
+        self.reconnects = -1
+        self.snapshot = threading.Event()
+        self._stop = threading.Event()
+        self._conn: http.client.HTTPConnection | None = None
+        self._thread = threading.Thread(target=self._run, name="sse-reader", daemon=True)
+
+    def start(self) -> SseReader:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.reconnects += 1
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                self._read_stream()
+            self._stop.wait(1.5)  # the stream's retry: interval
+
+    def _read_stream(self) -> None:
+        self._conn = conn = http.client.HTTPConnection(self._host, self._port, timeout=30)
+        conn.request("GET", "/events", headers={"Accept": "text/event-stream"})
+        response = conn.getresponse()
+        if response.status != 200:
+            raise http.client.HTTPException(f"/events answered {response.status}")
+        buffer = b""
+        while not self._stop.is_set():
+            chunk = response.read1(65536)  # whatever has arrived, without waiting for more
+            if not chunk:
+                return
+            now = time.time()
+            buffer += chunk
+            *messages, buffer = buffer.split(b"\n\n")
+            for message in messages:
+                self._message(now, message)
+
+    def _message(self, now: float, message: bytes) -> None:
+        kind, data = "message", b""
+        for line in message.split(b"\n"):
+            if line.startswith(b"event:"):
+                kind = line[6:].strip().decode()
+            elif line.startswith(b"data:"):
+                data = line[5:]
+        self.counts[kind] += 1
+        if kind == "tile":
+            tile = json.loads(data)
+            self.tiles.append(Seen(now, str(tile["id"]), str(tile["state"])))
+        elif kind == "snapshot":
+            self.snapshot.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._conn is not None and self._conn.sock is not None:
+            with contextlib.suppress(OSError):
+                self._conn.sock.shutdown(2)  # unblocks read1()
+        self._thread.join(5)
+
+
+# ------------------------------------------------------------------ the tap
+class KafkaTap:
+    """Every ``cp.state_changed`` event on the topic, with arrival time and event ts."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.seen: list[Seen] = []
+        self.error: BaseException | None = None
+        self._consumer = EventConsumer(bootstrap, from_beginning=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kafka-tap", daemon=True)
+
+    def start(self) -> KafkaTap:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                batch = self._consumer.poll(0.2)
+                now = time.time()
+                for event in batch:
+                    if event.type is EventType.CP_STATE_CHANGED and event.cp_id:
+                        state = str(event.data.get("to"))
+                        self.seen.append(Seen(now, event.cp_id, state, event.ts.timestamp()))
+        except BaseException as exc:  # reported by main()
+            self.error = exc
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._consumer.close()
+
+
+# ------------------------------------------------------------------ the generator
+@dataclass
+class _CP:
+    cp_id: str
+    link: ClientLink
+    engine_ok: bool = True
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+@dataclass
+class Generator:
+    """Monitors of every CP; flips their engines at a steady rate."""
+
+    addr: HostPort
+    heartbeat: float
+    cps: list[_CP] = field(default_factory=list)
+    sends: list[Seen] = field(default_factory=list)
+
+    async def connect(self, creds: dict[str, str], concurrency: int = 32) -> None:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(cp_id: str, secret: str) -> _CP:
+            async with gate:
+                link = await connect(self.addr, Role.MONITOR, cp_id, secret=secret, timeout=60)
+            cp = _CP(cp_id, link)
+            cp.tasks += [
+                asyncio.create_task(self._beat(cp)),
+                asyncio.create_task(self._discard(link)),
+            ]
+            return cp
+
+        self.cps = list(await asyncio.gather(*(one(c, s) for c, s in creds.items())))
+
+    async def _beat(self, cp: _CP) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                cp.link.send(MessageType.HEARTBEAT, {"engine_ok": cp.engine_ok})
+                await asyncio.sleep(self.heartbeat)
+
+    @staticmethod
+    async def _discard(link: ClientLink) -> None:
+        """Read what Central says (STATUS after each change) so nothing piles up."""
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await link.recv()
+
+    async def run(self, rate: float, seconds: float, tick: float = 0.005) -> float:
+        """Flip engines at ``rate``/s for ``seconds``; return the seconds it really took."""
+        start = time.perf_counter()
+        sent, turn, report_at = 0, 0, start + 5
+        while (elapsed := time.perf_counter() - start) < seconds:
+            due = int(rate * elapsed) - sent
+            for _ in range(due):
+                cp = self.cps[turn % len(self.cps)]
+                turn += 1
+                cp.engine_ok = not cp.engine_ok
+                body: dict[str, Any] = {"ok": cp.engine_ok}
+                if not cp.engine_ok:
+                    body["reason"] = "engine KO"
+                with contextlib.suppress(ConnectionClosed):
+                    cp.link.send(MessageType.ENGINE_STATUS, body)
+                    self.sends.append(
+                        Seen(time.time(), cp.cp_id, ACTIVATED if cp.engine_ok else BROKEN)
+                    )
+            sent += max(due, 0)
+            if time.perf_counter() >= report_at:
+                report_at += 5
+                print(f"  {elapsed:4.0f} s: {sent} changes sent", flush=True)
+            await asyncio.sleep(tick)
+        return time.perf_counter() - start
+
+    async def close(self) -> None:
+        for cp in self.cps:
+            for task in cp.tasks:
+                task.cancel()
+        await asyncio.gather(*(cp.link.close() for cp in self.cps), return_exceptions=True)
+
+
+# ------------------------------------------------------------------ matching
+def match(sends: Sequence[Seen], seen: Iterable[Seen]) -> tuple[list[Seen | None], int]:
+    """For each send, the first later observation of its CP in its new state (or None).
+
+    Returns the matches (aligned with ``sends``) and how many sends were superseded: a
+    later change of the same CP was observed first, so this state was never shown.
+    """
+    pending: dict[str, deque[int]] = defaultdict(deque)
+    for i, send in enumerate(sends):
+        pending[send.cp].append(i)
+    out: list[Seen | None] = [None] * len(sends)
+    superseded = 0
+    for obs in sorted(seen):
+        queue = pending.get(obs.cp)
+        if not queue:
+            continue
+        for depth, i in enumerate(queue):
+            if sends[i].t > obs.t:
+                break
+            if sends[i].state == obs.state:
+                for _ in range(depth):
+                    queue.popleft()
+                    superseded += 1
+                out[queue.popleft()] = obs
+                break
+    return out, superseded
+
+
+def _row(segment: str, values_s: Sequence[float]) -> dict[str, Any]:
+    ms = [v * 1000 for v in values_s]
+
+    def fmt(value: float) -> float:
+        return round(value, 1) if not math.isnan(value) else value
+
+    return {
+        "segment": segment,
+        "count": len(ms),
+        "p50_ms": fmt(percentile(ms, 50)),
+        "p90_ms": fmt(percentile(ms, 90)),
+        "p99_ms": fmt(percentile(ms, 99)),
+        "max_ms": fmt(max(ms) if ms else math.nan),
+    }
+
+
+def segments(sends: Sequence[Seen], tiles: list[Seen], tapped: list[Seen]) -> list[dict[str, Any]]:
+    """The latency table: each segment over the changes seen at both of its ends."""
+    at_sse, _ = match(sends, tiles)
+    at_tap, _ = match(sends, tapped)
+    end_to_end = [w.t - s.t for s, w in zip(sends, at_sse, strict=True) if w]
+    both = [(s, k, w) for s, k, w in zip(sends, at_tap, at_sse, strict=True) if k and w]
+    return [
+        _row("change sent -> SSE tile (end to end)", end_to_end),
+        _row("change sent -> event ts (Central)", [k.ts - s.t for s, k, _ in both]),
+        _row("event ts -> Kafka tap (outbox, relay, broker)", [k.t - k.ts for _, k, _ in both]),
+        _row("Kafka tap -> SSE tile (web UI)", [w.t - k.t for _, k, w in both]),
+        _row("event ts -> SSE tile", [w.t - k.ts for _, k, w in both]),
+    ]
+
+
+# ------------------------------------------------------------------ the processes
+def _start_web(
+    children: Children, api: str, token: str, bootstrap: str, tmp: Path
+) -> tuple[ServiceProcess, int]:
+    """``python -m web_ui`` with its production defaults, consuming ``bootstrap``."""
+    port = free_port()
+    args = [sys.executable, "-m", "web_ui", "--listen", f"127.0.0.1:{port}"]
+    args += ["--central-api", api, "--kafka-bootstrap", bootstrap]
+    proc = children.add(
+        ServiceProcess(
+            args,
+            env={"EV_OPERATOR_TOKEN": token},
+            log_path=tmp / "web.log",
+            name="web",
+        ).start()
+    )
+    proc.wait_for_line(r"Web dashboard on http://", timeout=60)
+    return proc, port
+
+
+def _wait(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.1)
+
+
+@dataclass
+class _System:
+    """The broker, Central and the web UI, running; the browser and the tap attached."""
+
+    central: CentralHandle
+    pids: dict[str, int]
+    reader: SseReader
+    tap: KafkaTap
+
+
+@contextlib.contextmanager
+def _system(url: str, tmp: Path) -> Iterator[_System]:
+    """Start everything in order; stop everything on the way out, whatever happens."""
+    broker = EmbeddedBroker(log_path=tmp / "tansu.log")
+    with Children() as children, contextlib.ExitStack() as stack:
+        stack.callback(broker.stop)  # SIGINT, then SIGKILL after a grace
+        with progress("starting the broker, Central and the web UI"):
+            broker.start()  # creates the topic with its partitions first
+            central = start_central(
+                children, url, tmp, extra_args=["--kafka-bootstrap", broker.bootstrap]
+            )
+            web, web_port = _start_web(children, central.api, central.token, broker.bootstrap, tmp)
+        stack.callback(children.stop_all)  # before the broker: the relay flushes to it
+        reader = SseReader("127.0.0.1", web_port).start()
+        stack.callback(reader.stop)
+        tap = KafkaTap(broker.bootstrap).start()
+        stack.callback(tap.stop)
+        _wait(reader.snapshot.is_set, 30, "the SSE snapshot")
+        assert broker.pid is not None
+        pids = {"central": central.proc.pid, "web": web.pid, "broker": broker.pid}
+        yield _System(central, pids, reader, tap)
+
+
+async def _warm_up(gen: Generator, creds: dict[str, str], reader: SseReader) -> None:
+    with progress(f"connecting {len(creds)} monitors"):
+        await gen.connect(creds)
+    with progress("waiting until the browser shows every CP ACTIVATED"):
+        await asyncio.to_thread(
+            _wait,
+            lambda: set(creds) <= {t.cp for t in reader.tiles if t.state == ACTIVATED},
+            120,
+            "every CP's ACTIVATED tile",
+        )
+    await asyncio.sleep(1.0)
+
+
+def run(args: argparse.Namespace, tmp: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Everything up, warm up, generate, drain; the latency rows and the run's facts."""
+    url = f"sqlite:///{tmp}/ev.db"
+    with progress(f"provisioning {args.cps} CPs"):
+        creds = provision(url, args.cps)
+    with _system(url, tmp) as system:
+        reader = system.reader
+        gen = Generator(system.central.addr, args.heartbeat)
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(_warm_up(gen, creds, reader))
+            print(f"sending {args.rate:g} changes/s for {args.seconds:g} s ...", flush=True)
+            before = {n: proc_stats(p).cpu_seconds for n, p in system.pids.items()}
+            bench0 = time.process_time()
+            took = loop.run_until_complete(gen.run(args.rate, args.seconds))
+            cpu = {
+                name: round(100 * (proc_stats(pid).cpu_seconds - before[name]) / took, 1)
+                for name, pid in system.pids.items()
+            }
+            cpu["bench"] = round(100 * (time.process_time() - bench0) / took, 1)
+            with progress(f"draining (up to {args.drain:g} s)"):
+                _drain(gen.sends, reader, args.drain)
+        finally:
+            loop.run_until_complete(gen.close())
+            loop.close()
+    if system.tap.error is not None:
+        print(f"warning: the Kafka tap failed: {system.tap.error!r}", file=sys.stderr)
+    sends = gen.sends
+    rows = segments(sends, reader.tiles, system.tap.seen)
+    at_sse, superseded = match(sends, reader.tiles)
+    first = sends[0].t if sends else math.inf
+    meta = {
+        "cps": args.cps,
+        "rate_target": args.rate,
+        "rate_achieved": round(len(sends) / took, 1),
+        "seconds": round(took, 2),
+        "heartbeat_s": args.heartbeat,
+        "changes_sent": len(sends),
+        "shown_on_sse": sum(1 for m in at_sse if m),
+        "superseded_before_shown": superseded,
+        "never_shown": sum(1 for m in at_sse if m is None) - superseded,
+        "other_states_on_sse_during_run": sum(
+            t.state not in (ACTIVATED, BROKEN) for t in reader.tiles if t.t >= first
+        ),
+        "events_on_tap": len(system.tap.seen),
+        "sse_messages": dict(reader.counts),
+        "sse_reconnects": reader.reconnects,
+        "cpu_percent_during_run": cpu,
+    }
+    return rows, meta
+
+
+def _drain(sends: list[Seen], reader: SseReader, timeout: float) -> None:
+    """Wait until every change is on the stream, or nothing new came for 10 s, or timeout."""
+    deadline = time.monotonic() + timeout
+    last, quiet_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        matched, superseded = match(sends, reader.tiles)
+        done = sum(1 for m in matched if m) + superseded
+        if done >= len(sends):
+            return
+        if len(reader.tiles) != last:
+            last, quiet_since = len(reader.tiles), time.monotonic()
+        elif time.monotonic() - quiet_since > 10:
+            return
+        time.sleep(0.5)
+
+
+# ------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.eventpath",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--cps", type=int, default=1000, help="charge points (default 1000)")
+    parser.add_argument(
+        "--rate", type=float, default=1000.0, help="state changes per second (default 1000)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=30.0, help="how long to sustain the rate (default 30)"
+    )
+    parser.add_argument(
+        "--heartbeat", type=float, default=1.0, help="seconds between heartbeats (default 1)"
+    )
+    parser.add_argument(
+        "--drain",
+        type=float,
+        default=20.0,
+        help="seconds to wait afterwards for the stream to catch up (default 20)",
+    )
+    args = parser.parse_args(argv)
+    if min(args.cps, args.rate, args.seconds, args.heartbeat) <= 0:
+        parser.error("--cps, --rate, --seconds and --heartbeat must be positive")
+    with interrupts_as_exceptions(), tempfile.TemporaryDirectory(prefix="bench-eventpath-") as tmp:
+        rows, meta = run(args, Path(tmp))
+    report("eventpath", rows, meta)
+    lost = meta["never_shown"]
+    if lost > 0.01 * meta["changes_sent"]:
+        print(
+            f"WARNING: the path did not keep up: {lost} of {meta['changes_sent']} changes never "
+            f"reached the stream within --drain {args.drain:g} s; the figures describe the "
+            "earliest changes of a growing backlog. Try a lower --rate.",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
