@@ -1,7 +1,8 @@
 """Central's database work, off the event loop.
 
 Writes go through one :class:`DbWriter` thread, in submission order, batched into
-few transactions (each item in its own savepoint). ``await writer.call(fn)``
+few transactions (one flush per batch; only if an item fails is the batch redone with
+each item in its own savepoint). ``await writer.call(fn)``
 returns once ``fn``'s transaction has committed, so a ticket is durable before it
 is sent; ``writer.submit(fn)`` is fire-and-forget for progress and state events.
 Reads run in the default thread pool. The functions below are the unit of work:
@@ -292,15 +293,12 @@ class DbWriter:
     def _apply(
         self, items: list[tuple[Callable[[Session], Any], concurrent.futures.Future[Any]]]
     ) -> None:
-        outcomes: list[tuple[bool, Any]] = []
         try:
-            with self._db.transaction() as session:
-                for fn, _ in items:
-                    try:
-                        with session.begin_nested():
-                            outcomes.append((True, fn(session)))
-                    except Exception as exc:  # one bad item must not sink the batch
-                        outcomes.append((False, exc))
+            try:
+                outcomes = self._transaction(items, isolated=False)
+            except _ItemFailed:
+                # Rolled back: redo the batch with each item in its own savepoint.
+                outcomes = self._transaction(items, isolated=True)
         except Exception as exc:
             log.exception("database write failed", extra={"fields": {"items": len(items)}})
             for _, future in items:
@@ -314,3 +312,42 @@ class DbWriter:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+
+    def _transaction(
+        self,
+        items: list[tuple[Callable[[Session], Any], concurrent.futures.Future[Any]]],
+        *,
+        isolated: bool,
+    ) -> list[tuple[bool, Any]]:
+        """Apply ``items`` in one transaction.
+
+        Not ``isolated`` (the usual case): no savepoints, so the ORM flushes the whole
+        batch at once (inserts grouped) instead of once per item with a SAVEPOINT and a
+        RELEASE around it; the first failing item raises :class:`_ItemFailed` and rolls
+        everything back. ``isolated``: each item in its own savepoint, a failing one is
+        recorded as its outcome and must not sink the batch.
+        """
+        outcomes: list[tuple[bool, Any]] = []
+        with self._db.transaction() as session:
+            for fn, _ in items:
+                if not isolated:
+                    try:
+                        outcomes.append((True, fn(session)))
+                    except Exception as exc:
+                        raise _ItemFailed from exc
+                    continue
+                try:
+                    with session.begin_nested():
+                        outcomes.append((True, fn(session)))
+                except Exception as exc:  # one bad item must not sink the batch
+                    outcomes.append((False, exc))
+            if not isolated:
+                try:
+                    session.flush()  # an item's constraint violation surfaces here, not at commit
+                except Exception as exc:
+                    raise _ItemFailed from exc
+        return outcomes
+
+
+class _ItemFailed(Exception):
+    """An item of an unisolated batch raised: the batch is rolled back and redone."""
