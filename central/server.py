@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MAX_WRITE_BUFFER = 512 * 1024  # a peer this far behind is not reading: drop it
 HANDSHAKE_TIMEOUT = 10.0
+REFRESH_MARGIN = timedelta(seconds=30)
 
 
 class PeerLink:
@@ -98,6 +100,7 @@ class CentralServer:
         self._tcp = ConnectionServer(self._accept)
         # Online guessing: failed handshakes per principal and per source address.
         self.auth_limiter = FailureLimiter({"id": 5, "ip": 50}, window=60.0)
+        self._synced_up_to: datetime | None = None  # newest updated_at seen by a refresh
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         return await self._tcp.start(host, port)
@@ -232,13 +235,23 @@ class CentralServer:
         return verifier
 
     async def network_refresh(self) -> None:
-        """Pick up registrations at once (a CP registered a moment ago may connect now)."""
+        """Pick up registrations at once (a CP registered a moment ago may connect now).
+
+        Only rows changed since the last refresh (with a margin for clocks and slow
+        commits) are read: with 10,000 CPs, loading them all every 2 s cost more CPU
+        than the heart-beats. Applying a row twice is harmless.
+        """
+        since = None if self._synced_up_to is None else self._synced_up_to - REFRESH_MARGIN
 
         def read() -> list[Any]:
             with self._db.transaction() as session:
-                return load_cps(session)
+                return load_cps(session, since)
 
         rows = await asyncio.get_running_loop().run_in_executor(None, read)
+        if rows:
+            latest = max(row.updated_at for row in rows)
+            if self._synced_up_to is None or latest > self._synced_up_to:
+                self._synced_up_to = latest
         self.network.sync_registrations(rows)
 
     def _auth_ok(self, link: PeerLink, role: Role, principal_id: str) -> None:
