@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import resource
 import signal
 import sys
 import time
@@ -120,6 +123,38 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
         db.dispose()
 
 
+def raise_open_files_limit() -> int:
+    """Lift the soft RLIMIT_NOFILE to the hard limit; returns the soft limit in force.
+
+    Every CP holds two sockets (monitor, engine): 10,000 CPs need 20,000 descriptors,
+    far above the usual soft limit of 1024. The hard limit is the administrator's
+    (systemd ``LimitNOFILE``, docker ``--ulimit nofile``); we only use what it allows.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    return soft
+
+
+def _event_loop_runner() -> Callable[..., Any]:
+    """uvloop when installed (``pip install evcharging[speed]``), unless EV_EVENT_LOOP=asyncio.
+
+    uvloop's transports cut the event loop's cost per message (reads, ACK writes) by
+    about a third; bench/throughput.py measures it. See docs/performance.md.
+    """
+    if os.environ.get("EV_EVENT_LOOP", "").lower() != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run
+    return asyncio.run
+
+
 def run_central(settings: CentralSettings) -> int:
     async def main() -> None:
         stop = asyncio.Event()
@@ -128,5 +163,7 @@ def run_central(settings: CentralSettings) -> int:
             loop.add_signal_handler(sig, stop.set)
         await serve(settings, stop)
 
-    asyncio.run(main())
+    files = raise_open_files_limit()
+    log.info("open-file limit", extra={"fields": {"nofile": files}})
+    _event_loop_runner()(main())
     return 0
