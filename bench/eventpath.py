@@ -477,8 +477,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.cps, args.rate, args.seconds, args.heartbeat) <= 0:
         parser.error("--cps, --rate, --seconds and --heartbeat must be positive")
-    with interrupts_as_exceptions(), tempfile.TemporaryDirectory(prefix="bench-eventpath-") as tmp:
-        rows, meta = run(args, Path(tmp))
+    try:
+        with (
+            interrupts_as_exceptions(),
+            tempfile.TemporaryDirectory(prefix="bench-eventpath-") as tmp,
+        ):
+            rows, meta = run(args, Path(tmp))
+    except KeyboardInterrupt:
+        print("interrupted: every child process was stopped", file=sys.stderr)
+        return 130
     report("eventpath", rows, meta)
     lost = meta["never_shown"]
     if lost > 0.01 * meta["changes_sent"]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -298,11 +299,15 @@ def main(argv: list[str] | None = None) -> int:
             )
             if count > 0
         ]
-        with (
-            interrupts_as_exceptions(),
-            tempfile.TemporaryDirectory(prefix="bench-handshake-") as tmp,
-        ):
-            rows += end_to_end(groups, args.rounds, args.concurrency, Path(tmp))
+        try:
+            with (
+                interrupts_as_exceptions(),
+                tempfile.TemporaryDirectory(prefix="bench-handshake-") as tmp,
+            ):
+                rows += end_to_end(groups, args.rounds, args.concurrency, Path(tmp))
+        except KeyboardInterrupt:
+            print("interrupted: Central was stopped", file=sys.stderr)
+            return 130
     meta = {
         "scrypt_ms": {str(p.n): scrypt_ms(p) for p in (DEFAULT_PARAMS, LOAD_SCRYPT)},
         "production_params": vars(DEFAULT_PARAMS),
