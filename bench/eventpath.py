@@ -20,8 +20,13 @@ A change is matched to the first later tile (or event) of its CP showing its new
 When a CP changes twice before the board pushes its tile, only the last state is shown:
 the earlier change counts as ``superseded`` (a browser never sees it, by design), which
 the default of one change per CP per second keeps rare. Reported per segment: count and
-p50 / p90 / p99 / max milliseconds, plus the rate achieved and each process's CPU share.
-All clocks are this machine's wall clock, so the segments can be compared.
+p50 / p90 / p99 / max milliseconds. The JSON's meta adds the rate achieved, how many changes
+reached the stream (``never_shown`` > 0: the path fell behind and the percentiles describe
+the head of a backlog), how many events Central recorded in its outbox during the run and
+how many were still unpublished at the end, and each process's CPU share during the run.
+All clocks are this machine's wall clock, so the segments can be compared. The web UI also
+re-reads the board from API_Central every 10 s, so a tile can reach the browser by that
+resync instead of through Kafka: end-to-end counts can exceed the tap's.
 """
 
 from __future__ import annotations
@@ -36,11 +41,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from sqlalchemy import func, select
 
 from bench.harness import percentile, progress, provision
 from bench.procs import (
@@ -53,6 +61,8 @@ from bench.procs import (
 from bench.report import report
 from common.client import ClientLink, ConnectionClosed, connect
 from common.config import HostPort
+from common.db import open_database
+from common.db.models import OutboxRow
 from common.events import EventConsumer
 from common.events.types import EventType
 from common.infra import EmbeddedBroker
@@ -370,16 +380,20 @@ def _system(url: str, tmp: Path) -> Iterator[_System]:
         yield _System(central, pids, reader, tap)
 
 
-async def _warm_up(gen: Generator, creds: dict[str, str], reader: SseReader) -> None:
+async def _warm_up(gen: Generator, creds: dict[str, str], system: _System) -> None:
+    """Connect every monitor; wait until the browser and the tap show every CP ACTIVATED."""
     with progress(f"connecting {len(creds)} monitors"):
         await gen.connect(creds)
-    with progress("waiting until the browser shows every CP ACTIVATED"):
-        await asyncio.to_thread(
-            _wait,
-            lambda: set(creds) <= {t.cp for t in reader.tiles if t.state == ACTIVATED},
-            120,
-            "every CP's ACTIVATED tile",
+
+    def everywhere() -> bool:
+        # The tap too: the web UI's resync can show a state before its event is recorded.
+        return all(
+            set(creds) <= {t.cp for t in seen if t.state == ACTIVATED}
+            for seen in (system.reader.tiles, system.tap.seen)
         )
+
+    with progress("waiting until the stream and the topic show every CP ACTIVATED"):
+        await asyncio.to_thread(_wait, everywhere, 120, "every CP's ACTIVATED tile and event")
     await asyncio.sleep(1.0)
 
 
@@ -393,7 +407,7 @@ def run(args: argparse.Namespace, tmp: Path) -> tuple[list[dict[str, Any]], dict
         gen = Generator(system.central.addr, args.heartbeat)
         loop = asyncio.new_event_loop()
         try:
-            loop.run_until_complete(_warm_up(gen, creds, reader))
+            loop.run_until_complete(_warm_up(gen, creds, system))
             print(f"sending {args.rate:g} changes/s for {args.seconds:g} s ...", flush=True)
             before = {n: proc_stats(p).cpu_seconds for n, p in system.pids.items()}
             bench0 = time.process_time()
@@ -405,6 +419,7 @@ def run(args: argparse.Namespace, tmp: Path) -> tuple[list[dict[str, Any]], dict
             cpu["bench"] = round(100 * (time.process_time() - bench0) / took, 1)
             with progress(f"draining (up to {args.drain:g} s)"):
                 _drain(gen.sends, reader, args.drain)
+            drained = datetime.now(UTC)
         finally:
             loop.run_until_complete(gen.close())
             loop.close()
@@ -414,6 +429,7 @@ def run(args: argparse.Namespace, tmp: Path) -> tuple[list[dict[str, Any]], dict
     rows = segments(sends, reader.tiles, system.tap.seen)
     at_sse, superseded = match(sends, reader.tiles)
     first = sends[0].t if sends else math.inf
+    recorded, unsent = _outbox(url, datetime.fromtimestamp(first, UTC), drained)
     meta = {
         "cps": args.cps,
         "rate_target": args.rate,
@@ -424,15 +440,38 @@ def run(args: argparse.Namespace, tmp: Path) -> tuple[list[dict[str, Any]], dict
         "shown_on_sse": sum(1 for m in at_sse if m),
         "superseded_before_shown": superseded,
         "never_shown": sum(1 for m in at_sse if m is None) - superseded,
-        "other_states_on_sse_during_run": sum(
-            t.state not in (ACTIVATED, BROKEN) for t in reader.tiles if t.t >= first
+        "other_states_on_sse_during_run": dict(
+            Counter(
+                t.state
+                for t in reader.tiles
+                if first <= t.t <= drained.timestamp() and t.state not in (ACTIVATED, BROKEN)
+            )
         ),
+        "outbox_rows_recorded_during_run": recorded,
         "events_on_tap": len(system.tap.seen),
+        "outbox_rows_of_run_unpublished_at_stop": unsent,
         "sse_messages": dict(reader.counts),
         "sse_reconnects": reader.reconnects,
         "cpu_percent_during_run": cpu,
     }
     return rows, meta
+
+
+def _outbox(url: str, since: datetime, until: datetime) -> tuple[int, int]:
+    """Events Central recorded between ``since`` and ``until``, and those still unsent."""
+    db = open_database(url)
+    try:
+        with db.transaction() as session:
+            count = select(func.count()).select_from(OutboxRow)
+            recorded = session.scalar(
+                count.where(OutboxRow.created_at >= since, OutboxRow.created_at <= until)
+            )
+            unsent = session.scalar(
+                count.where(OutboxRow.sent_at.is_(None), OutboxRow.created_at <= until)
+            )
+    finally:
+        db.dispose()
+    return int(recorded or 0), int(unsent or 0)
 
 
 def _drain(sends: list[Seen], reader: SseReader, timeout: float) -> None:
@@ -474,15 +513,25 @@ def main(argv: list[str] | None = None) -> int:
         default=20.0,
         help="seconds to wait afterwards for the stream to catch up (default 20)",
     )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="a new directory to keep the database and the logs of Central, the web UI and "
+        "the broker in (default: a temporary directory, removed at the end)",
+    )
     args = parser.parse_args(argv)
     if min(args.cps, args.rate, args.seconds, args.heartbeat) <= 0:
         parser.error("--cps, --rate, --seconds and --heartbeat must be positive")
     try:
-        with (
-            interrupts_as_exceptions(),
-            tempfile.TemporaryDirectory(prefix="bench-eventpath-") as tmp,
-        ):
-            rows, meta = run(args, Path(tmp))
+        with interrupts_as_exceptions(), contextlib.ExitStack() as stack:
+            if args.workdir is None:
+                tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-eventpath-"))
+                workdir = Path(tmp)
+            else:
+                workdir = args.workdir
+                workdir.mkdir(parents=True, exist_ok=False)
+            rows, meta = run(args, workdir)
     except KeyboardInterrupt:
         print("interrupted: every child process was stopped", file=sys.stderr)
         return 130
