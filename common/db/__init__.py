@@ -1,5 +1,5 @@
 """Database: models, migrations, the audit chain. Start with ``open_database``."""
 
-from common.db.engine import Database, database_url, open_database
+from common.db.engine import Database, TurnLock, database_url, open_database
 
-__all__ = ["Database", "database_url", "open_database"]
+__all__ = ["Database", "TurnLock", "database_url", "open_database"]

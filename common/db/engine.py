@@ -8,9 +8,11 @@ migrations up to head, and returns a :class:`Database` with a session factory.
 from __future__ import annotations
 
 import os
+import threading
+from collections import deque
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from common.errors import ConfigError
 
-__all__ = ["Database", "database_url", "make_engine", "open_database", "upgrade"]
+__all__ = ["Database", "TurnLock", "database_url", "make_engine", "open_database", "upgrade"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 7_411_001  # pg_advisory_lock key: one migrator at a time
@@ -91,17 +93,62 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+class TurnLock:
+    """A lock handed to waiting threads in the order they asked (FIFO); re-entrant.
+
+    SQLite has one writer at a time, and a thread waiting for the write lock sleeps in
+    SQLite's busy handler and retries: a thread committing back to back (Central's
+    writer under load) wins every retry, and the outbox relay in the same process
+    never gets a turn, so no event reaches Kafka. Taking turns here first makes the
+    threads of one process share the database fairly.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._waiting: deque[tuple[int, threading.Lock]] = deque()
+        self._owner: int | None = None
+        self._depth = 0
+
+    def __enter__(self) -> TurnLock:
+        me = threading.get_ident()
+        with self._mutex:
+            if self._owner == me:
+                self._depth += 1
+                return self
+            if self._owner is None:
+                self._owner, self._depth = me, 1
+                return self
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiting.append((me, turn))
+        turn.acquire()  # released by the previous owner, who made us the owner
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._mutex:
+            self._depth -= 1
+            if self._depth:
+                return
+            if not self._waiting:
+                self._owner = None
+                return
+            self._owner, turn = self._waiting.popleft()
+            self._depth = 1
+        turn.release()
+
+
 @dataclass
 class Database:
     """An engine with migrations applied, and the session factory services use."""
 
     engine: Engine
     sessions: sessionmaker[Session]
+    turns: TurnLock | None = field(default=None)  # SQLite: threads take turns (FIFO)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on error."""
-        with self.sessions.begin() as session:
+        with self.turns or nullcontext(), self.sessions.begin() as session:
             yield session
 
     def dispose(self) -> None:
@@ -125,4 +172,5 @@ def open_database(url: str, *, migrate: bool = True) -> Database:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise ConfigError("EV_DATABASE_URL", f"cannot open the database: {reason}") from None
-    return Database(engine, sessionmaker(engine, expire_on_commit=False))
+    turns = TurnLock() if engine.dialect.name == "sqlite" else None
+    return Database(engine, sessionmaker(engine, expire_on_commit=False), turns)
