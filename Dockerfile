@@ -18,7 +18,7 @@ COPY cp_monitor ./cp_monitor
 COPY driver ./driver
 COPY weather ./weather
 COPY web_ui ./web_ui
-RUN pip install . && rm -rf /src
+RUN pip install '.[speed]' && rm -rf /src
 
 WORKDIR /data
 USER ev

@@ -11,7 +11,7 @@ CHROMIUM := /usr/bin/chromium
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,speed]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -33,7 +33,9 @@ chromium:
 test: $(STAMP) lint chromium
 	$(BIN)/python -m pytest
 
+# Every benchmark (about 20 minutes); results in bench/results/, figures in docs/performance.md.
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
 
 clean:

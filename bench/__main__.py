@@ -1,17 +1,50 @@
-"""``make bench``: the benchmarks built so far.
+"""``make bench``: every benchmark, one after the other, each writing bench/results/NAME.json.
 
-Only the connection load check exists yet (``bench/connect_check.py``); the load
-generator, the bare-server bound and the throughput and event-path benchmarks come
-with the benchmarks issue.
+    python -m bench            # all of them (about 20 minutes on 2 cores)
+    python -m bench codec eventpath
+
+Each one is also a module of its own with ``--help`` (``python -m bench.scale --help``);
+here they run with the flags below, the figures docs/performance.md reports. Nothing here
+is part of ``make test``: figures depend on the machine and on what else it is doing.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
+import time
 
-from bench import connect_check
+SUITE: dict[str, list[str]] = {
+    "codec": [],
+    "handshake": [],
+    "throughput": ["--connections", "1000", "--duration", "60"],
+    "scale": ["--cps", "1000,5000,10000", "--duration", "30"],
+    "eventpath": ["--cps", "1000", "--rate", "1000", "--seconds", "30"],
+}
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(SUITE)
+    unknown = [n for n in names if n not in SUITE]
+    if unknown:
+        print(f"bench: unknown benchmark {', '.join(unknown)}; choose from {', '.join(SUITE)}")
+        return 2
+    failed = []
+    for name in names:
+        args = SUITE[name]
+        print(f"\n### bench.{name} {' '.join(args)}", flush=True)
+        started = time.monotonic()
+        module = importlib.import_module(f"bench.{name}")
+        code = module.main(args)
+        print(f"### bench.{name}: exit {code} after {time.monotonic() - started:.0f} s", flush=True)
+        if code:
+            failed.append(name)
+        if code == 130:
+            break
+    if failed:
+        print(f"bench: {', '.join(failed)} did not finish cleanly (see above)")
+    return 1 if failed else 0
+
 
 if __name__ == "__main__":
-    print("bench: running the connection load check (the full benchmark suite is not built yet)")
-    sys.argv = [sys.argv[0], "--cps", "1000", "--hold", "20"]
-    raise SystemExit(connect_check.main())
+    raise SystemExit(main(sys.argv[1:]))
