@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import resource
@@ -102,6 +103,11 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
         f"{len(open_sessions)} open sessions, {len(alerts)} weather alerts",
         flush=True,
     )
+    # Everything loaded so far lives as long as Central: keep it out of the collector's
+    # scans, and collect young objects less often (a full scan stalls the loop).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     tasks = [
         asyncio.create_task(_every(1.0, network.check_heartbeats)),
         asyncio.create_task(_every(2.0, server.network_refresh)),
