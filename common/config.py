@@ -186,6 +186,18 @@ class ServiceParser(argparse.ArgumentParser):
         )
         self.set_defaults(**{f"_source_{dest}": source})
 
+    def flag(self, flag: str, *, env: str, help: str) -> None:  # noqa: A002 - argparse's name
+        """A boolean ``--flag``, also switched on by ``env=true`` (flag > env > off)."""
+        default = False
+        if self._env.get(env):
+            try:
+                default = parse_bool(self._env[env])
+            except ValueError as exc:
+                raise ConfigError(env, f"{self._env[env]!r}: {exc}") from None
+        self.add_argument(
+            flag, action="store_true", default=default, help=f"{help} (env {env}=true)"
+        )
+
     # The options every service shares, declared once.
     def data_dir_option(self, help: str) -> None:  # noqa: A002 - argparse's own name
         """``--data-dir`` / ``EV_DATA_DIR``: where this service keeps its files."""

@@ -9,7 +9,6 @@ from pathlib import Path
 from common.config import (
     HostPort,
     ServiceParser,
-    parse_bool,
     parse_host_port,
     parse_positive_float,
 )
@@ -22,7 +21,8 @@ __all__ = [
     "DEFAULT_ENGINE",
     "PROG",
     "EngineSettings",
-    "add_flag",
+    "add_central_option",
+    "add_id_option",
     "cp_dir",
     "parse_cp_id",
     "parse_settings",
@@ -65,21 +65,8 @@ def cp_dir(data_dir: Path, cp_id: str) -> Path:
     return data_dir / f"cp-{cp_id}"
 
 
-def add_flag(
-    parser: ServiceParser, flag: str, env: str, env_map: Mapping[str, str], text: str
-) -> None:
-    """A boolean ``--flag`` whose default comes from ``env`` (true/false)."""
-    default = False
-    if env_map.get(env):
-        try:
-            default = parse_bool(env_map[env])
-        except ValueError as exc:
-            raise ConfigError(env, f"{env_map[env]!r}: {exc}") from None
-    parser.add_argument(flag, action="store_true", default=default, help=f"{text} (env {env}=true)")
-
-
-def build_parser(env: Mapping[str, str]) -> ServiceParser:
-    p = ServiceParser(PROG, _DESCRIPTION, env)
+def add_id_option(p: ServiceParser) -> None:
+    """``--id`` / ``EV_CP_ID``, the same for the engine and its monitor."""
     p.option(
         "--id",
         env="EV_CP_ID",
@@ -88,14 +75,10 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
         metavar="CP",
         help="this charge point's id (required)",
     )
-    p.option(
-        "--listen",
-        env="EV_CP_ENGINE_LISTEN",
-        default=DEFAULT_ENGINE,
-        parse=parse_host_port,
-        metavar="HOST:PORT",
-        help="address the monitor connects to",
-    )
+
+
+def add_central_option(p: ServiceParser) -> None:
+    """``--central`` / ``EV_CENTRAL_ADDR``, the same for the engine and its monitor."""
     p.option(
         "--central",
         env="EV_CENTRAL_ADDR",
@@ -104,12 +87,24 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
         metavar="HOST:PORT",
         help="Central's TCP address",
     )
-    add_flag(
-        p,
+
+
+def build_parser(env: Mapping[str, str]) -> ServiceParser:
+    p = ServiceParser(PROG, _DESCRIPTION, env)
+    add_id_option(p)
+    p.option(
+        "--listen",
+        env="EV_CP_ENGINE_LISTEN",
+        default=DEFAULT_ENGINE,
+        parse=parse_host_port,
+        metavar="HOST:PORT",
+        help="address the monitor connects to",
+    )
+    add_central_option(p)
+    p.flag(
         "--auto-plug",
-        "EV_CP_AUTO_PLUG",
-        env,
-        "plug a vehicle in by itself a moment after each authorisation",
+        env="EV_CP_AUTO_PLUG",
+        help="plug a vehicle in by itself a moment after each authorisation",
     )
     p.option(
         "--kwh",

@@ -10,7 +10,12 @@ from urllib.parse import urlsplit
 from common.config import HostPort, ServiceParser, parse_host_port
 from common.errors import ConfigError
 from cp_engine.pairing import add_pairing_key_option
-from cp_engine.settings import DEFAULT_CENTRAL, DEFAULT_ENGINE, add_flag, cp_dir, parse_cp_id
+from cp_engine.settings import (
+    DEFAULT_ENGINE,
+    add_central_option,
+    add_id_option,
+    cp_dir,
+)
 
 __all__ = ["PROG", "MonitorSettings", "parse_settings"]
 
@@ -57,14 +62,7 @@ def parse_location(text: str) -> str:
 
 def build_parser(env: Mapping[str, str]) -> ServiceParser:
     p = ServiceParser(PROG, _DESCRIPTION, env)
-    p.option(
-        "--id",
-        env="EV_CP_ID",
-        default=None,
-        parse=parse_cp_id,
-        metavar="CP",
-        help="this charge point's id (required)",
-    )
+    add_id_option(p)
     p.option(
         "--location",
         env="EV_CP_LOCATION",
@@ -81,14 +79,7 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
         metavar="HOST:PORT",
         help="the engine's monitor link",
     )
-    p.option(
-        "--central",
-        env="EV_CENTRAL_ADDR",
-        default=DEFAULT_CENTRAL,
-        parse=parse_host_port,
-        metavar="HOST:PORT",
-        help="Central's TCP address",
-    )
+    add_central_option(p)
     p.option(
         "--registry",
         env="EV_REGISTRY_URL",
@@ -115,12 +106,10 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
     )
     p.data_dir_option("where the secret and the pairing key live")
     add_pairing_key_option(p, "engine")
-    add_flag(
-        p,
+    p.flag(
         "--auto",
-        "EV_CP_AUTO",
-        env,
-        "unattended: register if there is no secret file, authenticate, keep everything up",
+        env="EV_CP_AUTO",
+        help="unattended: register if there is no secret file, authenticate, keep everything up",
     )
     p.log_level_option("WARNING")
     return p
