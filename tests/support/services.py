@@ -24,6 +24,7 @@ class ServiceProcess:
         env: variables set on top of ``os.environ``.
         log_path: where the output goes (appended).
         name: shown in failure messages and log tails.
+        stop_signal: what :meth:`stop` sends by default (SIGINT for the embedded broker).
     """
 
     def __init__(
@@ -32,8 +33,10 @@ class ServiceProcess:
         env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
         name: str | None = None,
+        stop_signal: int = signal.SIGTERM,
     ) -> None:
         self.args = list(args)
+        self.stop_signal = stop_signal
         self.env = dict(env or {})
         self.name = name or Path(self.args[0]).name
         self.log_path = log_path or Path(f"{self.name}.log")
@@ -114,12 +117,12 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self._fail(f"still running after {timeout:g} s")
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int | None:
-        """Send ``sig``; SIGKILL the process group if it has not exited within ``timeout``."""
+    def stop(self, sig: int | None = None, timeout: float = 10) -> int | None:
+        """Send ``sig`` (default ``stop_signal``); SIGKILL the group after ``timeout`` s."""
         if self.process is None:
             return None
         if self.process.poll() is None:
-            self._signal(sig)
+            self._signal(self.stop_signal if sig is None else sig)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
