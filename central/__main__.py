@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 
 from central.app import CentralSettings, run_central
 from central.drivers import add_driver, list_drivers
+from central.sessions import DEFAULT_MAX_KW
 from common.config import (
     ServiceParser,
     argv_or_default,
@@ -40,6 +42,13 @@ List drivers:           ev-central drivers list
 
 Console commands (type them while it runs): status, stop CP|all, resume CP|all,
 revoke CP, price CP EUR, alert LOCATION, clear LOCATION, quit."""
+
+
+def _parse_kw(text: str) -> Decimal:
+    value = Decimal(str(parse_positive_float(text)))
+    if not value.is_finite():
+        raise ValueError("must be a finite number of kW")
+    return value
 
 
 def _common(parser: ServiceParser) -> None:
@@ -91,6 +100,15 @@ def _serve(argv: list[str]) -> int:
         parse=parse_positive_float,
         help="seconds an authorised charge waits for the vehicle",
     )
+    parser.option(
+        "--max-kw",
+        env="EV_CP_MAX_KW",
+        default=DEFAULT_MAX_KW,
+        parse=_parse_kw,
+        metavar="KW",
+        help="highest power any charge point supplies; energy reports above what it could "
+        "deliver since the supply began (plus a minute) are refused",
+    )
     _common(parser)
     parser.add_argument(
         "--no-console", action="store_true", help="do not read operator commands from stdin"
@@ -107,6 +125,7 @@ def _serve(argv: list[str]) -> int:
         kafka_bootstrap=args.kafka_bootstrap,
         heartbeat_timeout=args.heartbeat_timeout,
         plug_timeout=args.plug_timeout,
+        max_kw=args.max_kw,
         scrypt=ScryptParams(n=args.scrypt_n),
         console=not args.no_console,
         data_dir=args.data_dir,

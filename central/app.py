@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ from central.api import Bridge, create_app
 from central.console import Console
 from central.network import Network
 from central.server import CentralServer
-from central.store import DbWriter, load_alerts, load_cps, load_open_sessions
+from central.store import load_alerts, load_cps, load_open_sessions
+from central.writer import DbWriter
 from common.config import HostPort
 from common.db import Database, open_database
 from common.http import WsgiServer
@@ -40,6 +42,7 @@ class CentralSettings:
     kafka_bootstrap: str | None
     heartbeat_timeout: float
     plug_timeout: float
+    max_kw: Decimal
     scrypt: ScryptParams
     console: bool
     data_dir: Path
@@ -79,6 +82,7 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
         time.monotonic,
         heartbeat_timeout=settings.heartbeat_timeout,
         plug_timeout=settings.plug_timeout,
+        max_kw=settings.max_kw,
     )
 
     def load() -> tuple[list[Any], list[Any], list[Any]]:
@@ -86,7 +90,7 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
             return load_cps(session), load_alerts(session), load_open_sessions(session)
 
     cps, alerts, open_sessions = await loop.run_in_executor(None, load)
-    network.load(cps, alerts, open_sessions)
+    network.chargepoints.load(cps, alerts, open_sessions)
     server = CentralServer(network, writer, db, scrypt_params=settings.scrypt)
     host, port = await server.start(settings.listen.host, settings.listen.port)
     api = WsgiServer(
@@ -109,7 +113,7 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     tasks = [
-        asyncio.create_task(_every(1.0, network.check_heartbeats)),
+        asyncio.create_task(_every(1.0, network.chargepoints.check_heartbeats)),
         asyncio.create_task(_every(2.0, server.network_refresh)),
     ]
     console = Console(network, stop, interactive=sys.stdin.isatty()) if settings.console else None

@@ -19,7 +19,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from central.network import Network, NetworkError
+from central.errors import CentralError
+from central.network import Network
 from central.states import CPState
 
 __all__ = ["Console"]
@@ -51,14 +52,14 @@ class Console:
 
     def screen(self) -> Group:
         """The live view: every CP with its colour, then the latest events."""
-        events = "\n".join(self._network.recent) or "no events yet"
+        events = "\n".join(self._network.fleet.recent) or "no events yet"
         return Group(self.table(), Text("Latest events", style="bold"), Text(events))
 
     def table(self) -> Table:
         table = Table(title="EVCharging Central", expand=False)
         for column in ("CP", "location", "state", "€/kWh", "driver", "kW", "kWh", "€"):
             table.add_column(column)
-        for cp in sorted(self._network.cps.values(), key=lambda c: c.id):
+        for cp in sorted(self._network.fleet.cps.values(), key=lambda c: c.id):
             s = cp.session
             label = "Out of Order" if cp.state is CPState.STOPPED else str(cp.state)
             table.add_row(
@@ -101,30 +102,30 @@ class Console:
         if not words:
             return
         command, args = words[0].lower(), words[1:]
-        net = self._network
+        operator, weather = self._network.operator, self._network.weather
         try:
             if command == "status":
                 self._out.print(self.table())
             elif command in ("stop", "resume") and len(args) == 1:
                 target = None if args[0] == "all" else args[0]
-                act = net.stop if command == "stop" else net.resume
+                act = operator.stop if command == "stop" else operator.resume
                 count = await act(target, "console")
                 self._out.print(f"{command}: {count} charge point(s)")
             elif command == "revoke" and len(args) == 1:
-                await net.revoke_key(args[0], "console")
+                await operator.revoke_key(args[0], "console")
                 self._out.print(f"key of {args[0]} revoked")
             elif command == "price" and len(args) == 2:
-                price = await net.set_price(args[0], args[1], "console")
+                price = await operator.set_price(args[0], args[1], "console")
                 self._out.print(f"price of {args[0]} is now {price} €/kWh")
             elif command == "alert" and len(args) >= 1:
-                count = await net.weather_alert(" ".join(args), None, "console")
+                count = await weather.alert(" ".join(args), None, "console")
                 self._out.print(f"weather alert raised; {count} charge point(s) affected")
             elif command == "clear" and len(args) >= 1:
-                count = await net.weather_clear(" ".join(args), "console")
+                count = await weather.clear(" ".join(args), "console")
                 self._out.print(f"weather alert cleared; {count} charge point(s) affected")
             elif command in ("quit", "exit"):
                 self._stop.set()
             else:
                 self._out.print(HELP)
-        except NetworkError as exc:
+        except CentralError as exc:
             self._out.print(f"[red]{exc.message}[/]")

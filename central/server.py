@@ -1,9 +1,11 @@
 """Central's asyncio TCP server: one task per connection, the protocol at the edge.
 
 Each connection authenticates (HELLO/CHALLENGE/PROOF/WELCOME), switches to the
-encrypted channel, then its messages are handed to the :class:`~central.network.Network`.
-Every frame is ACKed or NACKed; a peer that floods bad frames, stays silent in the
-handshake or stops reading is dropped without affecting anybody else.
+encrypted channel, then each of its messages goes through :func:`central.routing.dispatch`
+for the identity it proved. Every frame is ACKed or NACKed; a peer that floods bad
+frames, stays silent in the handshake or stops reading is dropped without affecting
+anybody else. Failed proofs slow further logins down (:mod:`central.throttle`); a
+handshake that is abandoned or times out is not a guess and costs the id nothing.
 """
 
 from __future__ import annotations
@@ -16,16 +18,20 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from central.network import Network, NetworkError, history, pending_tickets
-from central.store import DbWriter, load_cps, load_verifier
+from central import routing
+from central.errors import CentralError
+from central.network import Network
+from central.routing import Peer
+from central.store import load_cps, load_verifier
+from central.throttle import LoginThrottle, login_keys
+from central.writer import DbWriter
 from common.db import Database
 from common.events import Event, EventType, record
 from common.protocol import Connection
 from common.protocol.errors import ProtocolError
-from common.protocol.handshake import HandshakeState, Role, ServerHandshake
+from common.protocol.handshake import HandshakeState, Role, ServerHandshake, throttled_body
 from common.protocol.keys import DEFAULT_PARAMS, ScryptParams, Verifier, verifier_from_key
 from common.protocol.messages import Message, MessageType, Side
-from common.ratelimit import FailureLimiter
 from common.tcp import MAX_BAD_FRAMES, ConnectionServer, read_message
 
 __all__ = ["CentralServer", "PeerLink"]
@@ -35,6 +41,8 @@ log = logging.getLogger(__name__)
 MAX_WRITE_BUFFER = 512 * 1024  # a peer this far behind is not reading: drop it
 HANDSHAKE_TIMEOUT = 10.0
 REFRESH_MARGIN = timedelta(seconds=30)
+# Why a proof failed, as ServerHandshake says: these are guesses; anything else is not.
+_GUESSES = frozenset({"bad proof", "unknown principal", "malformed proof"})
 
 
 class PeerLink:
@@ -98,8 +106,8 @@ class CentralServer:
         self._params = scrypt_params
         self._handshake_timeout = handshake_timeout
         self._tcp = ConnectionServer(self._accept)
-        # Online guessing: failed handshakes per principal and per source address.
-        self.auth_limiter = FailureLimiter({"id": 5, "ip": 50}, window=60.0)
+        # Online guessing: growing delays after failed proofs, per (role, id) and address.
+        self.throttle = LoginThrottle()
         self._synced_up_to: datetime | None = None  # newest updated_at seen by a refresh
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
@@ -158,12 +166,46 @@ class CentralServer:
             return
         role, principal_id, key = who
         link.conn.secure(key, Side.SERVER)
-        if role is Role.MONITOR:
-            await self._serve_monitor(reader, link, principal_id, key)
-        elif role is Role.ENGINE:
-            await self._serve_engine(reader, link, principal_id)
+        peer = Peer(role, principal_id, link)
+        try:
+            self._connected(peer, key)
+        except CentralError as exc:
+            link.send(MessageType.ERROR, exc.body().to_body())
+            return
+        try:
+            await self._read_loop(reader, peer, link)
+        finally:
+            self._disconnected(peer, link.close_reason)
+
+    def _connected(self, peer: Peer, key: bytes) -> None:
+        net = self.network
+        if peer.role is Role.MONITOR:
+            net.chargepoints.monitor_up(peer.id, peer.link, key)
+        elif peer.role is Role.ENGINE:
+            net.chargepoints.engine_up(peer.id, peer.link)
         else:
-            await self._serve_driver(reader, link, principal_id)
+            net.fleet.driver_up(peer.id, peer.link)
+
+    def _disconnected(self, peer: Peer, why: str) -> None:
+        net, link = self.network, peer.link
+        if peer.role is Role.MONITOR:
+            net.chargepoints.monitor_lost(peer.id, link, why or "monitor disconnected")
+        elif peer.role is Role.ENGINE:
+            net.chargepoints.engine_lost(peer.id, link)
+        else:
+            net.fleet.driver_lost(peer.id, link)
+
+    async def _read_loop(self, reader: asyncio.StreamReader, peer: Peer, link: PeerLink) -> None:
+        pending: set[asyncio.Task[None]] = set()
+        while (msg := await self._next_message(reader, link)) is not None:
+            if msg.type is MessageType.BYE:
+                break
+            if routing.in_background(peer.role, msg.type):
+                task = asyncio.create_task(routing.dispatch(self.network, peer, msg))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+            else:
+                await routing.dispatch(self.network, peer, msg)
 
     async def _handshake(
         self, reader: asyncio.StreamReader, link: PeerLink
@@ -171,25 +213,10 @@ class CentralServer:
         hello = await self._next_message(reader, link)
         if hello is None:
             return None
-        principal = str(hello.body.get("id", ""))[:32]
-        attempt = self.auth_limiter.begin([("id", principal), ("ip", link.peer_ip)])
-        if not attempt.allowed:
-            link.send(
-                MessageType.AUTH_FAILED,
-                {"reason": "too many failed attempts", "retry_after": attempt.retry_after},
-            )
-            self._audit_error(link, f"authentication locked out for {principal}")
+        role, principal = str(hello.body.get("role", ""))[:16], str(hello.body.get("id", ""))[:32]
+        keys = login_keys(role, principal, link.peer_ip)
+        if self._throttled(link, keys, f"{role} {principal}"):
             return None
-        who = None
-        try:
-            who = await self._authenticate(reader, link, hello)
-        finally:
-            self.auth_limiter.end(attempt, failed=who is None)
-        return who
-
-    async def _authenticate(
-        self, reader: asyncio.StreamReader, link: PeerLink, hello: Message
-    ) -> tuple[Role, str, bytes] | None:
         verifier = await self._lookup(hello)
         handshake = ServerHandshake(
             lambda _role, _id: verifier, self._clock, decoy_params=self._params
@@ -198,8 +225,8 @@ class CentralServer:
             reply = handshake.receive(hello)
             link.send(reply.type, reply.body)
             proof = await self._next_message(reader, link)
-            if proof is None:
-                return None
+            if proof is None or self._throttled(link, keys, f"{role} {principal}"):
+                return None  # abandoned, or a proof that is not checked: no guess made
             reply = handshake.receive(proof)
         except ProtocolError as exc:
             self._auth_failed(link, handshake, f"{exc.code}: {exc}")
@@ -207,19 +234,30 @@ class CentralServer:
             return None
         link.send(reply.type, reply.body)
         if handshake.state is not HandshakeState.DONE or handshake.session_key is None:
-            self._auth_failed(link, handshake, handshake.failed_reason or "failed")
+            reason = handshake.failed_reason or "failed"
+            if reason in _GUESSES:
+                self.throttle.failed(keys)
+            self._auth_failed(link, handshake, reason)
             return None
-        role, principal_id = handshake.role, handshake.principal_id
-        assert role is not None and principal_id is not None
-        self._auth_ok(link, role, principal_id)
-        return role, principal_id, handshake.session_key
+        self.throttle.succeeded(keys)
+        assert handshake.role is not None and handshake.principal_id is not None
+        self._auth_ok(link, handshake.role, handshake.principal_id)
+        return handshake.role, handshake.principal_id, handshake.session_key
+
+    def _throttled(self, link: PeerLink, keys: Any, who: str) -> bool:
+        """Refuse the login now if any key is still in its delay; True if refused."""
+        wait = self.throttle.wait(keys)
+        if wait:
+            link.send(MessageType.AUTH_FAILED, throttled_body(wait))
+            self._audit_error(link, f"login of {who} delayed {wait} s after failed attempts")
+        return wait > 0
 
     async def _lookup(self, hello: Message) -> Verifier | None:
         role, principal_id = hello.body.get("role"), hello.body.get("id")
         if not isinstance(principal_id, str) or len(principal_id) > 32:
             return None
         if role == Role.ENGINE:
-            key = self.network.engine_key(principal_id)
+            key = self.network.chargepoints.engine_key(principal_id)
             return verifier_from_key(key) if key else None
         if role not in (Role.MONITOR, Role.DRIVER):
             return None
@@ -230,7 +268,11 @@ class CentralServer:
                 return load_verifier(session, kind, principal_id)
 
         verifier = await asyncio.get_running_loop().run_in_executor(None, read)
-        if verifier is not None and role == Role.MONITOR and principal_id not in self.network.cps:
+        if (
+            verifier is not None
+            and role == Role.MONITOR
+            and principal_id not in self.network.fleet.cps
+        ):
             await self.network_refresh()
         return verifier
 
@@ -252,7 +294,7 @@ class CentralServer:
             latest = max(row.updated_at for row in rows)
             if self._synced_up_to is None or latest > self._synced_up_to:
                 self._synced_up_to = latest
-        self.network.sync_registrations(rows)
+        self.network.chargepoints.sync_registrations(rows)
 
     def _auth_ok(self, link: PeerLink, role: Role, principal_id: str) -> None:
         is_driver = role is Role.DRIVER
@@ -286,88 +328,3 @@ class CentralServer:
             source_ip=link.peer_ip,
         )
         self._writer.submit(partial(record, event=event))
-
-    async def _serve_monitor(
-        self, reader: asyncio.StreamReader, link: PeerLink, cp_id: str, key: bytes
-    ) -> None:
-        net = self.network
-        try:
-            net.monitor_up(cp_id, link, key)
-        except NetworkError:
-            link.send(MessageType.ERROR, {"reason": "unknown charge point"})
-            return
-        try:
-            while (msg := await self._next_message(reader, link)) is not None:
-                if msg.type is MessageType.HEARTBEAT:
-                    net.heartbeat(
-                        cp_id,
-                        link,
-                        bool(msg.body.get("engine_ok", True)),
-                        str(msg.body.get("reason", "")),
-                    )
-                elif msg.type is MessageType.ENGINE_STATUS:
-                    net.engine_health(
-                        cp_id, link, bool(msg.body.get("ok")), str(msg.body.get("reason", ""))
-                    )
-                elif msg.type is MessageType.BYE:
-                    break
-                else:
-                    net.refuse(link, f"{msg.type} is not a message a monitor sends", cp_id=cp_id)
-        finally:
-            net.monitor_lost(cp_id, link, link.close_reason or "monitor disconnected")
-
-    async def _serve_engine(self, reader: asyncio.StreamReader, link: PeerLink, cp_id: str) -> None:
-        net = self.network
-        net.engine_up(cp_id, link)
-        try:
-            while (msg := await self._next_message(reader, link)) is not None:
-                if msg.type is MessageType.BYE:
-                    break
-                await net.engine_message(cp_id, link, msg)
-        finally:
-            net.engine_lost(cp_id, link)
-
-    async def _serve_driver(
-        self, reader: asyncio.StreamReader, link: PeerLink, driver_id: str
-    ) -> None:
-        net = self.network
-        net.driver_up(driver_id, link)
-        pending: set[asyncio.Task[None]] = set()
-        try:
-            while (msg := await self._next_message(reader, link)) is not None:
-                if msg.type is MessageType.CHARGE_REQUEST:
-                    task = asyncio.create_task(self._driver_request(link, driver_id, msg))
-                    pending.add(task)
-                    task.add_done_callback(pending.discard)
-                elif msg.type is MessageType.LIST_CPS:
-                    link.send(MessageType.CP_LIST, {"cps": net.free_cps()})
-                elif msg.type in (MessageType.HISTORY, MessageType.STATUS):
-                    await self._driver_query(link, driver_id, msg.type)
-                elif msg.type is MessageType.BYE:
-                    break
-                else:
-                    net.refuse(
-                        link, f"{msg.type} is not a message a driver sends", driver_id=driver_id
-                    )
-        finally:
-            net.driver_lost(driver_id, link)
-
-    async def _driver_request(self, link: PeerLink, driver_id: str, msg: Message) -> None:
-        cp_id = str(msg.body.get("cp_id", ""))
-        decision = await self.network.request_charge(
-            cp_id, driver_id, msg.body.get("target_kwh"), link.peer_ip
-        )
-        # An authorisation reaches the driver from the network, the moment the engine agrees.
-        if not decision.authorized:
-            link.send(MessageType.CHARGE_DENIED, {"cp_id": cp_id, "reason": decision.reason})
-
-    async def _driver_query(self, link: PeerLink, driver_id: str, kind: MessageType) -> None:
-        fn = history if kind is MessageType.HISTORY else pending_tickets
-        tickets = await self._writer.call(partial(fn, driver_id=driver_id))
-        if kind is MessageType.HISTORY:
-            link.send(MessageType.HISTORY, {"tickets": tickets})
-        else:
-            link.send(
-                MessageType.STATUS,
-                {"session": self.network.driver_session(driver_id), "missed_tickets": tickets},
-            )

@@ -1,31 +1,22 @@
-"""Central's database work, off the event loop.
+"""Central's units of database work: plain functions of a SQLAlchemy ``Session``.
 
-Writes go through one :class:`DbWriter` thread, in submission order, batched into
-few transactions (one flush per batch; only if an item fails is the batch redone with
-each item in its own savepoint). ``await writer.call(fn)``
-returns once ``fn``'s transaction has committed, so a ticket is durable before it
-is sent; ``writer.submit(fn)`` is fire-and-forget for progress and state events.
-Reads run in the default thread pool. The functions below are the unit of work:
-plain functions of a SQLAlchemy ``Session``, easy to test on a real database.
+Writes run in the :class:`~central.writer.DbWriter` thread, in submission order; reads
+in the default thread pool. Each function is one step of a transaction the caller
+owns, easy to test on a real database. Every state change is written with its event
+(the outbox), so nothing reaches Kafka that is not in the database.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import logging
-import queue
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from common.db import Database
+from central.states import CPState
 from common.db.models import (
     ChargePoint,
     ChargingSession,
@@ -40,15 +31,28 @@ from common.protocol.keys import Verifier
 
 __all__ = [
     "CPRow",
-    "DbWriter",
     "OpenSession",
     "Ticket",
     "compute_total",
+    "history",
+    "load_alerts",
+    "load_cps",
+    "load_open_sessions",
     "load_verifier",
+    "mark_delivered",
+    "pending_tickets",
+    "persist_alert",
+    "persist_authorized",
+    "persist_cancelled",
+    "persist_operator_stop",
+    "persist_price",
+    "persist_progress",
+    "persist_started",
+    "persist_state",
+    "settle",
 ]
 
-log = logging.getLogger(__name__)
-T = TypeVar("T")
+SOURCE = "central"
 CENT = Decimal("0.01")
 KWH = Decimal("0.001")
 
@@ -183,15 +187,27 @@ def load_open_sessions(session: Session) -> list[OpenSession]:
 
 
 def settle(
-    session: Session, session_id: str, kwh: Decimal, reason: str, source: str
+    session: Session,
+    session_id: str,
+    kwh: Decimal,
+    reason: str,
+    source: str = SOURCE,
+    cp_id: str | None = None,
 ) -> tuple[Ticket, bool]:
     """End a session exactly once. Returns the ticket and whether this call settled it.
 
     The conditional UPDATE is the guard: of two racing settlements (a fault and the
-    engine's own report after a restart) only one matches an open row.
+    engine's own report after a restart) only one matches an open row. The energy
+    billed never goes below what was recorded.
+
+    Args:
+        cp_id: when an engine asks, its own CP: another CP's session is unknown to it.
+
+    Raises:
+        LookupError: no such session (of ``cp_id``).
     """
     row = session.get(ChargingSession, session_id, with_for_update=True)
-    if row is None:
+    if row is None or (cp_id is not None and row.cp_id != cp_id):
         raise LookupError(session_id)
     if row.status in (SessionStatus.ENDED, SessionStatus.CANCELLED):
         # Already settled, or never started (a cancelled authorisation is not billed).
@@ -234,120 +250,156 @@ def settle(
     return ticket, True
 
 
-class DbWriter:
-    """One thread that applies database work in order, a batch per transaction."""
-
-    def __init__(
-        self,
-        db: Database,
-        *,
-        batch: int = 500,
-        on_commit: Callable[[], None] | None = None,
-    ) -> None:
-        self._db = db
-        self._batch = batch
-        self._on_commit = on_commit
-        self._queue: queue.SimpleQueue[
-            tuple[Callable[[Session], Any], concurrent.futures.Future[Any]] | None
-        ] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
-        self._started = False
-
-    def start(self) -> None:
-        if not self._started:
-            self._started = True
-            self._thread.start()
-
-    def stop(self, timeout: float = 10) -> None:
-        if self._started:
-            self._queue.put(None)
-            self._thread.join(timeout)
-
-    def submit(self, fn: Callable[[Session], T]) -> concurrent.futures.Future[T]:
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._queue.put((fn, future))
-        return future
-
-    async def call(self, fn: Callable[[Session], T]) -> T:
-        """Run ``fn`` in the writer; return its result once committed."""
-        return await asyncio.wrap_future(self.submit(fn))
-
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            items = [first]
-            while len(items) < self._batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                items.append(item)
-            self._apply(items)
-
-    def _apply(
-        self, items: list[tuple[Callable[[Session], Any], concurrent.futures.Future[Any]]]
-    ) -> None:
-        try:
-            try:
-                outcomes = self._transaction(items, isolated=False)
-            except _ItemFailed:
-                # Rolled back: redo the batch with each item in its own savepoint.
-                outcomes = self._transaction(items, isolated=True)
-        except Exception as exc:
-            log.exception("database write failed", extra={"fields": {"items": len(items)}})
-            for _, future in items:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        if self._on_commit is not None:
-            self._on_commit()
-        for (ok, value), (_, future) in zip(outcomes, items, strict=True):
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
-
-    def _transaction(
-        self,
-        items: list[tuple[Callable[[Session], Any], concurrent.futures.Future[Any]]],
-        *,
-        isolated: bool,
-    ) -> list[tuple[bool, Any]]:
-        """Apply ``items`` in one transaction.
-
-        Not ``isolated`` (the usual case): no savepoints, so the ORM flushes the whole
-        batch at once (inserts grouped) instead of once per item with a SAVEPOINT and a
-        RELEASE around it; the first failing item raises :class:`_ItemFailed` and rolls
-        everything back. ``isolated``: each item in its own savepoint, a failing one is
-        recorded as its outcome and must not sink the batch.
-        """
-        outcomes: list[tuple[bool, Any]] = []
-        with self._db.transaction() as session:
-            for fn, _ in items:
-                if not isolated:
-                    try:
-                        outcomes.append((True, fn(session)))
-                    except Exception as exc:
-                        raise _ItemFailed from exc
-                    continue
-                try:
-                    with session.begin_nested():
-                        outcomes.append((True, fn(session)))
-                except Exception as exc:  # one bad item must not sink the batch
-                    outcomes.append((False, exc))
-            if not isolated:
-                try:
-                    session.flush()  # an item's constraint violation surfaces here, not at commit
-                except Exception as exc:
-                    raise _ItemFailed from exc
-        return outcomes
+def persist_state(session: Session, cp_id: str, old: CPState, new: CPState, reason: str) -> None:
+    session.execute(update(ChargePoint).where(ChargePoint.id == cp_id).values(last_state=str(new)))
+    record(
+        session,
+        Event(
+            EventType.CP_STATE_CHANGED,
+            SOURCE,
+            {"from": str(old), "to": str(new), "reason": reason},
+            cp_id=cp_id,
+        ),
+    )
 
 
-class _ItemFailed(Exception):
-    """An item of an unisolated batch raised: the batch is rolled back and redone."""
+def persist_authorized(
+    session: Session,
+    session_id: str,
+    cp_id: str,
+    driver_id: str | None,
+    price: Decimal,
+    target_kwh: Decimal | None,
+    source_ip: str | None,
+) -> None:
+    session.add(
+        ChargingSession(
+            id=session_id,
+            cp_id=cp_id,
+            driver_id=driver_id,
+            status=SessionStatus.AUTHORIZED,
+            price_eur_kwh=price,
+            target_kwh=target_kwh,
+        )
+    )
+    record(
+        session,
+        Event(
+            EventType.SESSION_AUTHORIZED,
+            SOURCE,
+            {
+                "price_eur_kwh": float(price),
+                "target_kwh": float(target_kwh) if target_kwh else None,
+            },
+            cp_id=cp_id,
+            driver_id=driver_id,
+            session_id=session_id,
+            source_ip=source_ip,
+        ),
+    )
+
+
+def persist_cancelled(session: Session, session_id: str, reason: str) -> None:
+    session.execute(
+        update(ChargingSession)
+        .where(ChargingSession.id == session_id, ChargingSession.status == SessionStatus.AUTHORIZED)
+        .values(status=SessionStatus.CANCELLED, ended_at=utcnow(), end_reason=reason[:32])
+    )
+
+
+def persist_started(session: Session, session_id: str, cp_id: str) -> None:
+    row = session.get(ChargingSession, session_id)
+    if row is None or row.status != SessionStatus.AUTHORIZED:
+        return
+    row.status, row.started_at = SessionStatus.SUPPLYING, utcnow()
+    record(
+        session,
+        Event(
+            EventType.SESSION_STARTED,
+            SOURCE,
+            {},
+            cp_id=cp_id,
+            driver_id=row.driver_id,
+            session_id=session_id,
+        ),
+    )
+
+
+def persist_progress(session: Session, progress: dict[str, Any]) -> None:
+    session.execute(
+        update(ChargingSession)
+        .where(
+            ChargingSession.id == progress["session_id"],
+            ChargingSession.status == SessionStatus.SUPPLYING,
+        )
+        .values(energy_kwh=Decimal(str(progress["kwh"])))
+    )
+    record(
+        session,
+        Event(
+            EventType.SESSION_PROGRESS,
+            SOURCE,
+            progress,
+            cp_id=progress["cp_id"],
+            driver_id=progress["driver_id"],
+            session_id=progress["session_id"],
+        ),
+    )
+
+
+def mark_delivered(session: Session, session_ids: list[str]) -> None:
+    session.execute(
+        update(ChargingSession)
+        .where(ChargingSession.id.in_(session_ids))
+        .values(ticket_delivered_at=utcnow())
+    )
+
+
+def persist_operator_stop(session: Session, cp_ids: list[str], stopped: bool) -> None:
+    session.execute(
+        update(ChargePoint).where(ChargePoint.id.in_(cp_ids)).values(operator_stopped=stopped)
+    )
+
+
+def persist_price(session: Session, cp_id: str, price: Decimal) -> None:
+    session.execute(update(ChargePoint).where(ChargePoint.id == cp_id).values(price_eur_kwh=price))
+
+
+def persist_alert(
+    session: Session, location: str, temperature: float | None, actor: str, clear: bool = False
+) -> None:
+    existing = session.get(WeatherAlert, location)
+    if clear:
+        if existing is not None:
+            session.delete(existing)
+    elif existing is None:
+        session.add(WeatherAlert(location=location, temperature_c=temperature, raised_by=actor))
+
+
+def pending_tickets(session: Session, driver_id: str) -> list[dict[str, Any]]:
+    """Tickets of ``driver_id`` never delivered; marks them delivered."""
+    rows = session.scalars(
+        select(ChargingSession)
+        .where(
+            ChargingSession.driver_id == driver_id,
+            ChargingSession.status == SessionStatus.ENDED,
+            ChargingSession.ticket_delivered_at.is_(None),
+        )
+        .order_by(ChargingSession.ended_at)
+    ).all()
+    for row in rows:
+        row.ticket_delivered_at = utcnow()
+    return [Ticket.of(r).to_body() for r in rows]
+
+
+def history(session: Session, driver_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(ChargingSession)
+        .where(
+            ChargingSession.driver_id == driver_id,
+            ChargingSession.status == SessionStatus.ENDED,
+        )
+        .order_by(ChargingSession.ended_at.desc())
+        .limit(limit)
+    ).all()
+    return [Ticket.of(r).to_body() for r in rows]

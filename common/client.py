@@ -20,13 +20,14 @@ from typing import Any
 from common.config import HostPort
 from common.errors import EVChargingError
 from common.protocol import NEED_DATA, Connection, MessageReceived, Rejected
-from common.protocol.errors import ProtocolError
-from common.protocol.handshake import ClientHandshake, Role
+from common.protocol.errors import HandshakeError, ProtocolError
+from common.protocol.handshake import THROTTLED_CODE, ClientHandshake, Role
 from common.protocol.messages import Message, MessageType, Side
 from common.tcp import READ_CHUNK, read_message
 
 __all__ = [
     "AuthenticationFailed",
+    "AuthenticationThrottled",
     "CentralUnreachable",
     "ClientLink",
     "ConnectionClosed",
@@ -40,6 +41,18 @@ class CentralUnreachable(EVChargingError):
 
 class AuthenticationFailed(EVChargingError):
     """Central refused the credentials (or could not prove itself to us)."""
+
+
+class AuthenticationThrottled(AuthenticationFailed):
+    """Central did not check the credentials: it delays logins after failed attempts.
+
+    The failures need not be ours (anyone may guess at an id), so this says nothing
+    about the secret; try again after ``retry_after`` seconds.
+    """
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ConnectionClosed(EVChargingError):
@@ -151,6 +164,8 @@ async def connect(
     Raises:
         CentralUnreachable: no connection, or it broke before authentication ended.
         AuthenticationFailed: Central refused us, or failed to prove it knows our verifier.
+        AuthenticationThrottled: Central delays logins for this id (or our address) after
+            failed attempts; ``retry_after`` says when to try again.
     """
     try:
         reader, writer = await asyncio.wait_for(
@@ -176,6 +191,12 @@ async def connect(
                     writer.write(conn.send(reply.type, reply.body))
     except ProtocolError as exc:
         writer.close()
+        if isinstance(exc, HandshakeError) and exc.code == THROTTLED_CODE and exc.retry_after:
+            raise AuthenticationThrottled(
+                f"Central is delaying logins for {principal_id} after failed attempts; "
+                f"retry in {exc.retry_after} s",
+                retry_after=exc.retry_after,
+            ) from exc
         raise AuthenticationFailed(f"Central refused authentication of {principal_id}") from exc
     except (ConnectionClosed, ConnectionError, TimeoutError) as exc:
         writer.close()

@@ -7,7 +7,8 @@ import signal
 from typing import Any
 
 from common.errors import ConfigError
-from common.protocol.messages import Message, MessageType
+from common.protocol.errors import MessageError
+from common.protocol.messages import ErrorBody, ErrorCode, Message, MessageType
 from cp_engine.central_link import CentralConnector
 from cp_engine.charger import Charger
 from cp_engine.errors import JournalError, MenuError
@@ -86,7 +87,11 @@ class Engine:
         elif msg.type is MessageType.CHARGE_DENIED:
             self.screen.say(Level.WARN, f"Charge denied by Central: {body.get('reason')}")
         elif msg.type is MessageType.ERROR:
-            self.charger.refused(str(body.get("reason", "")))
+            try:
+                error = ErrorBody.parse(body)
+            except MessageError:
+                error = ErrorBody(ErrorCode.INTERNAL, "Central sent a malformed error")
+            self.charger.refused(error)
         elif msg.type is MessageType.RESUME:
             self.screen.say(Level.INFO, "Central: resumed")
 

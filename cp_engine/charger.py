@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from common.protocol.messages import MessageType
+from common.protocol.messages import ErrorBody, ErrorCode, MessageType
 from cp_engine.journal import ActiveSupply, Journal, JournalState, SupplyReport
 from cp_engine.meter import advance, cost
 from cp_engine.supply import SupplyEvent, SupplyState, next_state
@@ -27,7 +27,8 @@ Notify = Callable[[Level, str], None]
 
 REPORT_RETRY_FIRST = 5.0  # seconds before repeating an unanswered supply_ended
 REPORT_RETRY_CAP = 60.0
-_START_REFUSALS = ("no authorised session to start", "cannot supply while")
+# Central no longer holds (or never held) the supply this engine is running: stop it.
+_SUPPLY_REFUSALS = frozenset({ErrorCode.NO_SESSION, ErrorCode.CP_UNAVAILABLE})
 
 
 @dataclass
@@ -203,32 +204,36 @@ class Charger:
             f"({body.get('reason') or 'ended'}); settled",
         )
 
-    def refused(self, reason: str) -> None:
+    def refused(self, error: ErrorBody) -> None:
         """Central's ``error``: stop a supply it refused, drop a report it will never
-        settle, and show the rest.
-
-        Central's errors carry only a text, so the two refusals of ``supply_started`` are
-        recognised by theirs: never supply energy Central has not accepted.
+        settle, and show the rest. Decided on the code and session, never the wording.
         """
-        if self.state is SupplyState.SUPPLYING and reason.startswith(_START_REFUSALS):
-            s = self.session
-            assert s is not None
+        s = self.session
+        if (
+            self.state is SupplyState.SUPPLYING
+            and s is not None
+            and error.code in _SUPPLY_REFUSALS
+            and error.session_id in (None, s.id)
+        ):
             self.state = next_state(self.state, SupplyEvent.STOP)
             self.session = None
             self._save(self.records.discard())
-            self._notify(Level.BAD, f"Central refused supply of session {s.id}: {reason}; stopped")
+            self._notify(
+                Level.BAD, f"Central refused supply of session {s.id}: {error.reason}; stopped"
+            )
             return
-        for report in self.records.unsettled:
-            if reason == f"unknown session {report.session_id}":
-                state, _ = self.records.settle(report.session_id)
-                self._save(state)
-                self._notify(
-                    Level.BAD,
-                    f"Central does not know session {report.session_id}; its report "
-                    f"({report.kwh:.3f} kWh) was dropped",
-                )
-                return
-        self._notify(Level.WARN, f"Central: {reason}")
+        if error.code == ErrorCode.UNKNOWN_SESSION:
+            for report in self.records.unsettled:
+                if report.session_id == error.session_id:
+                    state, _ = self.records.settle(report.session_id)
+                    self._save(state)
+                    self._notify(
+                        Level.BAD,
+                        f"Central does not know session {report.session_id}; its report "
+                        f"({report.kwh:.3f} kWh) was dropped",
+                    )
+                    return
+        self._notify(Level.WARN, f"Central: {error.reason} ({error.code})")
 
     def request_charge(self, target_kwh: float | None) -> None:
         """The CP's own menu asks Central for a charge (a walk-in user)."""

@@ -1,9 +1,10 @@
 """The monitor's link to Central: authenticate with the secret, heart-beat, listen.
 
 Once asked to, it stays authenticated: an unreachable Central is retried with
-back-off ("Cannot reach Central ..."); a revoked key waits for the re-authenticate
-command (or re-authenticates by itself in unattended mode). Every new session key
-is handed to the engine through ``on_key``.
+back-off ("Cannot reach Central ..."); a login Central delays after failed attempts
+is retried once the delay Central names is over; a revoked key waits for the
+re-authenticate command (or re-authenticates by itself in unattended mode). Every new
+session key is handed to the engine through ``on_key``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 
 from common.client import (
     AuthenticationFailed,
+    AuthenticationThrottled,
     CentralUnreachable,
     ClientLink,
     ConnectionClosed,
@@ -171,6 +173,16 @@ class CentralSession:
             delay = self._backoff.next()
             self._notify(Level.WARN, f"{exc}; retrying in {delay:g} s")
             await self._sleep(delay)
+            return None
+        except AuthenticationThrottled as exc:
+            # Central did not look at our secret: anyone may have failed logins as this
+            # CP, so saying "wrong secret" (or giving up) would be false. Wait it out.
+            self._notify(
+                Level.WARN,
+                f"Central is delaying logins for {self._cp_id} after failed attempts "
+                f"(not necessarily yours); retrying in {exc.retry_after} s",
+            )
+            await self._sleep(exc.retry_after)
             return None
         except AuthenticationFailed:
             self._notify(

@@ -19,7 +19,13 @@ from tenacity import (
     stop_after_delay,
 )
 
-from common.client import AuthenticationFailed, CentralUnreachable, ClientLink, connect
+from common.client import (
+    AuthenticationFailed,
+    AuthenticationThrottled,
+    CentralUnreachable,
+    ClientLink,
+    connect,
+)
 from common.client import ConnectionClosed as ConnectionClosed
 from common.config import HostPort
 from common.protocol.handshake import Role
@@ -97,7 +103,8 @@ class CentralLink:
 
         Raises:
             CentralDown: still unreachable when the time was up.
-            NotAuthenticated: Central refused the id or secret (never retried).
+            NotAuthenticated: Central refused the id or secret, or is delaying logins for
+                this id after failed attempts (never retried).
         """
         retrying = AsyncRetrying(
             stop=stop_after_delay(self.retry_for) if self.retry_for > 0 else stop_after_attempt(1),
@@ -116,6 +123,13 @@ class CentralLink:
         except CentralUnreachable as exc:
             tried = f"; gave up after {self.retry_for:g} s" if self.retry_for > 0 else ""
             raise CentralDown(f"{exc}{tried}") from None
+        except AuthenticationThrottled as exc:
+            # Not a verdict on the secret: someone failed logins as this driver (or from
+            # this address). Said apart so the user waits instead of doubting the secret.
+            raise NotAuthenticated(
+                f"Central is delaying logins for {self.driver_id} after failed attempts; "
+                f"try again in {exc.retry_after} s"
+            ) from None
         except AuthenticationFailed:
             raise NotAuthenticated(
                 f"Central refused driver {self.driver_id}: wrong secret, or no such driver"

@@ -11,15 +11,16 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from central.api import queries
 from central.api.bridge import Bridge
-from central.network import Network, NetworkError
+from central.errors import CentralError
+from central.network import Network
 from common.db import Database
 from common.http import ApiError
+from common.protocol.errors import MessageError
+from common.protocol.messages import ChargeRequest
 
 __all__ = ["api"]
 
 api = Blueprint("api", __name__, url_prefix="/api")
-
-_STATUS = {"not_found": 404, "conflict": 409, "bad_request": 400}
 
 
 def _bridge() -> Bridge:
@@ -67,7 +68,7 @@ def _net(make: Callable[[Network], Any]) -> Any:
     """Await a network operation; its refusal becomes the matching HTTP error."""
     try:
         return _bridge().call(make)
-    except NetworkError as exc:
+    except CentralError as exc:
         raise _api_error(exc) from None
 
 
@@ -75,12 +76,12 @@ def _net_sync(fn: Callable[[Network], Any]) -> Any:
     """Run a plain network function; its refusal becomes the matching HTTP error."""
     try:
         return _bridge().run(fn)
-    except NetworkError as exc:
+    except CentralError as exc:
         raise _api_error(exc) from None
 
 
-def _api_error(exc: NetworkError) -> ApiError:
-    return ApiError(_STATUS.get(exc.code, 400), exc.code, exc.message)
+def _api_error(exc: CentralError) -> ApiError:
+    return ApiError(exc.status, str(exc.code), exc.message)
 
 
 def _location(body: dict[str, Any]) -> str:
@@ -96,18 +97,18 @@ def _ip() -> str | None:
 
 @api.get("/health")
 def health() -> Response:
-    counts = _bridge().run(lambda n: n.counts())
+    counts = _bridge().run(lambda n: n.fleet.counts())
     return jsonify(status="ok", chargepoints=counts)
 
 
 @api.get("/chargepoints")
 def chargepoints() -> Response:
-    return jsonify(chargepoints=_bridge().run(lambda n: n.snapshot()))
+    return jsonify(chargepoints=_bridge().run(lambda n: n.fleet.snapshot()))
 
 
 @api.get("/chargepoints/<cp_id>")
 def chargepoint(cp_id: str) -> Response:
-    return jsonify(_net_sync(lambda n: n.get(cp_id).to_dict()))
+    return jsonify(_net_sync(lambda n: n.fleet.get(cp_id).to_dict()))
 
 
 @api.put("/chargepoints/<cp_id>/price")
@@ -116,7 +117,7 @@ def set_price(cp_id: str) -> Response:
     body = _json_body()
     if "price_eur_kwh" not in body:
         raise ApiError(400, "bad_request", "missing price_eur_kwh")
-    price = _net(lambda n: n.set_price(cp_id, body["price_eur_kwh"], actor, _ip()))
+    price = _net(lambda n: n.operator.set_price(cp_id, body["price_eur_kwh"], actor, _ip()))
     return jsonify(id=cp_id, price_eur_kwh=float(price))
 
 
@@ -125,34 +126,34 @@ def cp_command(cp_id: str, command: str) -> Response:
     actor = _operator()
     ip = _ip()
     if command == "stop":
-        _net(lambda n: n.stop(cp_id, actor, ip))
+        _net(lambda n: n.operator.stop(cp_id, actor, ip))
     elif command == "resume":
-        _net(lambda n: n.resume(cp_id, actor, ip))
+        _net(lambda n: n.operator.resume(cp_id, actor, ip))
     elif command == "revoke-key":
-        _net(lambda n: n.revoke_key(cp_id, actor, ip))
+        _net(lambda n: n.operator.revoke_key(cp_id, actor, ip))
     else:
         raise ApiError(404, "not_found", f"unknown command {command!r}")
-    return jsonify(_net_sync(lambda n: n.get(cp_id).to_dict()))
+    return jsonify(_net_sync(lambda n: n.fleet.get(cp_id).to_dict()))
 
 
 @api.post("/chargepoints/stop-all")
 def stop_all() -> Response:
     actor = _operator()
     ip = _ip()
-    return jsonify(stopped=_net(lambda n: n.stop(None, actor, ip)))
+    return jsonify(stopped=_net(lambda n: n.operator.stop(None, actor, ip)))
 
 
 @api.post("/chargepoints/resume-all")
 def resume_all() -> Response:
     actor = _operator()
     ip = _ip()
-    return jsonify(resumed=_net(lambda n: n.resume(None, actor, ip)))
+    return jsonify(resumed=_net(lambda n: n.operator.resume(None, actor, ip)))
 
 
 @api.get("/drivers")
 def drivers() -> Response:
     rows = _read(queries.drivers)
-    connected = set(_bridge().run(lambda n: list(n.drivers)))
+    connected = set(_bridge().run(lambda n: list(n.fleet.drivers)))
     for row in rows:
         row["connected"] = row["id"] in connected
     return jsonify(drivers=rows)
@@ -168,7 +169,7 @@ def sessions() -> Response:
         driver_id=args.get("driver_id") or None,
         limit=_int_arg("limit", 200, 1, 5000),
     )
-    live = {s["session_id"]: s for s in _bridge().run(_live_sessions)}
+    live = {s["session_id"]: s for s in _bridge().run(lambda n: n.fleet.live_sessions())}
     for row in rows:
         if row["session_id"] in live:
             row["kwh"] = live[row["session_id"]]["kwh"]
@@ -176,34 +177,25 @@ def sessions() -> Response:
     return jsonify(sessions=rows)
 
 
-def _live_sessions(n: Network) -> list[dict[str, Any]]:
-    return [cp.session.to_dict() for cp in n.cps.values() if cp.session is not None]
-
-
 @api.post("/sessions")
 def create_session() -> tuple[Response, int]:
     _operator()
-    body = _json_body()
-    driver_id, cp_id = body.get("driver_id"), body.get("cp_id")
-    if not isinstance(cp_id, str) or not cp_id:
+    try:
+        request_ = ChargeRequest.parse(_json_body())
+    except MessageError as exc:
+        raise ApiError(400, "bad_request", exc.message) from None
+    cp_id = request_.cp_id
+    if cp_id is None:
         raise ApiError(400, "bad_request", "cp_id (string) is required")
-    if driver_id is not None and not isinstance(driver_id, str):
-        raise ApiError(400, "bad_request", "driver_id must be a string")
     ip = _ip()
-    decision = _bridge().call(
-        lambda n: n.request_charge(cp_id, driver_id, body.get("target_kwh"), ip)
-    )
-    if not decision.authorized:
-        raise ApiError(
-            _STATUS.get(decision.code, 409), decision.code or "conflict", decision.reason
-        )
-    return jsonify(decision.session), 201
+    session = _net(lambda n: n.sessions.request(cp_id, request_.driver_id, request_.target_kwh, ip))
+    return jsonify(session.to_dict()), 201
 
 
 @api.post("/sessions/<session_id>/stop")
 def stop_session(session_id: str) -> Response:
     actor = _operator()
-    ticket = _net(lambda n: n.stop_session(session_id, actor))
+    ticket = _net(lambda n: n.operator.stop_session(session_id, actor))
     return jsonify(ticket.to_body())
 
 
@@ -212,7 +204,7 @@ def stats() -> Response:
     finished = _read(queries.stats)
 
     def live(n: Network) -> dict[str, Any]:
-        return {"by_state": n.counts(), "active_sessions": len(_live_sessions(n))}
+        return {"by_state": n.fleet.counts(), "active_sessions": len(n.fleet.live_sessions())}
 
     return jsonify({**_bridge().run(live), **finished})
 
@@ -247,7 +239,7 @@ def audit_csv() -> Response:
 @api.get("/weather")
 def weather() -> Response:
     def view(n: Network) -> dict[str, Any]:
-        return {"alerts": sorted(n.alerts), "readings": dict(n.readings)}
+        return {"alerts": sorted(n.fleet.alerts), "readings": dict(n.fleet.readings)}
 
     return jsonify(_bridge().run(view))
 
@@ -261,7 +253,7 @@ def raise_alert() -> tuple[Response, int]:
     if temperature is not None and not isinstance(temperature, int | float):
         raise ApiError(400, "bad_request", "temperature_c must be a number")
     ip = _ip()
-    affected = _net(lambda n: n.weather_alert(location, temperature, actor, ip))
+    affected = _net(lambda n: n.weather.alert(location, temperature, actor, ip))
     return jsonify(location=location, affected=affected), 201
 
 
@@ -269,7 +261,7 @@ def raise_alert() -> tuple[Response, int]:
 def clear_alert(location: str) -> Response:
     actor = _operator()
     ip = _ip()
-    affected = _net(lambda n: n.weather_clear(location, actor, ip))
+    affected = _net(lambda n: n.weather.clear(location, actor, ip))
     return jsonify(location=location, affected=affected)
 
 
@@ -284,7 +276,7 @@ def weather_reading() -> tuple[Response, int]:
         raise ApiError(400, "bad_request", "temperature_c must be a number")
     reason = body.get("reason")
     reason = str(reason)[:200] if reason is not None else None
-    _bridge().run(lambda n: n.weather_reading(location, temperature, str(status), actor, reason))
+    _bridge().run(lambda n: n.weather.reading(location, temperature, str(status), actor, reason))
     return jsonify(location=location), 202
 
 

@@ -272,7 +272,9 @@ class Demo:
     def _start_central(self) -> None:
         s = self.s
         args = ["--listen", f"{s.host}:{s.ports.central}", "--api", f"{s.host}:{s.ports.api}"]
-        args += ["--no-console"]
+        # Engines run SPEED times faster than real time, so they deliver SPEED times more
+        # energy per real second than their 11 kW: Central's energy bound must know.
+        args += ["--no-console", "--max-kw", str(11 * SPEED * 2)]
         self._central = self._child(
             "central", "central", args, self._env(EV_OPERATOR_TOKEN=s.operator_token)
         )

@@ -10,7 +10,8 @@
           ├── CryptoError     any Fernet failure: invalid_token (always the message
           │                   "invalid token", whatever the cause); local: bad_key
           ├── SequenceError   replay, out_of_order, reflected; local: exhausted
-          └── HandshakeError  auth_failed, expired, out_of_state;
+          └── HandshakeError  auth_failed, throttled (.retry_after: Central delays
+                              logins for this id or address), expired, out_of_state;
                               local: bad_principal, bad_credentials
 
 ``remote`` plays the part of h11's ``RemoteProtocolError`` / ``LocalProtocolError`` pair: a
@@ -78,4 +79,20 @@ class SequenceError(ProtocolError):
 
 
 class HandshakeError(ProtocolError):
-    """Authentication failed, a handshake message came out of state, or time ran out."""
+    """Authentication failed, a handshake message came out of state, or time ran out.
+
+    Args:
+        retry_after: with code ``"throttled"``, whole seconds before Central checks
+            another proof for this id or address; None otherwise.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str | None = None,
+        *,
+        remote: bool = True,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(code, message, remote=remote)
+        self.retry_after = retry_after

@@ -5,6 +5,12 @@
     C→S  PROOF        {proof}
     S→C  WELCOME      {signature, wrapped_key}  |  AUTH_FAILED {reason: "authentication failed"}
 
+Instead of the CHALLENGE or the WELCOME, a server that is delaying logins for this id or
+address after failed proofs answers ``AUTH_FAILED {reason, code: "throttled",
+retry_after: N}`` (see :func:`throttled_body`); the client raises ``HandshakeError`` with
+code ``throttled`` and ``retry_after`` N, so it can wait and retry instead of telling
+its user the secret is wrong.
+
 Both sides build the same ``auth_message`` (see :func:`auth_message`); the server learns
 ``client_key`` from the proof, checks it against the stored key, and wraps a fresh session
 key under a key derived from it. The client checks the server's signature (mutual
@@ -29,17 +35,26 @@ from common.protocol.messages import Message, MessageType, Side
 
 __all__ = [
     "AUTH_FAILED_REASON",
+    "MAX_RETRY_AFTER",
     "NONCE_SIZE",
+    "THROTTLED_CODE",
+    "THROTTLED_REASON",
     "ClientHandshake",
     "HandshakeState",
     "Role",
     "ServerHandshake",
     "auth_message",
+    "throttled_body",
     "valid_principal_id",
 ]
 
 NONCE_SIZE = 24
 AUTH_FAILED_REASON = "authentication failed"
+THROTTLED_CODE = "throttled"
+THROTTLED_REASON = "too many failed attempts"
+# A client waits at most this long on the server's word: a bad or hostile value must
+# not park a charge point for days.
+MAX_RETRY_AFTER = 3600
 _PRINCIPAL_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _DECOY_INFO = b"evcharging/v1 decoy-salt"
 # One random key per process: decoy salts stay the same across connections, so asking
@@ -92,6 +107,29 @@ def _next_state(side: Side, state: HandshakeState, msg_type: MessageType) -> Han
 def valid_principal_id(principal_id: object) -> bool:
     """True for 1-32 ASCII letters, digits, '-' or '_'."""
     return isinstance(principal_id, str) and _PRINCIPAL_ID.fullmatch(principal_id) is not None
+
+
+def throttled_body(retry_after: int) -> dict[str, Any]:
+    """The AUTH_FAILED body refusing a login for ``retry_after`` s (raised to at least 1)."""
+    return {
+        "reason": THROTTLED_REASON,
+        "code": THROTTLED_CODE,
+        "retry_after": max(1, int(retry_after)),
+    }
+
+
+def _refusal(body: Mapping[str, Any]) -> HandshakeError:
+    """The error an AUTH_FAILED body means: ``throttled`` when well formed, else ``auth_failed``."""
+    retry_after = body.get("retry_after")
+    # bool is an int subclass; True is no number of seconds.
+    if body.get("code") == THROTTLED_CODE and type(retry_after) is int and retry_after >= 1:
+        retry_after = min(retry_after, MAX_RETRY_AFTER)
+        return HandshakeError(
+            THROTTLED_CODE,
+            f"server delays logins after failed attempts; retry in {retry_after} s",
+            retry_after=retry_after,
+        )
+    return HandshakeError("auth_failed", "server refused authentication")
 
 
 def _b64(data: bytes) -> str:
@@ -228,7 +266,8 @@ class ClientHandshake:
 
         Raises:
             HandshakeError: ``auth_failed`` (AUTH_FAILED received, bad server signature or
-                unusable wrapped key), ``out_of_state``.
+                unusable wrapped key), ``throttled`` (AUTH_FAILED saying the server delays
+                logins; ``retry_after`` is 1 to :data:`MAX_RETRY_AFTER` s), ``out_of_state``.
             MessageError: a malformed CHALLENGE or WELCOME body.
         """
         self._advance(msg.type)
@@ -238,7 +277,7 @@ class ClientHandshake:
             if msg.type is MessageType.WELCOME:
                 self._on_welcome(msg.body)
                 return None
-            raise HandshakeError("auth_failed", "server refused authentication")
+            raise _refusal(msg.body)
         except (HandshakeError, MessageError):
             self._state = HandshakeState.FAILED
             raise

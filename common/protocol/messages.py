@@ -4,18 +4,33 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from common.protocol.errors import MessageError
 
 __all__ = [
+    "MAX_KW",
+    "MAX_KWH",
     "MAX_SEQ",
+    "ChargeRequest",
+    "EngineAnswer",
+    "EngineHealth",
+    "EngineReport",
+    "ErrorBody",
+    "ErrorCode",
+    "Heartbeat",
     "Message",
     "MessageType",
+    "NoBody",
     "Side",
+    "SupplyEnded",
+    "SupplyStarted",
+    "Telemetry",
     "decode_message",
     "encode_message",
 ]
@@ -155,3 +170,243 @@ def decode_message(data: bytes) -> Message:
         except ValueError:
             raise MessageError("bad_field", "src must be 'client' or 'server'") from None
     return Message(msg_type, seq, float(ts), body, src)
+
+
+# ---------------------------------------------------------------- typed bodies
+#
+# Every body a peer sends to Central is parsed once, here, into a frozen dataclass with
+# checked fields, so no handler reads a raw mapping. A field of the wrong type, a number
+# that is not finite or out of range, an id that is not one: ``MessageError("bad_field")``
+# (remote), which Central answers with an ``error`` frame of code ``bad_message``. Unknown
+# keys are ignored, as in the envelope, so a later version may add some.
+
+MAX_KWH = Decimal(1_000_000)  # far above any vehicle; a bound on what a peer may claim
+MAX_KW = Decimal(10_000)
+_ENERGY_PLACES = Decimal("0.0001")
+_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class ErrorCode(StrEnum):
+    """Codes of the ``error`` frame and of API_Central's errors; stable across versions.
+
+    Peers react to these, never to the wording of ``reason`` (docs/central.md lists what
+    each one means and who sends it).
+    """
+
+    BAD_MESSAGE = "bad_message"  # a body field is malformed
+    INVALID_VALUE = "invalid_value"  # a value is out of range (price, target, location)
+    BAD_ENERGY = "bad_energy"  # energy that shrinks or exceeds what the CP could deliver
+    FORBIDDEN = "forbidden"  # acting for another CP or a driver
+    NOT_ALLOWED = "not_allowed"  # a message type this role does not send
+    UNKNOWN_CP = "unknown_cp"
+    UNKNOWN_SESSION = "unknown_session"  # no such session *of this CP*
+    NO_ALERT = "no_alert"
+    CP_BUSY = "cp_busy"
+    CP_UNAVAILABLE = "cp_unavailable"  # stopped, broken, disconnected, engine offline
+    DRIVER_BUSY = "driver_busy"
+    NO_SESSION = "no_session"  # the CP has no session in the state this message needs
+    ENGINE_REFUSED = "engine_refused"  # the engine denied or did not answer in time
+    NOT_SUPPLYING = "not_supplying"
+    THROTTLED = "throttled"
+    INTERNAL = "internal_error"
+
+
+def _bad(name: str, why: str) -> MessageError:
+    return MessageError("bad_field", f"{name!r} {why}")
+
+
+def _text(body: Mapping[str, Any], name: str, limit: int = 200) -> str:
+    value = body.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _bad(name, "must be a string")
+    return value[:limit]
+
+
+def _match(body: Mapping[str, Any], name: str, pattern: re.Pattern[str]) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or pattern.fullmatch(value) is None:
+        raise _bad(name, "is not a valid id")
+    return value
+
+
+def _session_id(body: Mapping[str, Any]) -> str:
+    value = _match(body, "session_id", _SESSION_ID)
+    if value is None:
+        raise _bad("session_id", "is required")
+    return value
+
+
+def _flag(body: Mapping[str, Any], name: str, default: bool | None = None) -> bool:
+    value = body.get(name, default)
+    if type(value) is not bool:
+        raise _bad(name, "must be true or false")
+    return value
+
+
+def _amount(body: Mapping[str, Any], name: str, high: Decimal) -> Decimal | None:
+    """A JSON number from 0 to ``high`` as a Decimal (strings, NaN, ±inf refused)."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if type(value) not in (int, float) or not _finite(value) or not 0 <= value <= high:
+        raise _bad(name, f"must be a number from 0 to {high}")
+    return Decimal(str(value)).quantize(_ENERGY_PLACES)
+
+
+def _required(value: Decimal | None, name: str) -> Decimal:
+    if value is None:
+        raise _bad(name, "is required")
+    return value
+
+
+@dataclass(frozen=True)
+class NoBody:
+    """``list_cps``, ``history``, a driver's ``status``, ``bye``: nothing to read."""
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> NoBody:
+        return cls()
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Monitor → Central, every interval: the engine's health as the monitor sees it."""
+
+    engine_ok: bool = True
+    reason: str = ""
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> Heartbeat:
+        return cls(_flag(body, "engine_ok", True), _text(body, "reason"))
+
+
+@dataclass(frozen=True)
+class EngineHealth:
+    """Monitor → Central (``engine_status``): the engine just became OK or KO."""
+
+    ok: bool
+    reason: str = ""
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> EngineHealth:
+        return cls(_flag(body, "ok"), _text(body, "reason"))
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    """Driver (or a CP's own menu, through its engine) → Central: charge at ``cp_id``.
+
+    ``driver_id`` is read only so that Central can refuse an engine naming one.
+    """
+
+    cp_id: str | None
+    target_kwh: Decimal | None = None
+    driver_id: str | None = None
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> ChargeRequest:
+        return cls(
+            _match(body, "cp_id", _ID),
+            _amount(body, "target_kwh", MAX_KWH),
+            _match(body, "driver_id", _ID),
+        )
+
+
+@dataclass(frozen=True)
+class EngineAnswer:
+    """Engine → Central: ``charge_authorized`` / ``charge_denied`` for one session."""
+
+    session_id: str
+    reason: str = ""
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> EngineAnswer:
+        return cls(_session_id(body), _text(body, "reason"))
+
+
+@dataclass(frozen=True)
+class SupplyStarted:
+    """Engine → Central: the vehicle is plugged in, supply of the session began."""
+
+    session_id: str
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> SupplyStarted:
+        return cls(_session_id(body))
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """Engine → Central, every second of a supply: energy so far and power now."""
+
+    session_id: str
+    kwh: Decimal
+    kw: Decimal
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> Telemetry:
+        kwh = _required(_amount(body, "kwh", MAX_KWH), "kwh")
+        return cls(_session_id(body), kwh, _amount(body, "kw", MAX_KW) or Decimal(0))
+
+
+@dataclass(frozen=True)
+class SupplyEnded:
+    """Engine → Central: the supply ended (repeated until a ticket answers it)."""
+
+    session_id: str
+    kwh: Decimal
+    reason: str = "unplugged"
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> SupplyEnded:
+        kwh = _required(_amount(body, "kwh", MAX_KWH), "kwh")
+        return cls(_session_id(body), kwh, _text(body, "reason", 32) or "unplugged")
+
+
+@dataclass(frozen=True)
+class EngineReport:
+    """Engine → Central (``status``) on connecting: what it is supplying, if anything."""
+
+    session_id: str | None
+    supplying: bool
+    kwh: Decimal
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> EngineReport:
+        return cls(
+            _match(body, "session_id", _SESSION_ID),
+            _flag(body, "supplying", False),
+            _amount(body, "kwh", MAX_KWH) or Decimal(0),
+        )
+
+
+@dataclass(frozen=True)
+class ErrorBody:
+    """Central → peer (``error``): a refusal with its :class:`ErrorCode`.
+
+    ``code`` stays a plain string when parsed, so a code from a newer Central is shown
+    rather than refused.
+    """
+
+    code: str
+    reason: str
+    session_id: str | None = None
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> ErrorBody:
+        return cls(
+            _text(body, "code", 32) or ErrorCode.INTERNAL,
+            _text(body, "reason"),
+            _match(body, "session_id", _SESSION_ID),
+        )
+
+    def to_body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": str(self.code), "reason": self.reason}
+        if self.session_id is not None:
+            out["session_id"] = self.session_id
+        return out

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from central.drivers import add_driver
-from common.client import AuthenticationFailed
+from common.client import AuthenticationFailed, AuthenticationThrottled
 from common.protocol.framing import ACK, NACK
 from common.protocol.messages import MessageType
 from tests.support.central import (
@@ -388,20 +388,23 @@ def test_central_killed_and_restarted_settles_nothing_twice(
         central.proc.stop()
 
 
-def test_online_guessing_is_locked_out(central: CentralProcess) -> None:
+def test_online_guessing_is_slowed_down_not_locked_out(central: CentralProcess) -> None:
     secret = provision_cp(central.db_url, "CP1")
 
     async def scenario() -> None:
-        for _ in range(5):
-            with pytest.raises(AuthenticationFailed):
+        for _ in range(3):  # wrong secrets: refused as such, no delay yet
+            with pytest.raises(AuthenticationFailed) as refused:
                 await ScriptedCP("CP1", "guess", central.addr).connect()
-        with pytest.raises(AuthenticationFailed):  # the right secret, but locked out now
+            assert not isinstance(refused.value, AuthenticationThrottled)
+        with pytest.raises(AuthenticationThrottled) as delayed:  # even the right secret waits
             await ScriptedCP("CP1", secret, central.addr).connect()
-        for _ in range(50):
-            audit = (await asyncio.to_thread(central.get, "/audit?action=error")).json()
-            if any("locked out for CP1" in e["params"]["reason"] for e in audit["entries"]):
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"no lock-out in the audit log: {audit['entries']}")
+        assert 1 <= delayed.value.retry_after <= 2
+        await asyncio.sleep(delayed.value.retry_after)
+        cp = await ScriptedCP("CP1", secret, central.addr).connect()  # then it gets in
+        await central.wait_state("CP1", "ACTIVATED")
+        await cp.close()
+        audit = (await asyncio.to_thread(central.get, "/audit?action=error")).json()
+        reasons = [e["params"]["reason"] for e in audit["entries"]]
+        assert "login of monitor CP1 delayed 1 s after failed attempts" in reasons
 
     run(scenario())

@@ -29,7 +29,7 @@ def test_reads_are_open_and_describe_the_network(central: CentralProcess) -> Non
     cps = central.get("/chargepoints").json()["chargepoints"]
     assert [(c["id"], c["location"], c["price_eur_kwh"]) for c in cps] == [("CP1", "Madrid", 0.35)]
     assert central.get("/chargepoints/NOPE").status_code == 404
-    assert central.get("/chargepoints/NOPE").json()["error"] == "not_found"
+    assert central.get("/chargepoints/NOPE").json()["error"] == "unknown_cp"
     drivers = central.get("/drivers").json()["drivers"]
     assert [(d["id"], d["connected"]) for d in drivers] == [("D1", False)]
     assert central.get("/sessions").json() == {"sessions": []}

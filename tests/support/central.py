@@ -92,6 +92,7 @@ def start_central(
     token: str | None = None,
     name: str = "central",
     kafka: str | None = None,
+    max_kw: float = 3000,
 ) -> CentralProcess:
     """Start ``python -m central``; with ``kafka`` its outbox relay publishes there."""
     token = token or secrets.token_urlsafe(16)
@@ -107,6 +108,9 @@ def start_central(
             f"127.0.0.1:{api_port}",
             "--heartbeat-timeout",
             str(heartbeat_timeout),
+            # Test engines run up to 120x real time: 11 kW delivers 1,320 kW's worth a second.
+            "--max-kw",
+            str(max_kw),
             "--no-console",
         ],
         env={

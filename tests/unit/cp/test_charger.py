@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from common.protocol.messages import MessageType
+from common.protocol.messages import ErrorBody, ErrorCode, MessageType
 from cp_engine.charger import Charger
 from cp_engine.journal import ActiveSupply, Journal, JournalState
 from cp_engine.supply import SupplyState
@@ -199,10 +199,12 @@ def test_status_after_connecting_while_supplying(fakes: Fakes, journal: Journal)
 def test_a_report_central_does_not_know_is_dropped(fakes: Fakes, journal: Journal) -> None:
     journal.save(JournalState().start(ActiveSupply("S9", None, 0.4, None, 1.0)))
     charger = make(fakes, journal)
-    charger.refused("unknown session S9")
+    charger.refused(ErrorBody(ErrorCode.UNKNOWN_SESSION, "unknown session S8", "S8"))
+    assert journal.load()[0] != JournalState()  # another session's refusal keeps S9
+    charger.refused(ErrorBody(ErrorCode.UNKNOWN_SESSION, "whatever the wording", "S9"))
     assert journal.load()[0] == JournalState()
-    charger.refused("telemetry for a charge point that is not supplying")
-    assert "Central: telemetry for a charge point" in fakes.screen()
+    charger.refused(ErrorBody(ErrorCode.NO_SESSION, "telemetry for a session not supplied"))
+    assert "Central: telemetry for a session not supplied (no_session)" in fakes.screen()
 
 
 def test_user_mistakes_are_explained(fakes: Fakes, journal: Journal) -> None:
@@ -245,7 +247,9 @@ def test_a_supply_central_refused_to_start_is_stopped_unreported(
     charger = make(fakes, journal)
     authorize(charger)
     charger.plug()
-    charger.refused("no authorised session to start")
+    charger.refused(ErrorBody(ErrorCode.NO_SESSION, "no authorised session", "S0"))
+    assert charger.state is SupplyState.SUPPLYING  # about another session: carry on
+    charger.refused(ErrorBody(ErrorCode.NO_SESSION, "any wording at all", "S1"))
     assert charger.state is SupplyState.IDLE
     assert journal.load()[0] == JournalState()
     assert T.SUPPLY_ENDED not in fakes.types()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from common.client import AuthenticationFailed, CentralUnreachable
+from common.client import AuthenticationFailed, AuthenticationThrottled, CentralUnreachable
 from common.config import HostPort
 from driver.errors import CentralDown, NotAuthenticated
 from driver.link import CentralLink
@@ -91,3 +91,15 @@ def test_a_refused_secret_is_never_retried() -> None:
         asyncio.run(link.open())
     assert str(caught.value) == "Central refused driver D1: wrong secret, or no such driver"
     assert caught.value.exit_code == 4 and len(central.calls) == 1
+
+
+def test_a_throttled_login_says_when_to_try_again() -> None:
+    delayed = AuthenticationThrottled("delayed", retry_after=12)
+    central = FlakyCentral(failures=1, error=delayed)
+    link, notes = make(central, retry_for=60, sleeps=[])
+    with pytest.raises(NotAuthenticated) as caught:
+        asyncio.run(link.open())
+    assert str(caught.value) == (
+        "Central is delaying logins for D1 after failed attempts; try again in 12 s"
+    )
+    assert caught.value.exit_code == 4 and len(central.calls) == 1 and notes == []

@@ -9,11 +9,14 @@ import pytest
 
 from common.protocol.errors import HandshakeError, MessageError
 from common.protocol.handshake import (
+    MAX_RETRY_AFTER,
+    THROTTLED_CODE,
     ClientHandshake,
     HandshakeState,
     Role,
     ServerHandshake,
     auth_message,
+    throttled_body,
 )
 from common.protocol.keys import (
     DEFAULT_PARAMS,
@@ -293,6 +296,76 @@ def test_auth_failed_right_after_hello(clock):
     with pytest.raises(HandshakeError) as info:
         client.receive(Message(MessageType.AUTH_FAILED, 1, 0.0, {"reason": "x"}))
     assert info.value.code == "auth_failed"
+
+
+def _throttled(body, *, after_challenge=False, clock=None, directory=None, params=None):
+    """Feed a crafted AUTH_FAILED to a client right after HELLO (or after its PROOF)."""
+    if after_challenge:
+        client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock)
+        challenge = server(directory, clock, params).receive(client.start())
+        assert client.receive(challenge) is not None
+        seq = 2
+    else:
+        client = ClientHandshake(Role.DRIVER, "bob", "pw", clock=clock)
+        client.start()
+        seq = 1
+    with pytest.raises(HandshakeError) as info:
+        client.receive(Message(MessageType.AUTH_FAILED, seq, 0.0, body))
+    assert client.state is HandshakeState.FAILED and client.session_key is None
+    return info.value
+
+
+def test_throttled_body_is_the_wire_form():
+    assert THROTTLED_CODE == "throttled"
+    assert throttled_body(7) == {
+        "reason": "too many failed attempts",
+        "code": "throttled",
+        "retry_after": 7,
+    }
+    assert throttled_body(0)["retry_after"] == 1
+
+
+@pytest.mark.parametrize("after_challenge", [False, True])
+def test_throttled_refusal_carries_its_delay(directory, clock, fast_params, after_challenge):
+    error = _throttled(
+        throttled_body(42),
+        after_challenge=after_challenge,
+        clock=clock,
+        directory=directory,
+        params=fast_params,
+    )
+    assert (error.code, error.retry_after, error.remote) == ("throttled", 42, True)
+
+
+def test_plain_auth_failed_has_no_delay(clock):
+    error = _throttled({"reason": "authentication failed"}, clock=clock)
+    assert (error.code, error.retry_after) == ("auth_failed", None)
+
+
+def test_throttled_delay_is_clamped(clock):
+    error = _throttled({"code": "throttled", "retry_after": 10**9}, clock=clock)
+    assert (error.code, error.retry_after) == ("throttled", MAX_RETRY_AFTER)
+    assert MAX_RETRY_AFTER == 3600
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"code": "throttled"},
+        {"code": "throttled", "retry_after": 0},
+        {"code": "throttled", "retry_after": -5},
+        {"code": "throttled", "retry_after": 2.5},
+        {"code": "throttled", "retry_after": "30"},
+        {"code": "throttled", "retry_after": True},
+        {"code": "throttled", "retry_after": None},
+        {"code": "THROTTLED", "retry_after": 30},
+        {"code": "other", "retry_after": 30},
+        {"reason": "too many failed attempts", "retry_after": 30},  # today's server
+    ],
+)
+def test_malformed_throttled_refusal_is_a_plain_auth_failure(clock, body):
+    error = _throttled(body, clock=clock)
+    assert (error.code, error.retry_after) == ("auth_failed", None)
 
 
 def test_engine_authenticates_with_its_session_key(clock, fast_params):

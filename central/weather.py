@@ -1,0 +1,110 @@
+"""Weather holds: a cold alert stops a location's CPs, clearing it restores them.
+
+A supplying CP finishes its supply first, then stops (the ``SUPPLY_ENDED_STOPPED``
+transition). Readings are kept per location for operators and recorded as events.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from central import store
+from central.errors import NotFound
+from central.fleet import SOURCE, Fleet
+from central.model import HOLD_WEATHER
+from central.states import CPState, Trigger
+from common.events import Event, EventType
+from common.protocol.messages import ErrorCode
+
+__all__ = ["WeatherHolds"]
+
+
+class WeatherHolds:
+    """Alerts and readings from the Weather office (or an operator)."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self._fleet = fleet
+
+    async def alert(
+        self, location: str, temperature: float | None, actor: str, source_ip: str | None = None
+    ) -> int:
+        """Cold alert: idle CPs at the location stop now, supplying ones when they finish."""
+        fleet = self._fleet
+        fresh = location not in fleet.alerts
+        fleet.alerts.add(location)
+        affected = [cp for cp in fleet.cps.values() if cp.location == location]
+        for cp in affected:
+            cp.holds.add(HOLD_WEATHER)
+            if cp.state in (CPState.ACTIVATED, CPState.STOPPED):
+                fleet.fire(cp, Trigger.STOP, f"weather alert in {location}")
+        if fresh:
+            await fleet.writer.call(
+                partial(
+                    store.persist_alert, location=location, temperature=temperature, actor=actor
+                )
+            )
+            await fleet.record(
+                Event(
+                    EventType.WEATHER_ALERT,
+                    SOURCE,
+                    {
+                        "location": location,
+                        "temperature_c": temperature,
+                        "cp_ids": [cp.id for cp in affected],
+                    },
+                    actor=actor,
+                    source_ip=source_ip,
+                )
+            )
+        return len(affected)
+
+    async def clear(self, location: str, actor: str, source_ip: str | None = None) -> int:
+        """The alert ends: CPs nothing else holds are ACTIVATED again.
+
+        Raises:
+            NotFound: ``no_alert``.
+        """
+        fleet = self._fleet
+        if location not in fleet.alerts:
+            raise NotFound(f"no weather alert for {location!r}", code=ErrorCode.NO_ALERT)
+        fleet.alerts.discard(location)
+        affected = [cp for cp in fleet.cps.values() if cp.location == location]
+        for cp in affected:
+            cp.holds.discard(HOLD_WEATHER)
+            if cp.state is CPState.STOPPED and not cp.holds:
+                fleet.fire(cp, Trigger.RESUME, f"weather alert cleared in {location}")
+        await fleet.writer.call(
+            partial(
+                store.persist_alert, location=location, temperature=None, actor=actor, clear=True
+            )
+        )
+        await fleet.record(
+            Event(
+                EventType.WEATHER_CLEARED,
+                SOURCE,
+                {"location": location, "cp_ids": [cp.id for cp in affected]},
+                actor=actor,
+                source_ip=source_ip,
+            )
+        )
+        return len(affected)
+
+    def reading(
+        self,
+        location: str,
+        temperature: float | None,
+        status: str,
+        actor: str,
+        reason: str | None = None,
+    ) -> None:
+        """Latest temperature (or UNKNOWN, with why) per location, shown to operators."""
+        reading = {
+            "temperature_c": temperature,
+            "status": status,
+            "reason": reason,
+            "alert": location in self._fleet.alerts,
+        }
+        self._fleet.readings[location] = reading
+        self._fleet.emit(
+            Event(EventType.WEATHER_READING, SOURCE, {"location": location, **reading}, actor=actor)
+        )

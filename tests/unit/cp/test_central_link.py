@@ -1,0 +1,124 @@
+"""The monitor's session with Central when Central delays logins (a fake ``connect``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from common.client import AuthenticationFailed, AuthenticationThrottled
+from common.config import HostPort
+from cp_engine.terminal import Level
+from cp_monitor import central_link
+from cp_monitor.central_link import CentralSession
+from cp_monitor.health import HealthTracker
+from cp_monitor.secret_file import SecretFile
+
+ADDR = HostPort("127.0.0.1", 7000)
+
+
+class Stop(Exception):
+    """Ends the run loop once it has nothing left to do."""
+
+
+def throttled(seconds: int) -> AuthenticationThrottled:
+    return AuthenticationThrottled(
+        f"Central is delaying logins for CP1 after failed attempts; retry in {seconds} s",
+        retry_after=seconds,
+    )
+
+
+class FakeConnect:
+    """``connect`` raising the scripted errors in order."""
+
+    def __init__(self, errors: Iterable[Exception]) -> None:
+        self.errors = deque(errors)
+        self.calls: list[tuple[Any, ...]] = []
+        self.called = asyncio.Event()
+
+    async def __call__(self, addr: HostPort, role: Any, principal: str, **kw: Any) -> Any:
+        self.calls.append((addr, role, principal))
+        self.called.set()
+        raise self.errors.popleft()
+
+
+def session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeConnect, *, auto: bool
+) -> tuple[CentralSession, list[tuple[Level, str]]]:
+    secrets = SecretFile(tmp_path / "CP1.secret", "CP1")
+    secrets.write("s3cret")
+    notes: list[tuple[Level, str]] = []
+    monkeypatch.setattr(central_link, "connect", fake)
+    link = CentralSession(
+        ADDR,
+        "CP1",
+        secrets,
+        HealthTracker(),
+        on_key=lambda _key: None,
+        notify=lambda level, text: notes.append((level, text)),
+        auto=auto,
+    )
+    return link, notes
+
+
+@pytest.mark.parametrize("auto", [False, True])
+def test_a_throttled_login_is_retried_after_the_delay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auto: bool
+) -> None:
+    fake = FakeConnect([throttled(7), throttled(3), AuthenticationFailed("no")])
+    link, notes = session(tmp_path, monkeypatch, fake, auto=auto)
+    sleeps: list[float | None] = []
+
+    async def fake_sleep(seconds: float | None) -> None:
+        sleeps.append(seconds)
+        if seconds is None or len(sleeps) == 3:  # idle, or the script is played out
+            raise Stop
+
+    monkeypatch.setattr(link, "_sleep", fake_sleep)
+    link.authenticate()
+    with pytest.raises(Stop):
+        asyncio.run(link.run())
+    assert len(fake.calls) == 3
+    assert sleeps[:2] == [7, 3]
+    assert notes[:2] == [
+        (
+            Level.WARN,
+            "Central is delaying logins for CP1 after failed attempts (not necessarily "
+            "yours); retrying in 7 s",
+        ),
+        (
+            Level.WARN,
+            "Central is delaying logins for CP1 after failed attempts (not necessarily "
+            "yours); retrying in 3 s",
+        ),
+    ]
+    assert not any("secret" in text for _, text in notes[:2])
+    # Only a real refusal says the secret is wrong.
+    assert notes[2][0] is Level.BAD and "secret" in notes[2][1]
+
+
+def test_the_delay_is_cut_short_by_a_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> None:
+        fake = FakeConnect([throttled(3600), AuthenticationFailed("no")])
+        link, notes = session(tmp_path, monkeypatch, fake, auto=False)
+        link.authenticate()
+        task = asyncio.create_task(link.run())
+        await asyncio.wait_for(fake.called.wait(), 5)
+        fake.called.clear()
+        for _ in range(5):
+            await asyncio.sleep(0)  # let the run loop start its hour-long wait
+        assert len(fake.calls) == 1 and notes[0][0] is Level.WARN
+        link.reauthenticate()
+        await asyncio.wait_for(fake.called.wait(), 5)  # not an hour
+        assert len(fake.calls) == 2
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
