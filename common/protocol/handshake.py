@@ -23,7 +23,6 @@ import base64
 import binascii
 import hmac
 import os
-import re
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 from common.protocol import keys
 from common.protocol.errors import CryptoError, HandshakeError, MessageError
 from common.protocol.keys import DEFAULT_PARAMS, ScryptParams, Verifier
-from common.protocol.messages import Message, MessageType, Side
+from common.protocol.messages import PRINCIPAL_ID, Message, MessageType, Side
 
 __all__ = [
     "AUTH_FAILED_REASON",
@@ -55,7 +54,6 @@ THROTTLED_REASON = "too many failed attempts"
 # A client waits at most this long on the server's word: a bad or hostile value must
 # not park a charge point for days.
 MAX_RETRY_AFTER = 3600
-_PRINCIPAL_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _DECOY_INFO = b"evcharging/v1 decoy-salt"
 # One random key per process: decoy salts stay the same across connections, so asking
 # twice about an unknown principal looks like asking twice about a real one.
@@ -106,7 +104,7 @@ def _next_state(side: Side, state: HandshakeState, msg_type: MessageType) -> Han
 
 def valid_principal_id(principal_id: object) -> bool:
     """True for 1-32 ASCII letters, digits, '-' or '_'."""
-    return isinstance(principal_id, str) and _PRINCIPAL_ID.fullmatch(principal_id) is not None
+    return isinstance(principal_id, str) and PRINCIPAL_ID.fullmatch(principal_id) is not None
 
 
 def throttled_body(retry_after: int) -> dict[str, Any]:

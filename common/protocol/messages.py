@@ -17,6 +17,7 @@ __all__ = [
     "MAX_KW",
     "MAX_KWH",
     "MAX_SEQ",
+    "PRINCIPAL_ID",
     "ChargeRequest",
     "EngineAnswer",
     "EngineHealth",
@@ -183,7 +184,7 @@ def decode_message(data: bytes) -> Message:
 MAX_KWH = Decimal(1_000_000)  # far above any vehicle; a bound on what a peer may claim
 MAX_KW = Decimal(10_000)
 _ENERGY_PLACES = Decimal("0.0001")
-_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+PRINCIPAL_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")  # a CP or driver id
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -311,9 +312,9 @@ class ChargeRequest:
     @classmethod
     def parse(cls, body: Mapping[str, Any]) -> ChargeRequest:
         return cls(
-            _match(body, "cp_id", _ID),
+            _match(body, "cp_id", PRINCIPAL_ID),
             _amount(body, "target_kwh", MAX_KWH),
-            _match(body, "driver_id", _ID),
+            _match(body, "driver_id", PRINCIPAL_ID),
         )
 
 
