@@ -166,8 +166,11 @@ class Sessions:
         raise Conflict(why or "charge point refused", code=ErrorCode.ENGINE_REFUSED)
 
     async def _ask_engine(self, cp: ChargePointView, s: ActiveSession) -> tuple[bool, str]:
-        if cp.engine is None:  # it went away while the session was written
+        # While the session was written, the engine may have gone, or a stop ended it.
+        if cp.engine is None:
             return False, "charge point engine is offline"
+        if cp.session is not s:
+            return False, "the charge point stopped before its engine was asked"
         key = (cp.id, s.id)
         answer: asyncio.Future[tuple[bool, str]] = asyncio.get_running_loop().create_future()
         self._answers[key] = answer
