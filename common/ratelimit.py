@@ -6,8 +6,10 @@ touches (:meth:`FailureLimiter.begin`) and then reports how it went
 (:meth:`FailureLimiter.end`). A reservation counts against the limit until it ends,
 so N threads racing on the last free slot cannot all get through.
 
-The state lives in this process (Registry and Central each keep their own). Several
-replicas of one service would each count separately and need a shared store.
+The state lives in this process; several replicas would each count separately and need
+a shared store. Used by the Registry's ``/api/verify``. Central's logins use
+:mod:`central.throttle` instead: growing delays after completed failures only, because
+a reservation held by a handshake that never sends a proof would let anyone keep a CP out.
 """
 
 from __future__ import annotations
