@@ -15,7 +15,7 @@ from pathlib import Path
 
 from central.app import CentralSettings, run_central
 from central.drivers import add_driver, list_drivers
-from central.sessions import DEFAULT_MAX_KW
+from central.energy import DEFAULT_MAX_KW
 from common.config import (
     ServiceParser,
     argv_or_default,

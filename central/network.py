@@ -19,10 +19,11 @@ from datetime import datetime
 from decimal import Decimal
 
 from central.chargepoints import ChargePoints
+from central.energy import DEFAULT_MAX_KW
 from central.fleet import Fleet
 from central.model import Writer
 from central.operator import Operator
-from central.sessions import DEFAULT_MAX_KW, Sessions
+from central.sessions import Sessions
 from central.weather import WeatherHolds
 from common.db.models import utcnow
 

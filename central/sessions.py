@@ -4,9 +4,8 @@ Authority (docs/central.md): the CP a message acts on is always the connection's
 never an id from the body. An engine may report only on the session Central holds for
 its CP, or on an *orphan* of its CP (a session that was open when Central last
 stopped); its answers to an authorisation are matched on (CP, session). Energy only
-grows and never exceeds what the CP could have delivered since the supply started:
-``max_kw`` for the elapsed time (plus a tenth) plus :data:`ENERGY_GRACE_S` of full
-power. A refusal raises a :class:`~central.errors.CentralError` and changes nothing.
+grows, and only as fast as a charger can deliver (:mod:`central.energy`). A refusal
+raises a :class:`~central.errors.CentralError` and changes nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from functools import partial
 from typing import Any
 
 from central import store
+from central.energy import DEFAULT_MAX_KW, check_energy
 from central.errors import CentralError, Conflict, InvalidInput, NotFound
 from central.fleet import SOURCE, Fleet
 from central.model import ActiveSession, ChargePointView, Link
@@ -36,24 +36,16 @@ from common.protocol.messages import (
     Telemetry,
 )
 
-__all__ = ["DEFAULT_MAX_KW", "ENERGY_GRACE_S", "Sessions", "energy_bound"]
+__all__ = ["Sessions"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_KW = Decimal(350)  # the most powerful DC chargers in service today
-ENERGY_GRACE_S = 60  # telemetry lag and clock skew: a minute of full power on top
 MAX_TARGET_KWH = Decimal(1000)
 _UNAVAILABLE = {
     CPState.STOPPED: "charge point is out of order",
     CPState.BROKEN: "charge point is broken",
     CPState.DISCONNECTED: "charge point is disconnected",
 }
-
-
-def energy_bound(max_kw: Decimal, elapsed_s: float) -> Decimal:
-    """The most energy (kWh) a CP of ``max_kw`` may claim after ``elapsed_s`` of supply."""
-    seconds = Decimal(max(0.0, elapsed_s)) * Decimal("1.1") + ENERGY_GRACE_S
-    return max_kw * seconds / 3600
 
 
 class Sessions:
@@ -239,7 +231,7 @@ class Sessions:
                 code=ErrorCode.NO_SESSION,
                 session_id=t.session_id,
             )
-        self._check_energy(s.kwh, t.kwh, self._elapsed(s), s.id)
+        check_energy(self.max_kw, s.kwh, t.kwh, self._elapsed(s), s.id)
         if t.kw > self.max_kw:
             raise InvalidInput(
                 f"{t.kw} kW is above the network's {self.max_kw} kW",
@@ -261,14 +253,14 @@ class Sessions:
         sid = report.session_id
         s = cp.session
         if s is not None and s.id == sid:
-            self._check_energy(s.kwh, report.kwh, self._elapsed(s), sid)
+            check_energy(self.max_kw, s.kwh, report.kwh, self._elapsed(s), sid)
             s.kwh = report.kwh
             ticket = await self.settle(cp, s, report.reason)
         else:
             kwh = Decimal(0)  # a repeated report: the ticket stands as recorded
             orphan = self._orphans.get(cp.id)
             if orphan is not None and orphan.id == sid:
-                self._check_energy(orphan.energy_kwh, report.kwh, self._since(orphan), sid)
+                check_energy(self.max_kw, orphan.energy_kwh, report.kwh, self._since(orphan), sid)
                 del self._orphans[cp.id]
                 kwh = report.kwh
             ticket = await self._settle_row(sid, kwh, report.reason, cp.id)
@@ -282,7 +274,7 @@ class Sessions:
             return
         if report.supplying and report.session_id == orphan.id:
             elapsed = self._since(orphan)
-            self._check_energy(orphan.energy_kwh, report.kwh, elapsed, orphan.id)
+            check_energy(self.max_kw, orphan.energy_kwh, report.kwh, elapsed, orphan.id)
             del self._orphans[cp.id]
             cp.session = ActiveSession(
                 orphan.id,
@@ -309,21 +301,6 @@ class Sessions:
             return 0.0
         started: datetime = orphan.started_at
         return (self._fleet.wall() - started).total_seconds()
-
-    def _check_energy(self, last: Decimal, kwh: Decimal, elapsed_s: float, sid: str) -> None:
-        if kwh < last:
-            raise InvalidInput(
-                f"energy may only grow ({kwh} kWh after {last} kWh)",
-                code=ErrorCode.BAD_ENERGY,
-                session_id=sid,
-            )
-        bound = energy_bound(self.max_kw, elapsed_s)
-        if kwh > bound:
-            raise InvalidInput(
-                f"{kwh} kWh is more than {self.max_kw} kW could deliver in {elapsed_s:.0f} s",
-                code=ErrorCode.BAD_ENERGY,
-                session_id=sid,
-            )
 
     # ---------------------------------------------------------- settlement
     async def settle(self, cp: ChargePointView, s: ActiveSession, reason: str) -> Ticket:

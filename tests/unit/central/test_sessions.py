@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
+from central.energy import energy_bound
 from central.errors import Conflict, NotFound
-from central.sessions import energy_bound
 from central.states import CPState
 from central.store import OpenSession
 from common.events import EventType
