@@ -5,9 +5,11 @@
           ├── InvalidInput   400  bad_message, invalid_value, bad_energy
           ├── Forbidden      403  forbidden, not_allowed
           ├── NotFound       404  unknown_cp, unknown_session, no_alert
-          ├── Conflict       409  cp_busy, cp_unavailable, driver_busy, no_session,
-          │                       engine_refused, not_supplying
-          └── Throttled      429  throttled (.retry_after)
+          └── Conflict       409  cp_busy, cp_unavailable, driver_busy, no_session,
+                                  engine_refused, not_supplying
+
+A login Central delays (``throttled``, 429) is refused in the handshake, before any of
+these can arise: see :mod:`central.throttle`.
 
 The same error reaches a peer as an ``error`` frame ``{"code", "reason", "session_id"?}``
 (:func:`central.routing.dispatch`) and an operator as ``{"error": code, "message"}`` with
@@ -25,7 +27,6 @@ __all__ = [
     "Forbidden",
     "InvalidInput",
     "NotFound",
-    "Throttled",
 ]
 
 
@@ -81,14 +82,3 @@ class Conflict(CentralError):
 
     status = 409
     default_code = ErrorCode.CP_UNAVAILABLE
-
-
-class Throttled(CentralError):
-    """Too many failed logins for this id or from this address; retry later."""
-
-    status = 429
-    default_code = ErrorCode.THROTTLED
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after

@@ -30,7 +30,7 @@ from typing import Any
 from common.protocol import keys
 from common.protocol.errors import CryptoError, HandshakeError, MessageError
 from common.protocol.keys import DEFAULT_PARAMS, ScryptParams, Verifier
-from common.protocol.messages import PRINCIPAL_ID, Message, MessageType, Side
+from common.protocol.messages import PRINCIPAL_ID, ErrorCode, Message, MessageType, Side
 
 __all__ = [
     "AUTH_FAILED_REASON",
@@ -49,7 +49,7 @@ __all__ = [
 
 NONCE_SIZE = 24
 AUTH_FAILED_REASON = "authentication failed"
-THROTTLED_CODE = "throttled"
+THROTTLED_CODE = ErrorCode.THROTTLED  # the one code list: common.protocol.messages
 THROTTLED_REASON = "too many failed attempts"
 # A client waits at most this long on the server's word: a bad or hostile value must
 # not park a charge point for days.
