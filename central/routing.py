@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from central.errors import CentralError, Forbidden, InvalidInput
@@ -35,7 +36,7 @@ from common.protocol.messages import (
     Telemetry,
 )
 
-__all__ = ["ROUTES", "Peer", "Route", "dispatch", "in_background"]
+__all__ = ["ROUTES", "Peer", "Route", "dispatch", "route"]
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +90,8 @@ def _own_cp(net: Network, peer: Peer) -> ChargePointView:
     return cp
 
 
-def _authorized(net: Network, peer: Peer, body: EngineAnswer) -> None:
-    net.sessions.answer(_own_cp(net, peer), body.session_id, True, body.reason)
-
-
-def _denied(net: Network, peer: Peer, body: EngineAnswer) -> None:
-    net.sessions.answer(_own_cp(net, peer), body.session_id, False, body.reason)
+def _answer(accepted: bool, net: Network, peer: Peer, body: EngineAnswer) -> None:
+    net.sessions.answer(_own_cp(net, peer), body.session_id, accepted, body.reason)
 
 
 def _supply_started(net: Network, peer: Peer, body: SupplyStarted) -> None:
@@ -163,8 +160,8 @@ ROUTES: dict[Role, dict[MessageType, Route]] = {
         _M.ENGINE_STATUS: Route(EngineHealth.parse, _engine_health),
     },
     Role.ENGINE: {
-        _M.CHARGE_AUTHORIZED: Route(EngineAnswer.parse, _authorized),
-        _M.CHARGE_DENIED: Route(EngineAnswer.parse, _denied),
+        _M.CHARGE_AUTHORIZED: Route(EngineAnswer.parse, partial(_answer, True)),
+        _M.CHARGE_DENIED: Route(EngineAnswer.parse, partial(_answer, False)),
         _M.SUPPLY_STARTED: Route(SupplyStarted.parse, _supply_started),
         _M.TELEMETRY: Route(Telemetry.parse, _telemetry),
         _M.SUPPLY_ENDED: Route(SupplyEnded.parse, _supply_ended),
@@ -180,15 +177,14 @@ ROUTES: dict[Role, dict[MessageType, Route]] = {
 }
 
 
-def in_background(role: Role, msg_type: MessageType) -> bool:
-    route = ROUTES[role].get(msg_type)
-    return route is not None and route.background
+def route(role: Role, msg_type: MessageType) -> Route | None:
+    """How ``role``'s ``msg_type`` is handled; None: that role does not send it."""
+    return ROUTES[role].get(msg_type)
 
 
-async def dispatch(net: Network, peer: Peer, msg: Message) -> None:
-    """Parse ``msg`` for ``peer``'s role and handle it; a refusal is answered, never raised."""
+async def dispatch(net: Network, peer: Peer, msg: Message, route: Route | None) -> None:
+    """Handle ``msg`` by its ``route``; a refusal is answered, never raised."""
     try:
-        route = ROUTES[peer.role].get(msg.type)
         if route is None:
             raise Forbidden(
                 f"{msg.type} is not a message a {peer.role} sends", code=ErrorCode.NOT_ALLOWED

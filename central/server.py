@@ -200,12 +200,14 @@ class CentralServer:
         while (msg := await self._next_message(reader, link)) is not None:
             if msg.type is MessageType.BYE:
                 break
-            if routing.in_background(peer.role, msg.type):
-                task = asyncio.create_task(routing.dispatch(self.network, peer, msg))
+            route = routing.route(peer.role, msg.type)
+            handling = routing.dispatch(self.network, peer, msg, route)
+            if route is not None and route.background:
+                task = asyncio.create_task(handling)
                 pending.add(task)
                 task.add_done_callback(pending.discard)
             else:
-                await routing.dispatch(self.network, peer, msg)
+                await handling
 
     async def _handshake(
         self, reader: asyncio.StreamReader, link: PeerLink

@@ -221,7 +221,8 @@ class World:
         return peer
 
     async def send(self, peer: Peer, msg_type: MessageType, **body: Any) -> None:
-        await routing.dispatch(self.net, peer, Message(msg_type, 1, 0.0, body))
+        msg = Message(msg_type, 1, 0.0, body)
+        await routing.dispatch(self.net, peer, msg, routing.route(peer.role, msg_type))
 
     async def authorize(self, asker: Peer, cp: ChargePoint, **body: Any) -> str:
         """Ask for a charge (driver or engine), let the CP's engine accept; the session id."""
