@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
@@ -67,9 +68,8 @@ class ActiveSession:
     status: str = SessionStatus.AUTHORIZED
     kwh: Decimal = Decimal(0)
     kw: Decimal = Decimal(0)
-    authorized_at: float = 0.0  # Central's monotonic clock
-    supplying_since: float | None = None  # Central's monotonic clock, for the energy bound
-    started_at: str | None = None  # ISO time the vehicle was plugged in
+    authorized_at: float = 0.0  # Central's monotonic clock, for the plug timeout
+    started_at: datetime | None = None  # when the vehicle was plugged in (UTC)
 
     @property
     def eur(self) -> Decimal:
@@ -85,7 +85,7 @@ class ActiveSession:
             "kwh": float(round(self.kwh, 3)),
             "eur": float(self.eur),
             "price_eur_kwh": float(self.price),
-            "started_at": self.started_at,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
         }
 
 

@@ -214,8 +214,7 @@ class Sessions:
             raise Conflict(f"cannot supply while {cp.state}", session_id=session_id)
         fleet = self._fleet
         s.status = SessionStatus.SUPPLYING
-        s.started_at = fleet.wall().isoformat()
-        s.supplying_since = fleet.clock()
+        s.started_at = fleet.wall()
         fleet.writer.submit(partial(store.persist_started, session_id=s.id, cp_id=cp.id))
         fleet.fire(cp, Trigger.SUPPLY_STARTED, f"supplying {s.driver_id or 'local user'}")
         fleet.tell_driver(
@@ -231,7 +230,7 @@ class Sessions:
                 code=ErrorCode.NO_SESSION,
                 session_id=t.session_id,
             )
-        check_energy(self.max_kw, s.kwh, t.kwh, self._elapsed(s), s.id)
+        check_energy(self.max_kw, s.kwh, t.kwh, self._since(s.started_at), s.id)
         if t.kw > self.max_kw:
             raise InvalidInput(
                 f"{t.kw} kW is above the network's {self.max_kw} kW",
@@ -253,14 +252,15 @@ class Sessions:
         sid = report.session_id
         s = cp.session
         if s is not None and s.id == sid:
-            check_energy(self.max_kw, s.kwh, report.kwh, self._elapsed(s), sid)
+            check_energy(self.max_kw, s.kwh, report.kwh, self._since(s.started_at), sid)
             s.kwh = report.kwh
             ticket = await self.settle(cp, s, report.reason)
         else:
             kwh = Decimal(0)  # a repeated report: the ticket stands as recorded
             orphan = self._orphans.get(cp.id)
             if orphan is not None and orphan.id == sid:
-                check_energy(self.max_kw, orphan.energy_kwh, report.kwh, self._since(orphan), sid)
+                elapsed = self._since(orphan.started_at)
+                check_energy(self.max_kw, orphan.energy_kwh, report.kwh, elapsed, sid)
                 del self._orphans[cp.id]
                 kwh = report.kwh
             ticket = await self._settle_row(sid, kwh, report.reason, cp.id)
@@ -273,7 +273,7 @@ class Sessions:
         if orphan is None or cp.session is not None:
             return
         if report.supplying and report.session_id == orphan.id:
-            elapsed = self._since(orphan)
+            elapsed = self._since(orphan.started_at)
             check_energy(self.max_kw, orphan.energy_kwh, report.kwh, elapsed, orphan.id)
             del self._orphans[cp.id]
             cp.session = ActiveSession(
@@ -284,8 +284,7 @@ class Sessions:
                 orphan.target_kwh,
                 SessionStatus.SUPPLYING,
                 report.kwh,
-                supplying_since=self._fleet.clock() - elapsed,
-                started_at=orphan.started_at.isoformat() if orphan.started_at else None,
+                started_at=orphan.started_at,
             )
             if cp.state is CPState.ACTIVATED:
                 self._fleet.fire(cp, Trigger.SUPPLY_STARTED, "supply resumed after Central restart")
@@ -293,14 +292,11 @@ class Sessions:
             del self._orphans[cp.id]
             await self._settle_row(orphan.id, orphan.energy_kwh, "lost", cp.id)
 
-    def _elapsed(self, s: ActiveSession) -> float:
-        return self._fleet.clock() - (s.supplying_since or s.authorized_at)
-
-    def _since(self, orphan: OpenSession) -> float:
-        if orphan.started_at is None:
+    def _since(self, started_at: datetime | None) -> float:
+        """Seconds of supply so far (none before the vehicle is plugged in)."""
+        if started_at is None:
             return 0.0
-        started: datetime = orphan.started_at
-        return (self._fleet.wall() - started).total_seconds()
+        return (self._fleet.wall() - started_at).total_seconds()
 
     # ---------------------------------------------------------- settlement
     async def settle(self, cp: ChargePointView, s: ActiveSession, reason: str) -> Ticket:
