@@ -16,8 +16,9 @@ with ``no_session``) and reads everything up to the probe's answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
 
 import pytest
@@ -152,18 +153,31 @@ async def assert_untouched(
     ]
 
 
+@contextlib.asynccontextmanager
+async def online(
+    central: CentralProcess, *cp_ids: str
+) -> AsyncIterator[tuple[list[ScriptedCP], ClientLink]]:
+    """Registered CPs (0.40 €/kWh), monitor and engine connected and ACTIVATED, and a
+    connected driver D1; all closed afterwards."""
+    cps = [ScriptedCP(cp_id, provision_cp(central.db_url, cp_id), central.addr) for cp_id in cp_ids]
+    d_secret = add_driver(central.db_url, "D1", TEST_SCRYPT)
+    for cp in cps:
+        await cp.connect()
+    drv = await driver(central.addr, "D1", d_secret)
+    try:
+        for cp_id in cp_ids:
+            await central.wait_state(cp_id, "ACTIVATED")
+        yield cps, drv
+    finally:
+        await drv.close()
+        for cp in cps:
+            await cp.close()
+
+
 # -------------------------------------------------------------------- tests
 def test_another_cp_cannot_settle_a_live_session(central: CentralProcess) -> None:
-    secrets_ = {c: provision_cp(central.db_url, c, price="0.40") for c in ("CP1", "CP2")}
-    d_secret = add_driver(central.db_url, "D1", TEST_SCRYPT)
-
     async def scenario() -> None:
-        cp1 = await ScriptedCP("CP1", secrets_["CP1"], central.addr).connect()
-        cp2 = await ScriptedCP("CP2", secrets_["CP2"], central.addr).connect()
-        drv = await driver(central.addr, "D1", d_secret)
-        try:
-            for c in ("CP1", "CP2"):
-                await central.wait_state(c, "ACTIVATED")
+        async with online(central, "CP1", "CP2") as ((cp1, cp2), drv):
             sid = await supplying(central, cp1, drv, 1.0)
 
             attacker = engine_of(cp2)
@@ -202,25 +216,13 @@ def test_another_cp_cannot_settle_a_live_session(central: CentralProcess) -> Non
             rows = await sessions(central, "cp_id=CP1")
             assert [(r["status"], r["kwh"], r["total_eur"]) for r in rows] == [("ended", 2.0, 0.8)]
             await central.wait_state("CP1", "ACTIVATED")
-        finally:
-            await drv.close()
-            await cp1.close()
-            await cp2.close()
 
     run(scenario())
 
 
 def test_another_cp_cannot_answer_a_pending_authorisation(central: CentralProcess) -> None:
-    secrets_ = {c: provision_cp(central.db_url, c) for c in ("CP1", "CP2")}
-    d_secret = add_driver(central.db_url, "D1", TEST_SCRYPT)
-
     async def scenario() -> None:
-        cp1 = await ScriptedCP("CP1", secrets_["CP1"], central.addr).connect()
-        cp2 = await ScriptedCP("CP2", secrets_["CP2"], central.addr).connect()
-        drv = await driver(central.addr, "D1", d_secret)
-        try:
-            for c in ("CP1", "CP2"):
-                await central.wait_state(c, "ACTIVATED")
+        async with online(central, "CP1", "CP2") as ((cp1, cp2), drv):
             drv.send(MessageType.CHARGE_REQUEST, {"cp_id": "CP1"})
             asked = await engine_of(cp1).recv_until({MessageType.AUTHORIZE_SUPPLY}, TIMEOUT)
             sid = str(asked.body["session_id"])  # leaked to the attacker
@@ -251,23 +253,13 @@ def test_another_cp_cannot_answer_a_pending_authorisation(central: CentralProces
             await drv.recv_until({MessageType.SUPPLY_STARTED}, TIMEOUT)
             await central.wait_state("CP1", "SUPPLYING")
             await audit_error(central, "CP2", ErrorCode.UNKNOWN_SESSION)
-        finally:
-            await drv.close()
-            await cp1.close()
-            await cp2.close()
 
     run(scenario())
 
 
 def test_an_engine_cannot_bill_a_driver(central: CentralProcess) -> None:
-    secret = provision_cp(central.db_url, "CP1")
-    d_secret = add_driver(central.db_url, "D1", TEST_SCRYPT)
-
     async def scenario() -> None:
-        cp = await ScriptedCP("CP1", secret, central.addr).connect()
-        drv = await driver(central.addr, "D1", d_secret)
-        try:
-            await central.wait_state("CP1", "ACTIVATED")
+        async with online(central, "CP1") as ((cp,), drv):
             attacker = engine_of(cp)
             attacker.send(MessageType.CHARGE_REQUEST, {"cp_id": "CP1", "driver_id": "D1"})
             got = await collect_until(attacker, lambda m: m.type is MessageType.ERROR)
@@ -296,25 +288,17 @@ def test_an_engine_cannot_bill_a_driver(central: CentralProcess) -> None:
             assert view["session"]["session_id"] == sid and view["session"]["driver_id"] is None
             seen, status = await driver_inbox(drv)
             assert seen == [] and status["session"] is None
-        finally:
-            await drv.close()
-            await cp.close()
 
     run(scenario())
 
 
 def test_unreadable_energy_is_refused_and_the_supply_goes_on(central: CentralProcess) -> None:
-    secret = provision_cp(central.db_url, "CP1", price="0.40")
-    d_secret = add_driver(central.db_url, "D1", TEST_SCRYPT)
     # Strings are not numbers; 1e308 is finite but above MAX_KWH; 10**400 is a JSON
     # integer too large for a float. The parser refuses all of them: bad_message.
     unreadable: list[object] = ["NaN", "1e999999", 1e308, 10**400]
 
     async def scenario() -> None:
-        cp = await ScriptedCP("CP1", secret, central.addr).connect()
-        drv = await driver(central.addr, "D1", d_secret)
-        try:
-            await central.wait_state("CP1", "ACTIVATED")
+        async with online(central, "CP1") as ((cp,), drv):
             sid = await supplying(central, cp, drv, 1.0)
             own = engine_of(cp)
             for msg_type in (MessageType.TELEMETRY, MessageType.SUPPLY_ENDED):
@@ -338,9 +322,6 @@ def test_unreadable_energy_is_refused_and_the_supply_goes_on(central: CentralPro
             assert mine.body == ticket.body
             assert ticket.body["kwh"] == 2.0 and ticket.body["total_eur"] == 0.8
             await central.wait_state("CP1", "ACTIVATED")
-        finally:
-            await drv.close()
-            await cp.close()
 
     run(scenario())
 
