@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from central.states import CPState
+from common.db import batch
 from common.db.models import (
     ChargePoint,
     ChargingSession,
@@ -206,6 +207,7 @@ def settle(
     Raises:
         LookupError: no such session (of ``cp_id``).
     """
+    batch.flush(session, _write_progress)  # the energy recorded so far counts
     row = session.get(ChargingSession, session_id, with_for_update=True)
     if row is None or (cp_id is not None and row.cp_id != cp_id):
         raise LookupError(session_id)
@@ -326,14 +328,14 @@ def persist_started(session: Session, session_id: str, cp_id: str) -> None:
 
 
 def persist_progress(session: Session, progress: dict[str, Any]) -> None:
-    session.execute(
-        update(ChargingSession)
-        .where(
-            ChargingSession.id == progress["session_id"],
-            ChargingSession.status == SessionStatus.SUPPLYING,
-        )
-        .values(energy_kwh=Decimal(str(progress["kwh"])))
-    )
+    """A telemetry: the session's energy so far, and its event.
+
+    In a writer batch the UPDATEs wait for the batch's end and go as one executemany,
+    one row per session (the latest energy wins: it only grows).
+    """
+    item = (progress["session_id"], Decimal(str(progress["kwh"])))
+    if not batch.later(session, _write_progress, item):
+        _write_progress(session, [item])
     record(
         session,
         Event(
@@ -345,6 +347,19 @@ def persist_progress(session: Session, progress: dict[str, Any]) -> None:
             session_id=progress["session_id"],
         ),
     )
+
+
+_SESSIONS = cast(Table, ChargingSession.__table__)
+_PROGRESS = (  # Core, not the ORM: one executemany for the whole batch
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("b_id"), _SESSIONS.c.status == SessionStatus.SUPPLYING)
+    .values(energy_kwh=bindparam("b_kwh"))
+)
+
+
+def _write_progress(session: Session, items: list[tuple[str, Decimal]]) -> None:
+    latest = dict(items)
+    session.execute(_PROGRESS, [{"b_id": sid, "b_kwh": kwh} for sid, kwh in latest.items()])
 
 
 def mark_delivered(session: Session, session_ids: list[str]) -> None:

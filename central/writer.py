@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from common.db import Database
+from common.db import Database, batch
 
 __all__ = ["DbWriter"]
 
@@ -115,31 +115,28 @@ class DbWriter:
     ) -> list[tuple[bool, Any]]:
         """Apply ``items`` in one transaction.
 
-        Not ``isolated`` (the usual case): no savepoints, so the ORM flushes the whole
-        batch at once (inserts grouped) instead of once per item with a SAVEPOINT and a
-        RELEASE around it; the first failing item raises :class:`_ItemFailed` and rolls
-        everything back. ``isolated``: each item in its own savepoint, a failing one is
-        recorded as its outcome and must not sink the batch.
+        Not ``isolated`` (the usual case): no savepoints, and the batch's outbox rows,
+        audit entries and progress updates are collected (:mod:`common.db.batch`) and sent
+        as multi-row statements at the end; the first failing item raises
+        :class:`_ItemFailed` and rolls everything back. ``isolated``: each item in its own
+        savepoint, a failing one is recorded as its outcome and must not sink the batch.
         """
         outcomes: list[tuple[bool, Any]] = []
         with self._db.transaction() as session:
-            for fn, _ in items:
-                if not isolated:
+            if isolated:
+                for fn, _ in items:
                     try:
-                        outcomes.append((True, fn(session)))
-                    except Exception as exc:
-                        raise _ItemFailed from exc
-                    continue
-                try:
-                    with session.begin_nested():
-                        outcomes.append((True, fn(session)))
-                except Exception as exc:  # one bad item must not sink the batch
-                    outcomes.append((False, exc))
-            if not isolated:
-                try:
-                    session.flush()  # an item's constraint violation surfaces here, not at commit
-                except Exception as exc:
-                    raise _ItemFailed from exc
+                        with session.begin_nested():
+                            outcomes.append((True, fn(session)))
+                    except Exception as exc:  # one bad item must not sink the batch
+                        outcomes.append((False, exc))
+                return outcomes
+            try:
+                with batch.collecting(session):
+                    outcomes.extend((True, fn(session)) for fn, _ in items)
+                session.flush()  # an item's constraint violation surfaces here, not at commit
+            except Exception as exc:
+                raise _ItemFailed from exc
         return outcomes
 
 

@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from common.db.models import AuditEntry, AuditHead
 
-__all__ = ["GENESIS", "ChainReport", "append", "entry_hash", "verify_chain"]
+__all__ = [
+    "GENESIS",
+    "ChainReport",
+    "Entry",
+    "append",
+    "entry_hash",
+    "params_json",
+    "verify_chain",
+]
 
 GENESIS = "0" * 64
 
@@ -51,49 +59,54 @@ def entry_hash(
     return hashlib.sha256(f"{prev_hash}{body}".encode()).hexdigest()
 
 
-def append(
-    session: Session,
-    *,
-    actor: str,
-    action: str,
-    params: Mapping[str, Any] | None = None,
-    source_ip: str | None = None,
-    cp_id: str | None = None,
-    event_id: str | None = None,
-    ts: datetime | None = None,
-) -> AuditEntry:
-    """Append one entry inside the caller's transaction (locks the chain head)."""
+@dataclass(frozen=True)
+class Entry:
+    """One action to append to the chain (``params`` as canonical JSON: :func:`params_json`)."""
+
+    actor: str
+    action: str
+    params: str = "{}"
+    source_ip: str | None = None
+    cp_id: str | None = None
+    event_id: str | None = None
+    ts: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def params_json(params: Mapping[str, Any] | None) -> str:
+    return json.dumps(dict(params or {}), sort_keys=True, separators=(",", ":"), default=str)
+
+
+def append(session: Session, entries: Sequence[Entry]) -> None:
+    """Append ``entries`` in order inside the caller's transaction.
+
+    The chain head is locked once, the hashes are computed here, and the rows go in
+    one executemany INSERT; the head then points at the last of them.
+    """
+    if not entries:
+        return
     head = session.execute(
         select(AuditHead).where(AuditHead.id == 1).with_for_update()
     ).scalar_one()
-    ts = (ts or datetime.now(UTC)).astimezone(UTC)
-    params_text = json.dumps(dict(params or {}), sort_keys=True, separators=(",", ":"), default=str)
-    digest = entry_hash(
-        head.last_hash,
-        ts=ts,
-        actor=actor,
-        source_ip=source_ip,
-        action=action,
-        cp_id=cp_id,
-        params=params_text,
-        event_id=event_id,
-    )
-    entry = AuditEntry(
-        ts=ts,
-        actor=actor,
-        source_ip=source_ip,
-        action=action,
-        cp_id=cp_id,
-        params=params_text,
-        event_id=event_id,
-        prev_hash=head.last_hash,
-        hash=digest,
-    )
-    session.add(entry)
-    session.flush()
-    head.last_id = entry.id
-    head.last_hash = digest
-    return entry
+    prev = head.last_hash
+    rows = []
+    for entry in entries:
+        ts = entry.ts.astimezone(UTC)
+        fields: dict[str, Any] = {
+            "ts": ts,
+            "actor": entry.actor,
+            "source_ip": entry.source_ip,
+            "action": entry.action,
+            "cp_id": entry.cp_id,
+            "params": entry.params,
+            "event_id": entry.event_id,
+        }
+        digest = entry_hash(prev, **fields)
+        rows.append({**fields, "prev_hash": prev, "hash": digest})
+        prev = digest
+    session.execute(insert(AuditEntry), rows)
+    # Nobody else appends while we hold the head, so the newest id is our last entry's.
+    head.last_id = session.scalar(select(func.max(AuditEntry.id))) or 0
+    head.last_hash = prev
 
 
 @dataclass(frozen=True)
