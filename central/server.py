@@ -266,7 +266,7 @@ class CentralServer:
         kind = "driver" if role == Role.DRIVER else "cp"
 
         def read() -> Verifier | None:
-            with self._db.transaction() as session:
+            with self._db.read() as session:
                 return load_verifier(session, kind, principal_id)
 
         verifier = await asyncio.get_running_loop().run_in_executor(None, read)
@@ -288,7 +288,7 @@ class CentralServer:
         since = None if self._synced_up_to is None else self._synced_up_to - REFRESH_MARGIN
 
         def read() -> list[Any]:
-            with self._db.transaction() as session:
+            with self._db.read() as session:
                 return load_cps(session, since)
 
         rows = await asyncio.get_running_loop().run_in_executor(None, read)

@@ -34,7 +34,7 @@ def _db() -> Database:
 
 
 def _read(fn: Callable[..., Any], **kwargs: Any) -> Any:
-    with _db().transaction() as session:
+    with _db().read() as session:
         return fn(session, **kwargs)
 
 

@@ -29,6 +29,7 @@ __all__ = ["Database", "TurnLock", "database_url", "make_engine", "open_database
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 7_411_001  # pg_advisory_lock key: one migrator at a time
+_READ_ONLY = "ev_read_only"  # execution option of Database.read's connections
 
 
 def database_url(data_dir: Path, env: Mapping[str, str] | None = None) -> str:
@@ -64,7 +65,8 @@ def _tune_sqlite(engine: Engine) -> None:
 
     pysqlite's own transaction handling starts transactions lazily and as DEFERRED,
     which lets two processes both read then fail to upgrade to a write lock. We take
-    over: autocommit at the driver, and an explicit BEGIN IMMEDIATE on every begin.
+    over: autocommit at the driver, and an explicit BEGIN IMMEDIATE on every begin
+    except a read-only one's, which stays DEFERRED (it never upgrades).
     """
 
     @event.listens_for(engine, "connect")
@@ -79,7 +81,10 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read (Database.read) needs no lock in WAL mode: it sees a snapshot and
+        # neither waits for the writer nor holds it up.
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def upgrade(engine: Engine) -> None:
@@ -144,11 +149,22 @@ class Database:
     engine: Engine
     sessions: sessionmaker[Session]
     turns: TurnLock | None = field(default=None)  # SQLite: threads take turns (FIFO)
+    readers: sessionmaker[Session] | None = field(default=None)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on error."""
         with self.turns or nullcontext(), self.sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading only: no write lock, no turn behind the writers.
+
+        On SQLite a DEFERRED transaction over a WAL snapshot (one that wrote would have
+        to upgrade its lock: never write in it); PostgreSQL's reads never wait anyway.
+        """
+        with (self.readers or self.sessions).begin() as session:
             yield session
 
     def dispose(self) -> None:
@@ -173,4 +189,5 @@ def open_database(url: str, *, migrate: bool = True) -> Database:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise ConfigError("EV_DATABASE_URL", f"cannot open the database: {reason}") from None
     turns = TurnLock() if engine.dialect.name == "sqlite" else None
-    return Database(engine, sessionmaker(engine, expire_on_commit=False), turns)
+    readers = sessionmaker(engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False)
+    return Database(engine, sessionmaker(engine, expire_on_commit=False), turns, readers)

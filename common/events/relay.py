@@ -210,7 +210,7 @@ class OutboxRelay:
             .order_by(OutboxRow.id)
             .limit(self.batch)
         )
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             return [_Row(*row) for row in session.execute(query)]
 
     def _publish(self, rows: list[_Row]) -> dict[int, str]:
@@ -300,7 +300,7 @@ class OutboxRelay:
 
     def pending(self) -> int:
         """How many rows wait to be published."""
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             query = select(func.count()).select_from(OutboxRow).where(OutboxRow.sent_at.is_(None))
             return int(session.scalar(query) or 0)
 

@@ -117,3 +117,37 @@ def test_migrations_match_the_models(db_url: str) -> None:
         diffs = compare_metadata(context, Base.metadata)
     db.dispose()
     assert diffs == []
+
+
+def test_a_read_does_not_wait_for_a_writer_holding_the_database(db_url: str) -> None:
+    """Verifier look-ups and API reads go through ``read()``: a long write must not stall them."""
+    db = open_database(db_url)
+    with db.transaction() as s:
+        s.add(ChargePoint(id="CP1", location="Madrid", price_eur_kwh=Decimal("0.30")))
+    writing, release = threading.Event(), threading.Event()
+
+    def long_write() -> None:
+        with db.transaction() as s:
+            s.execute(update(ChargePoint).values(location="Bilbao"))
+            writing.set()
+            release.wait(10)
+
+    writer = threading.Thread(target=long_write)
+    writer.start()
+    assert writing.wait(5)
+    seen: list[str] = []
+
+    def read() -> None:
+        with db.read() as s:
+            seen.extend(s.scalars(select(ChargePoint.location)))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    reader.join(5)
+    finished_while_writing = not reader.is_alive()
+    release.set()
+    writer.join(10)
+    reader.join(10)
+    assert finished_while_writing
+    assert seen == ["Madrid"]  # the snapshot before the uncommitted write
+    db.dispose()
