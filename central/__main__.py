@@ -14,9 +14,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from central.app import CentralSettings, run_central
+from central.chargepoints import HEARTBEAT_INTERVAL, HEARTBEATS_MISSED
 from central.drivers import add_driver, list_drivers
 from central.energy import DEFAULT_MAX_KW
 from common.config import (
+    HostPort,
     ServiceParser,
     argv_or_default,
     parse_host_port,
@@ -26,6 +28,7 @@ from common.config import (
     run_main,
 )
 from common.db import database_url
+from common.errors import ConfigError
 from common.logs import setup_logging
 from common.protocol.keys import ScryptParams
 
@@ -49,6 +52,25 @@ def _parse_kw(text: str) -> Decimal:
     if not value.is_finite():
         raise ValueError("must be a finite number of kW")
     return value
+
+
+def heartbeat_timing(interval: float | None, timeout: float | None) -> tuple[float, float]:
+    """The heart-beat interval and timeout, each defaulting from the other.
+
+    Raises:
+        ConfigError: a timeout no longer than the interval (every CP would flap).
+    """
+    if interval is None:
+        interval = HEARTBEAT_INTERVAL if timeout is None else timeout / HEARTBEATS_MISSED
+    if timeout is None:
+        timeout = interval * HEARTBEATS_MISSED
+    if timeout <= interval:
+        raise ConfigError(
+            "EV_HEARTBEAT_TIMEOUT",
+            f"{timeout:g} s is not longer than the heart-beat interval ({interval:g} s); "
+            f"give at least {HEARTBEATS_MISSED} intervals",
+        )
+    return interval, timeout
 
 
 def _common(parser: ServiceParser) -> None:
@@ -87,11 +109,22 @@ def _serve(argv: list[str]) -> int:
         help="Kafka bootstrap servers for the event stream (unset: outbox only)",
     )
     parser.option(
+        "--heartbeat-interval",
+        env="EV_HEARTBEAT_INTERVAL",
+        default=None,
+        parse=parse_positive_float,
+        metavar="S",
+        help=f"seconds between a monitor's heart-beats; Central tells every monitor at login "
+        f"(default {HEARTBEAT_INTERVAL:g}, or a third of --heartbeat-timeout)",
+    )
+    parser.option(
         "--heartbeat-timeout",
         env="EV_HEARTBEAT_TIMEOUT",
-        default=5.0,
+        default=None,
         parse=parse_positive_float,
-        help="seconds of monitor silence before a CP is DISCONNECTED",
+        metavar="S",
+        help=f"seconds of monitor silence before a CP is DISCONNECTED "
+        f"(default {HEARTBEATS_MISSED} heart-beat intervals)",
     )
     parser.option(
         "--plug-timeout",
@@ -109,6 +142,31 @@ def _serve(argv: list[str]) -> int:
         help="highest power any charge point supplies; energy reports above what it could "
         "deliver since the supply began (plus a minute) are refused",
     )
+    parser.option(
+        "--ocpp",
+        env="EV_CENTRAL_OCPP_LISTEN",
+        default=None,
+        parse=parse_host_port,
+        help="also accept OCPP 1.6J chargers on this address, at "
+        "ws://HOST:PORT/ocpp/<CP id> (unset: off; see docs/ocpp.md)",
+    )
+    parser.option(
+        "--ocpp-tls-cert",
+        env="EV_OCPP_TLS_CERT",
+        default=None,
+        parse=Path,
+        metavar="PEM",
+        help="serve OCPP over TLS (wss://, security profile 2) with this certificate "
+        "chain; needs --ocpp-tls-key",
+    )
+    parser.option(
+        "--ocpp-tls-key",
+        env="EV_OCPP_TLS_KEY",
+        default=None,
+        parse=Path,
+        metavar="PEM",
+        help="private key of --ocpp-tls-cert",
+    )
     _common(parser)
     parser.add_argument(
         "--no-console", action="store_true", help="do not read operator commands from stdin"
@@ -117,20 +175,41 @@ def _serve(argv: list[str]) -> int:
     setup_logging("central", args.log_level)
     token = read_secret("EV_OPERATOR_TOKEN")
     assert token is not None
+    ocpp_tls = _ocpp_tls(args.ocpp, args.ocpp_tls_cert, args.ocpp_tls_key)
+    interval, timeout = heartbeat_timing(args.heartbeat_interval, args.heartbeat_timeout)
     settings = CentralSettings(
         listen=args.listen,
         api=args.api,
         database_url=args.database_url or database_url(args.data_dir),
         operator_token=token,
         kafka_bootstrap=args.kafka_bootstrap,
-        heartbeat_timeout=args.heartbeat_timeout,
+        heartbeat_interval=interval,
+        heartbeat_timeout=timeout,
         plug_timeout=args.plug_timeout,
         max_kw=args.max_kw,
         scrypt=ScryptParams(n=args.scrypt_n),
         console=not args.no_console,
         data_dir=args.data_dir,
+        ocpp=args.ocpp,
+        ocpp_tls=ocpp_tls,
     )
     return run_central(settings)
+
+
+def _ocpp_tls(
+    listen: HostPort | None, cert: Path | None, key: Path | None
+) -> tuple[Path, Path] | None:
+    """The OCPP TLS pair, checked now so a bad file is one clear line, not a traceback."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigError("--ocpp-tls-cert/--ocpp-tls-key", "give both, or neither")
+    if listen is None:
+        raise ConfigError("--ocpp-tls-cert", "needs --ocpp HOST:PORT (the OCPP listener)")
+    from central.ocpp import tls_context
+
+    tls_context(cert, key)
+    return cert, key
 
 
 def _drivers(argv: list[str]) -> int:

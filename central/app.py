@@ -40,12 +40,15 @@ class CentralSettings:
     database_url: str
     operator_token: str
     kafka_bootstrap: str | None
+    heartbeat_interval: float
     heartbeat_timeout: float
     plug_timeout: float
     max_kw: Decimal
     scrypt: ScryptParams
     console: bool
     data_dir: Path
+    ocpp: HostPort | None = None  # OCPP 1.6J listener (central/ocpp); None: off
+    ocpp_tls: tuple[Path, Path] | None = None  # certificate and key: security profile 2
 
 
 async def _every(seconds: float, fn: Callable[[], object]) -> None:
@@ -80,6 +83,7 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
     network = Network(
         writer,
         time.monotonic,
+        heartbeat_interval=settings.heartbeat_interval,
         heartbeat_timeout=settings.heartbeat_timeout,
         plug_timeout=settings.plug_timeout,
         max_kw=settings.max_kw,
@@ -100,6 +104,7 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
         threads=16,
     )
     api_host, api_port = await loop.run_in_executor(None, api.start_thread)
+    ocpp = await _start_ocpp(settings, network, db, server)
     print(f"Central listening on {host}:{port}", flush=True)
     print(f"API_Central on http://{api_host}:{api_port}/api", flush=True)
     print(
@@ -125,12 +130,42 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
         print("Central shutting down", flush=True)
         for task in tasks:
             task.cancel()
+        if ocpp is not None:
+            await ocpp.close()
         await server.close()
         await loop.run_in_executor(None, api.stop)
         await loop.run_in_executor(None, writer.stop)
         if relay is not None:
             await loop.run_in_executor(None, relay.stop)  # type: ignore[attr-defined]
         db.dispose()
+
+
+async def _start_ocpp(
+    settings: CentralSettings, network: Network, db: Database, server: CentralServer
+) -> Any:
+    """The OCPP 1.6J listener, if asked for; it shares the TCP server's login throttle."""
+    if settings.ocpp is None:
+        return None
+    from central.ocpp import OcppServer, tls_context
+
+    tls = tls_context(*settings.ocpp_tls) if settings.ocpp_tls else None
+    ocpp = OcppServer(
+        network,
+        db,
+        refresh=server.network_refresh,
+        throttle=server.throttle,
+        tls=tls,
+        scrypt_params=settings.scrypt,
+    )
+    host, port = await ocpp.start(settings.ocpp.host, settings.ocpp.port)
+    scheme = "wss" if tls else "ws"
+    print(f"OCPP 1.6J on {scheme}://{host}:{port}/ocpp/<charge point id>", flush=True)
+    if tls is None and host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning(
+            "OCPP without TLS (security profile 1): chargers' secrets cross the network "
+            "in clear; give --ocpp-tls-cert and --ocpp-tls-key for profile 2"
+        )
+    return ocpp
 
 
 def raise_open_files_limit() -> int:

@@ -22,6 +22,7 @@ from common.db.models import SessionStatus
 from common.protocol.messages import MessageType
 
 __all__ = [
+    "HOLD_CHARGER",
     "HOLD_OPERATOR",
     "HOLD_REVOKED",
     "HOLD_WEATHER",
@@ -36,6 +37,7 @@ T = TypeVar("T")
 HOLD_OPERATOR = "operator"
 HOLD_WEATHER = "weather"
 HOLD_REVOKED = "revoked"
+HOLD_CHARGER = "charger"  # an OCPP charger reported itself Unavailable (central/ocpp)
 
 
 class Link(Protocol):

@@ -1,0 +1,685 @@
+"""One connected OCPP 1.6J charger, adapted into the roles Central knows: monitor + engine.
+
+The charger is a :class:`central.model.Link` for its CP's monitor *and* engine, so the
+domain treats it like a native charge point. Both directions are translated at this
+edge and nowhere else:
+
+- **In**: each OCPP call becomes the typed body of a native message and goes through
+  :func:`central.routing.dispatch` for this connection's own CP, so every authority rule
+  (own CP only, own sessions only, energy bounds, no billing of drivers) applies
+  unchanged. A refusal the domain answers with an ``error`` frame (and audits) is
+  turned into the CallError or the ``idTagInfo`` OCPP expects.
+- **Out**: what the domain sends to the CP's links becomes OCPP calls, made one at a
+  time (OCPP allows one outstanding call per direction): ``authorize_supply`` →
+  RemoteStartTransaction, ``stop`` → RemoteStopTransaction, a state change to or
+  from STOPPED → ChangeAvailability, ``key_revoked`` → the WebSocket is closed.
+
+Health: the WebSocket's pings are the monitor's liveness (a dead connection ends the
+supply, like a lost monitor); while it is open a heart-beat is dispatched every second
+with the engine health the charger last reported.
+
+OCPP's framing, schemas and payload classes are the ``ocpp`` package's
+(:class:`ocpp.v16.ChargePoint`, ``@on``); answering calls is done here so that every
+malformed call gets the 1.6 error code and none is logged as a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from jsonschema.exceptions import ValidationError as SchemaError
+from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict
+from ocpp.charge_point import snake_to_camel_case as to_camel
+from ocpp.exceptions import (
+    FormationViolationError,
+    GenericError,
+    InternalError,
+    NotSupportedError,
+    OCPPError,
+    PropertyConstraintViolationError,
+    SecurityError,
+    UnknownCallErrorCodeError,
+)
+from ocpp.exceptions import (
+    NotImplementedError as OcppNotImplemented,
+)
+from ocpp.messages import CallError, CallResult, get_validator
+from ocpp.messages import MessageType as OcppType
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.enums import (
+    Action,
+    AuthorizationStatus,
+    AvailabilityType,
+    DataTransferStatus,
+    RegistrationStatus,
+    RemoteStartStopStatus,
+)
+
+from central import routing
+from central.fleet import SOURCE
+from central.model import HOLD_CHARGER, ChargePointView
+from central.network import Network
+from central.ocpp.mapping import (
+    Effect,
+    call_error,
+    id_tag,
+    read_meter,
+    status_effect,
+    stop_reason,
+    transaction_id,
+)
+from central.routing import Peer
+from central.states import CPState, Trigger
+from common.db.models import SessionStatus
+from common.events import Event, EventType
+from common.protocol.handshake import Role
+from common.protocol.messages import ErrorCode, Message, MessageType
+
+__all__ = ["OcppCharger", "RateLimit", "Transaction", "Transactions"]
+
+log = logging.getLogger(__name__)
+
+BOOT_INTERVAL = 60  # Heartbeat interval given at boot; liveness is the WebSocket's ping
+MAX_THROTTLED = 500  # calls refused for flooding before the connection is closed
+CALL_TIMEOUT = 4.0  # under the domain's 5 s for an engine's answer to an authorisation
+MAX_OPEN_TRANSACTIONS = 8  # per charger: one live, the rest lost to dropped connections
+_ACTIONS = frozenset(str(a) for a in Action)
+# The refusals (``error`` frames, ``charge_denied``) the domain sends while one call is
+# being handled, so that the call's answer can say so.
+_REFUSALS: contextvars.ContextVar[list[Mapping[str, Any]] | None] = contextvars.ContextVar(
+    "ocpp_refusals", default=None
+)
+
+
+@dataclass
+class Transaction:
+    """A transaction the charger started, and the Central session it is."""
+
+    session_id: str
+    meter_start_wh: Decimal
+    target_kwh: Decimal | None = None
+    stop_asked: str | None = None  # why Central asked the charger to stop it
+
+
+@dataclass
+class Transactions:
+    """Every charger's open transactions, by CP: they outlive a reconnection."""
+
+    by_cp: dict[str, dict[int, Transaction]] = field(default_factory=dict)
+    targets: dict[str, Decimal | None] = field(default_factory=dict)  # session -> target
+
+    def of(self, cp_id: str) -> dict[int, Transaction]:
+        return self.by_cp.setdefault(cp_id, {})
+
+    def add(self, cp_id: str, tx_id: int, tx: Transaction) -> None:
+        txs = self.of(cp_id)
+        txs[tx_id] = tx
+        while len(txs) > MAX_OPEN_TRANSACTIONS:  # stopped without a StopTransaction
+            del txs[next(iter(txs))]
+
+    def find(self, cp_id: str, session_id: str) -> tuple[int, Transaction] | None:
+        for tx_id, tx in self.of(cp_id).items():
+            if tx.session_id == session_id:
+                return tx_id, tx
+        return None
+
+
+class RateLimit:
+    """A token bucket: ``rate`` calls a second, bursts of ``burst``."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic):
+        self.rate, self.burst, self._clock = rate, burst, clock
+        self._tokens, self._at = float(burst), clock()
+
+    def take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
+class _WireLog:
+    """The ``ocpp`` package's logger, quieter: messages at DEBUG, no tracebacks for peers."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._log = logger
+
+    def info(self, msg: str, *args: Any, **kw: Any) -> None:
+        self._log.debug(msg, *args)
+
+    debug = info
+
+    def warning(self, msg: str, *args: Any, **kw: Any) -> None:
+        self._log.info(msg, *args)
+
+    error = exception = warning
+
+
+def _refused_code(refusal: Mapping[str, Any]) -> str:
+    return str(refusal.get("code") or ErrorCode.INTERNAL)
+
+
+def _ocpp_error(refusal: Mapping[str, Any]) -> OCPPError:
+    """The CallError for a domain refusal of a call (docs/ocpp.md lists them)."""
+    code, reason = _refused_code(refusal), str(refusal.get("reason", ""))[:200]
+    details = {"code": code, "cause": reason}
+    if code in (ErrorCode.FORBIDDEN, ErrorCode.NOT_ALLOWED):
+        return SecurityError(details=details)
+    if code in (
+        ErrorCode.BAD_MESSAGE,
+        ErrorCode.BAD_ENERGY,
+        ErrorCode.INVALID_VALUE,
+        ErrorCode.NO_SESSION,
+        ErrorCode.UNKNOWN_SESSION,
+    ):
+        return PropertyConstraintViolationError(details=details)
+    if code == ErrorCode.INTERNAL:
+        return InternalError(details=details)
+    return GenericError(details=details)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class OcppCharger(ChargePoint):
+    """One WebSocket connection of the charge point ``cp_id``; a ``Link`` to the domain.
+
+    Args:
+        cp_id: the charge box id, authenticated at the upgrade.
+        connection: the WebSocket (async ``send``/``recv``/``close``).
+        network: Central's domain.
+        transactions: the server's record of open transactions.
+        peer_ip: the charger's address, for the audit log.
+        rate: calls a second allowed (bursts of ``10 * rate``); more are refused.
+    """
+
+    def __init__(
+        self,
+        cp_id: str,
+        connection: Any,
+        network: Network,
+        transactions: Transactions,
+        peer_ip: str,
+        *,
+        rate: float = 10.0,
+    ) -> None:
+        super().__init__(cp_id, connection, response_timeout=CALL_TIMEOUT, logger=_WireLog(log))
+        self.peer_ip = peer_ip
+        self.closed = False
+        self.close_reason = ""
+        self._net = network
+        self._tx = transactions
+        self._monitor = Peer(Role.MONITOR, cp_id, self)
+        self._engine = Peer(Role.ENGINE, cp_id, self)
+        self._limit = RateLimit(rate, int(rate * 10))
+        self.throttled = 0  # calls refused for flooding, on this connection
+        self._engine_ok = True
+        self._local_start = False  # StartTransaction without a remote start in progress
+        self._availability: AvailabilityType | None = None  # what Central last asked
+        self._outbox: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------ lifecycle
+    @property
+    def cp(self) -> ChargePointView:
+        return self._net.fleet.get(self.id)
+
+    async def serve(self) -> None:
+        """Join the domain as the CP's monitor and engine; return when the socket closes.
+
+        Raises:
+            NotFound: the CP is unknown to Central (not loaded yet).
+        """
+        chargepoints = self._net.chargepoints
+        chargepoints.monitor_up(self.id, self, key=uuid.uuid4().bytes, engine_ok=True)
+        chargepoints.engine_up(self.id, self)
+        self._spawn(self._send_loop())
+        self._spawn(self._heartbeats())
+        try:
+            await self.start()
+        finally:
+            self.closed = True
+            for task in list(self._tasks):
+                task.cancel()
+            cp = self._net.fleet.cps.get(self.id)
+            if cp is not None and cp.monitor is self:
+                cp.holds.discard(HOLD_CHARGER)  # it says so again when it comes back
+            chargepoints.monitor_lost(self.id, self, self.close_reason or "connection lost")
+            chargepoints.engine_lost(self.id, self)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await self._dispatch(
+                self._monitor, MessageType.HEARTBEAT, {"engine_ok": self._engine_ok}
+            )
+            await asyncio.sleep(1.0)
+
+    # ------------------------------------------------------- Link (domain → charger)
+    def send(self, msg_type: MessageType, body: Mapping[str, Any]) -> None:
+        """What the domain says to this CP's monitor or engine, as OCPP."""
+        if msg_type in (MessageType.ERROR, MessageType.CHARGE_DENIED):
+            refusals = _REFUSALS.get()
+            if refusals is not None:
+                refusals.append(body)
+            else:
+                log.info("refused", extra={"fields": {"cp_id": self.id, **dict(body)}})
+            return
+        if self.closed:
+            return
+        if msg_type is MessageType.STATUS:
+            self._reconcile_availability()
+        elif msg_type is MessageType.AUTHORIZE_SUPPLY:
+            self._authorize(body)
+        elif msg_type is MessageType.STOP:
+            self._stop(str(body.get("session_id", "")), str(body.get("reason", "stopped")))
+        elif msg_type is MessageType.KEY_REVOKED:
+            self.close(str(body.get("reason", "key revoked")))
+        elif msg_type is MessageType.TICKET:
+            log.info("ticket", extra={"fields": {"cp_id": self.id, **dict(body)}})
+
+    def close(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        # Not one of self._tasks: those are cancelled when the connection ends.
+        self._closing = asyncio.ensure_future(self._connection.close(1008, reason[:120]))
+
+    def _reconcile_availability(self) -> None:
+        """Ask the charger to be in service exactly when nothing but itself holds the CP."""
+        cp = self._net.fleet.cps.get(self.id)
+        if cp is None or cp.state is CPState.DISCONNECTED:
+            return
+        held = bool(cp.holds - {HOLD_CHARGER})
+        wanted = AvailabilityType.inoperative if held else AvailabilityType.operative
+        if wanted is not self._availability:
+            self._availability = wanted
+            self._outbox.put_nowait(lambda: self._change_availability(wanted))
+
+    async def _change_availability(self, wanted: AvailabilityType) -> None:
+        result = await self.call(call.ChangeAvailability(connector_id=0, type=wanted), False)
+        log.info(
+            "availability asked",
+            extra={"fields": {"cp_id": self.id, "type": str(wanted), "status": result.status}},
+        )
+
+    def _authorize(self, body: Mapping[str, Any]) -> None:
+        session_id = str(body.get("session_id"))
+        target = body.get("target_kwh")
+        self._tx.targets[session_id] = Decimal(str(target)) if target is not None else None
+        if self._local_start:
+            # The charger already started (a tag at its reader): it agrees by definition.
+            self._spawn(self._answer(session_id, True, ""))
+            return
+        driver = body.get("driver_id")
+        self._outbox.put_nowait(lambda: self._remote_start(session_id, str(driver or self.id)))
+
+    async def _remote_start(self, session_id: str, driver_id: str) -> None:
+        request = call.RemoteStartTransaction(id_tag=id_tag(driver_id), connector_id=1)
+        try:
+            result = await self.call(request, False)
+        except (OCPPError, UnknownCallErrorCodeError, TimeoutError) as exc:
+            await self._answer(session_id, False, f"charger did not start: {type(exc).__name__}")
+            return
+        accepted = result.status == RemoteStartStopStatus.accepted
+        await self._answer(session_id, accepted, "" if accepted else "charger rejected the start")
+
+    async def _answer(self, session_id: str, accepted: bool, reason: str) -> None:
+        kind = MessageType.CHARGE_AUTHORIZED if accepted else MessageType.CHARGE_DENIED
+        body = {"session_id": session_id, "reason": reason}
+        await self._dispatch(self._engine, kind, body)
+
+    def _stop(self, session_id: str, reason: str) -> None:
+        found = self._tx.find(self.id, session_id)
+        if found is None:
+            return  # not started at the charger: its StartTransaction will be refused
+        tx_id, tx = found
+        tx.stop_asked = reason
+        self._outbox.put_nowait(lambda: self._remote_stop(tx_id))
+
+    async def _remote_stop(self, tx_id: int) -> None:
+        result = await self.call(call.RemoteStopTransaction(transaction_id=tx_id), False)
+        log.info(
+            "remote stop asked",
+            extra={"fields": {"cp_id": self.id, "transaction_id": tx_id, "status": result.status}},
+        )
+
+    async def _send_loop(self) -> None:
+        while True:
+            job = await self._outbox.get()
+            try:
+                await job()
+            except (OCPPError, UnknownCallErrorCodeError, TimeoutError) as exc:
+                log.warning(
+                    "charger did not do what Central asked",
+                    extra={"fields": {"cp_id": self.id, "error": type(exc).__name__}},
+                )
+            except Exception:
+                if self.closed:
+                    return
+                log.exception("calling the charger failed", extra={"fields": {"cp_id": self.id}})
+
+    def _audit(self, reason: str) -> None:
+        self._net.fleet.emit(
+            Event(
+                EventType.ERROR,
+                SOURCE,
+                {"reason": reason, "protocol": "ocpp1.6"},
+                cp_id=self.id,
+                actor=self.id,
+                source_ip=self.peer_ip,
+            )
+        )
+
+    # --------------------------------------------------------- the domain, for calls
+    async def _dispatch(
+        self, peer: Peer, msg_type: MessageType, body: Mapping[str, Any]
+    ) -> Mapping[str, Any] | None:
+        """Handle a native message for this CP; the domain's refusal, if it refused."""
+        refusals: list[Mapping[str, Any]] = []
+        token = _REFUSALS.set(refusals)
+        try:
+            message = Message(msg_type, 1, time.time(), dict(body))
+            await routing.dispatch(self._net, peer, message, routing.route(peer.role, msg_type))
+        finally:
+            _REFUSALS.reset(token)
+        return refusals[0] if refusals else None
+
+    # ---------------------------------------------------------- incoming frames
+    async def route_message(self, raw_msg: str | bytes) -> None:
+        """Answer every call (a CallError for anything wrong), pass answers to ``call``."""
+        try:
+            msg = json.loads(raw_msg)
+        except (ValueError, TypeError):
+            log.info("not JSON; ignored", extra={"fields": {"cp_id": self.id}})
+            return
+        if not isinstance(msg, list) or not msg or msg[0] not in (2, 3, 4):
+            unique_id = msg[1] if isinstance(msg, list) and len(msg) > 1 else None
+            if isinstance(unique_id, str):
+                await self._reply_error(
+                    unique_id,
+                    FormationViolationError(
+                        details={"cause": "expected [2, id, action, payload], [3, ...] or [4, ...]"}
+                    ),
+                )
+            return
+        if msg[0] == OcppType.Call:
+            await self._handle(msg)
+        elif msg[0] == OcppType.CallResult and len(msg) == 3:
+            self._response_queue.put_nowait(CallResult(msg[1], msg[2]))
+        elif msg[0] == OcppType.CallError and len(msg) == 5:
+            self._response_queue.put_nowait(CallError(*msg[1:]))
+
+    async def _handle(self, msg: list[Any]) -> None:
+        if len(msg) != 4 or not isinstance(msg[1], str) or not 0 < len(msg[1]) <= 36:
+            unique_id = msg[1] if len(msg) > 1 and isinstance(msg[1], str) else ""
+            await self._reply_error(
+                unique_id[:36],
+                FormationViolationError(
+                    details={"cause": "a call is [2, unique id (1-36 characters), action, payload]"}
+                ),
+            )
+            return
+        _, unique_id, action, payload = msg
+        if not self._limit.take():
+            self.throttled += 1
+            if self.throttled in (1, MAX_THROTTLED):
+                self._audit(f"call flood: {self.throttled} calls refused")
+            if self.throttled >= MAX_THROTTLED:
+                self.close("too many calls")
+                return
+            await self._reply_error(
+                unique_id,
+                GenericError(
+                    description="too many calls; slow down",
+                    details={"cause": f"at most {self._limit.rate:g} calls a second"},
+                ),
+            )
+            return
+        try:
+            result = await self._answer_call(action, payload)
+        except OCPPError as exc:
+            log.info(
+                "call refused",
+                extra={"fields": {"cp_id": self.id, "action": action, "error": exc.code}},
+            )
+            await self._reply_error(unique_id, exc)
+            return
+        except Exception:
+            log.exception("handling %s from %s failed", action, self.id)
+            await self._reply_error(unique_id, InternalError())
+            return
+        await self._send(CallResult(unique_id, result).to_json())
+
+    async def _answer_call(self, action: Any, payload: Any) -> dict[str, Any]:
+        if not isinstance(action, str) or action not in _ACTIONS:
+            raise OcppNotImplemented(details={"cause": f"{str(action)[:40]!r} is not OCPP 1.6"})
+        handler = self.route_map.get(action, {}).get("_on_action")
+        if handler is None:
+            raise NotSupportedError(details={"cause": f"Central does not take {action}"})
+        if not isinstance(payload, dict):
+            raise FormationViolationError(details={"cause": "the payload must be an object"})
+        try:
+            get_validator(OcppType.Call, action, "1.6").validate(payload)
+        except SchemaError as exc:
+            raise call_error(exc) from None
+        response = await handler(**camel_to_snake_case(payload))
+        return dict(to_camel(remove_nones(serialize_as_dict(response))))
+
+    async def _reply_error(self, unique_id: str, error: OCPPError) -> None:
+        await self._send(
+            CallError(unique_id, error.code, error.description, error.details).to_json()
+        )
+
+    # ---------------------------------------------------------- the calls we take
+    @on(Action.boot_notification)
+    async def on_boot(self, charge_point_vendor: str, charge_point_model: str, **_: Any):
+        cp = self._net.fleet.cps.get(self.id)
+        ok = cp is not None and cp.registered
+        log.info(
+            "boot notification",
+            extra={
+                "fields": {
+                    "cp_id": self.id,
+                    "vendor": charge_point_vendor,
+                    "model": charge_point_model,
+                    "accepted": ok,
+                }
+            },
+        )
+        status = RegistrationStatus.accepted if ok else RegistrationStatus.rejected
+        return call_result.BootNotification(
+            current_time=_now(), interval=BOOT_INTERVAL, status=status
+        )
+
+    @on(Action.heartbeat)
+    async def on_heartbeat(self, **_: Any):
+        return call_result.Heartbeat(current_time=_now())
+
+    @on(Action.status_notification)
+    async def on_status(
+        self, connector_id: int, error_code: str, status: str, info: str = "", **_: Any
+    ):
+        effect = status_effect(connector_id, status)
+        if effect is Effect.FAULTED:
+            await self._health(False, f"{error_code}: {info}" if info else error_code)
+        elif effect is Effect.OPERATIVE:
+            await self._health(True, "")
+            self._lift_charger_hold()
+            if status == "Available" and self._availability is AvailabilityType.inoperative:
+                # Central holds the CP: the charger must not take vehicles. Ask again.
+                self._outbox.put_nowait(
+                    lambda: self._change_availability(AvailabilityType.inoperative)
+                )
+            else:
+                self._reconcile_availability()
+        elif effect is Effect.UNAVAILABLE:
+            await self._health(True, "")
+            if self._availability is not AvailabilityType.inoperative:
+                self._hold_at_charger()
+        return call_result.StatusNotification()
+
+    async def _health(self, ok: bool, reason: str) -> None:
+        if ok == self._engine_ok:
+            return
+        self._engine_ok = ok
+        await self._dispatch(self._monitor, MessageType.ENGINE_STATUS, {"ok": ok, "reason": reason})
+
+    def _hold_at_charger(self) -> None:
+        """The charger took itself out of service: STOPPED until it is Available again."""
+        cp = self.cp
+        if cp.monitor is not self or HOLD_CHARGER in cp.holds:
+            return
+        cp.holds.add(HOLD_CHARGER)
+        self._net.sessions.end_supply(cp, "unavailable")
+        if cp.state in (CPState.ACTIVATED, CPState.SUPPLYING):
+            self._net.fleet.fire(cp, Trigger.STOP, "unavailable at the charger")
+
+    def _lift_charger_hold(self) -> None:
+        cp = self.cp
+        if cp.monitor is not self or HOLD_CHARGER not in cp.holds:
+            return
+        cp.holds.discard(HOLD_CHARGER)
+        if cp.state is CPState.STOPPED and not cp.holds:
+            self._net.fleet.fire(cp, Trigger.RESUME, "available at the charger")
+
+    @on(Action.authorize)
+    async def on_authorize(self, id_tag: str, **_: Any):
+        return call_result.Authorize(id_tag_info={"status": self._tag_status(id_tag)})
+
+    def _tag_status(self, tag: str) -> AuthorizationStatus:
+        """Accepted: the driver Central authorised here, or a local charge at a free CP.
+
+        A tag at the reader never bills a driver account: the charger's word that the
+        driver is there is not the driver's (docs/ocpp.md, Authority).
+        """
+        cp = self.cp
+        s = cp.session
+        if s is not None:
+            pending = s.status == SessionStatus.AUTHORIZED and s.driver_id is not None
+            if pending and id_tag(s.driver_id or "") == tag:
+                return AuthorizationStatus.accepted
+            return AuthorizationStatus.concurrent_tx if pending else AuthorizationStatus.blocked
+        if cp.state is not CPState.ACTIVATED:
+            return AuthorizationStatus.blocked
+        return AuthorizationStatus.accepted
+
+    @on(Action.start_transaction)
+    async def on_start(self, connector_id: int, id_tag: str, meter_start: int, **_: Any):
+        session_id, refusal = await self._start(id_tag)
+        tx_id = transaction_id(session_id or str(uuid.uuid4()))
+        if session_id is None or refusal is not None:
+            code = _refused_code(refusal or {})
+            status = (
+                AuthorizationStatus.concurrent_tx
+                if code in (ErrorCode.CP_BUSY, ErrorCode.DRIVER_BUSY)
+                else AuthorizationStatus.invalid
+            )
+            return call_result.StartTransaction(
+                transaction_id=tx_id, id_tag_info={"status": status}
+            )
+        target = self._tx.targets.pop(session_id, None)
+        self._tx.add(self.id, tx_id, Transaction(session_id, Decimal(meter_start), target))
+        accepted = AuthorizationStatus.accepted
+        return call_result.StartTransaction(transaction_id=tx_id, id_tag_info={"status": accepted})
+
+    async def _start(self, tag: str) -> tuple[str | None, Mapping[str, Any] | None]:
+        """The session a StartTransaction begins, and the domain's refusal if any."""
+        cp = self.cp
+        s = cp.session
+        if s is None:
+            # A tag at the reader: a local charge, billed to no driver (a native CP's menu).
+            self._local_start = True
+            try:
+                refusal = await self._dispatch(self._engine, MessageType.CHARGE_REQUEST, {})
+            finally:
+                self._local_start = False
+            s = cp.session
+            if refusal is not None or s is None:
+                return None, refusal or {"code": ErrorCode.CP_UNAVAILABLE}
+        elif s.driver_id is not None and id_tag(s.driver_id) != tag:
+            return None, {"code": ErrorCode.CP_BUSY, "reason": "authorised for another driver"}
+        refusal = await self._dispatch(
+            self._engine, MessageType.SUPPLY_STARTED, {"session_id": s.id}
+        )
+        return s.id, refusal
+
+    @on(Action.meter_values)
+    async def on_meter_values(
+        self, connector_id: int, meter_value: list[Any], transaction_id: int | None = None, **_: Any
+    ):
+        if transaction_id is None:
+            return call_result.MeterValues()  # readings outside a transaction: not billed
+        try:
+            meter = read_meter(meter_value)
+        except ValueError as exc:
+            raise PropertyConstraintViolationError(details={"cause": str(exc)}) from None
+        if meter.wh is None:
+            return call_result.MeterValues()
+        tx = self._tx.of(self.id).get(transaction_id)
+        session_id = tx.session_id if tx else f"ocpp-tx-{transaction_id}"
+        kwh = (meter.wh - (tx.meter_start_wh if tx else 0)) / 1000
+        body: dict[str, Any] = {"session_id": session_id, "kwh": float(kwh)}
+        if meter.w is not None:
+            body["kw"] = float(meter.w / 1000)
+        refusal = await self._dispatch(self._engine, MessageType.TELEMETRY, body)
+        if refusal is not None:
+            if _refused_code(refusal) in (ErrorCode.NO_SESSION, ErrorCode.UNKNOWN_SESSION):
+                # Supplying outside any session Central holds: it must stop (as an engine does).
+                self._outbox.put_nowait(lambda: self._remote_stop(transaction_id))
+            raise _ocpp_error(refusal)
+        if tx and tx.target_kwh is not None and kwh >= tx.target_kwh and not tx.stop_asked:
+            tx.stop_asked = "target_reached"
+            self._outbox.put_nowait(lambda: self._remote_stop(transaction_id))
+        return call_result.MeterValues()
+
+    @on(Action.stop_transaction)
+    async def on_stop(
+        self, meter_stop: int, transaction_id: int, reason: str | None = None, **_: Any
+    ):
+        txs = self._tx.of(self.id)
+        tx = txs.get(transaction_id)
+        session_id = tx.session_id if tx else f"ocpp-tx-{transaction_id}"
+        kwh = (Decimal(meter_stop) - (tx.meter_start_wh if tx else 0)) / 1000
+        why = stop_reason(reason, tx.stop_asked if tx else None)
+        body = {"session_id": session_id, "kwh": float(max(kwh, Decimal(0))), "reason": why}
+        refusal = await self._dispatch(self._engine, MessageType.SUPPLY_ENDED, body)
+        code = _refused_code(refusal) if refusal else None
+        if code in (ErrorCode.BAD_ENERGY, ErrorCode.BAD_MESSAGE):
+            raise _ocpp_error(refusal or {})  # the session stands; an operator can end it
+        # Settled, or not a session of this CP (refused and audited): either way the
+        # charger is done with it and must not queue it for ever.
+        txs.pop(transaction_id, None)
+        return call_result.StopTransaction()
+
+    @on(Action.data_transfer)
+    async def on_data_transfer(self, vendor_id: str, **_: Any):
+        return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
+
+    @on(Action.diagnostics_status_notification)
+    async def on_diagnostics_status(self, **_: Any):
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.firmware_status_notification)
+    async def on_firmware_status(self, **_: Any):
+        return call_result.FirmwareStatusNotification()
