@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
-from central.chargepoints import ChargePoints
+from central.chargepoints import HEARTBEAT_INTERVAL, HEARTBEATS_MISSED, ChargePoints
 from central.energy import DEFAULT_MAX_KW
 from central.fleet import Fleet
 from central.model import Writer
@@ -36,6 +36,7 @@ class Network:
     Args:
         writer: database writer.
         clock: monotonic seconds.
+        heartbeat_interval: how often monitors heart-beat (told to each at login).
         heartbeat_timeout: monitor silence that makes a CP DISCONNECTED.
         authorize_timeout: how long an engine has to accept an authorisation.
         plug_timeout: how long an authorised session waits for the vehicle.
@@ -48,7 +49,8 @@ class Network:
         writer: Writer,
         clock: Callable[[], float],
         *,
-        heartbeat_timeout: float = 5.0,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        heartbeat_timeout: float = HEARTBEAT_INTERVAL * HEARTBEATS_MISSED,
         authorize_timeout: float = 5.0,
         plug_timeout: float = 120.0,
         max_kw: Decimal = DEFAULT_MAX_KW,
@@ -62,7 +64,10 @@ class Network:
             max_kw=max_kw,
         )
         self.chargepoints = ChargePoints(
-            self.fleet, self.sessions, heartbeat_timeout=heartbeat_timeout
+            self.fleet,
+            self.sessions,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout,
         )
         self.operator = Operator(self.fleet, self.chargepoints, self.sessions)
         self.weather = WeatherHolds(self.fleet)

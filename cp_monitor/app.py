@@ -46,6 +46,7 @@ class Monitor:
             self.engine.hand_key,
             say,
             auto=settings.auto,
+            heartbeat_interval=settings.heartbeat_interval,
         )
         self._quit = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()

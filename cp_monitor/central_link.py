@@ -32,7 +32,7 @@ from cp_monitor.secret_file import SecretFile
 
 __all__ = ["CentralSession"]
 
-HEARTBEAT = 1.0
+HEARTBEAT_BOUNDS = (0.1, 3600.0)  # an interval Central may ask for
 CONNECT_TIMEOUT = 10.0
 _STATE_LEVEL = {
     "ACTIVATED": Level.GOOD,
@@ -54,6 +54,7 @@ class CentralSession:
         on_key: receives each new session key (None when it is gone).
         notify: shows a line to the user.
         auto: re-authenticate by itself after a revocation or a refusal.
+        heartbeat_interval: seconds between heart-beats until Central says otherwise.
     """
 
     def __init__(
@@ -66,6 +67,7 @@ class CentralSession:
         notify: Callable[[Level, str], None],
         *,
         auto: bool = False,
+        heartbeat_interval: float = 5.0,
     ) -> None:
         self._addr = addr
         self._cp_id = cp_id
@@ -74,6 +76,8 @@ class CentralSession:
         self._on_key = on_key
         self._notify = notify
         self.auto = auto
+        self.heartbeat_interval = heartbeat_interval
+        self._retimed = asyncio.Event()  # Central asked for another interval
         self.state: str | None = None  # Central's last word on our state
         self._link: ClientLink | None = None
         self._want = False
@@ -230,7 +234,19 @@ class CentralSession:
                 if not self._tracker.ok:
                     body["reason"] = self._tracker.reason
                 link.send(MessageType.HEARTBEAT, body)
-                await asyncio.sleep(HEARTBEAT)
+                self._retimed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._retimed.wait(), self.heartbeat_interval)
+
+    def _retime(self, interval: object) -> None:
+        """Beat as often as Central asks (its setting is the fleet's), within bounds."""
+        if isinstance(interval, bool) or not isinstance(interval, int | float):
+            return
+        low, high = HEARTBEAT_BOUNDS
+        interval = min(max(float(interval), low), high)
+        if interval != self.heartbeat_interval:
+            self.heartbeat_interval = interval
+            self._retimed.set()
 
     async def _listen(self, link: ClientLink) -> bool:
         """Show what Central says until the link ends; True if our key was revoked."""
@@ -241,6 +257,8 @@ class CentralSession:
                 return False
             body = msg.body
             if msg.type is MessageType.STATUS:
+                if "heartbeat_interval" in body:
+                    self._retime(body["heartbeat_interval"])
                 state = str(body.get("state"))
                 if state == self.state:
                     continue  # Central confirms the state on authentication too

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from common.config import HostPort, ServiceParser, parse_host_port
+from common.config import HostPort, ServiceParser, parse_host_port, parse_positive_float
 from common.errors import ConfigError
 from cp_engine.pairing import add_pairing_key_option
 from cp_engine.settings import (
@@ -17,7 +17,9 @@ from cp_engine.settings import (
     cp_dir,
 )
 
-__all__ = ["PROG", "MonitorSettings", "parse_settings"]
+__all__ = ["HEARTBEAT_INTERVAL", "PROG", "MonitorSettings", "parse_settings"]
+
+HEARTBEAT_INTERVAL = 5.0  # Central's default too (central.chargepoints)
 
 PROG = "ev-cp-monitor"
 _DESCRIPTION = """EVCharging charge-point monitor: its engine's supervisor and its voice
@@ -44,6 +46,7 @@ class MonitorSettings:
     pairing_key_file: Path
     auto: bool
     log_level: str
+    heartbeat_interval: float = HEARTBEAT_INTERVAL
 
 
 def parse_https_url(text: str) -> str:
@@ -111,6 +114,15 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
         env="EV_CP_AUTO",
         help="unattended: register if there is no secret file, authenticate, keep everything up",
     )
+    p.option(
+        "--heartbeat-interval",
+        env="EV_HEARTBEAT_INTERVAL",
+        default=HEARTBEAT_INTERVAL,
+        parse=parse_positive_float,
+        metavar="S",
+        help="seconds between heart-beats to Central until Central says otherwise "
+        f"(it tells every monitor at login; default {HEARTBEAT_INTERVAL:g})",
+    )
     p.log_level_option("WARNING")
     return p
 
@@ -135,4 +147,5 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> MonitorSettin
         pairing_key_file=ns.pairing_key_file or home / "pairing.key",
         auto=ns.auto,
         log_level=ns.log_level,
+        heartbeat_interval=ns.heartbeat_interval,
     )

@@ -192,6 +192,7 @@ class World:
         self.net = Network(
             self.writer,
             self.clock.monotonic,
+            heartbeat_interval=1.0,
             heartbeat_timeout=5.0,
             authorize_timeout=authorize_timeout,
             plug_timeout=60.0,

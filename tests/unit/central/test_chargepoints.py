@@ -6,8 +6,12 @@ import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
+from central.__main__ import heartbeat_timing
 from central.states import CPState
 from central.store import CPRow
+from common.errors import ConfigError
 from common.events import EventType
 from tests.unit.central.fakes import M, World, fl, run
 
@@ -18,7 +22,11 @@ def test_monitor_and_engine_health_make_the_state() -> None:
         assert w.state("CP1") is CPState.DISCONNECTED  # loaded, no monitor yet
         cp = w.connect("CP1")
         assert w.state("CP1") is CPState.ACTIVATED
-        assert cp.mlink.last(M.STATUS) == {"state": "ACTIVATED", "reason": "authenticated"}
+        assert cp.mlink.last(M.STATUS) == {
+            "state": "ACTIVATED",
+            "reason": "authenticated",
+            "heartbeat_interval": 1.0,  # Central's setting: every monitor beats at it
+        }
         await w.send(cp.monitor, M.HEARTBEAT, engine_ok=False, reason="no reply")
         assert w.state("CP1") is CPState.BROKEN and w.net.fleet.cps["CP1"].fault == "no reply"
         await w.send(cp.monitor, M.ENGINE_STATUS, ok=True)
@@ -121,3 +129,23 @@ def test_a_registration_and_a_new_price_are_picked_up() -> None:
     snapshot = {c["id"]: c for c in w.net.fleet.snapshot()}
     assert snapshot["CP1"]["price_eur_kwh"] == 0.55
     assert snapshot["CP7"]["state"] == "DISCONNECTED"
+
+
+@pytest.mark.parametrize(
+    ("interval", "timeout", "expected"),
+    [
+        (None, None, (5.0, 15.0)),
+        (2.0, None, (2.0, 6.0)),
+        (None, 3.0, (1.0, 3.0)),
+        (1.0, 9.0, (1.0, 9.0)),
+    ],
+)
+def test_heartbeat_interval_and_timeout_default_from_each_other(
+    interval: float | None, timeout: float | None, expected: tuple[float, float]
+) -> None:
+    assert heartbeat_timing(interval, timeout) == expected
+
+
+def test_a_timeout_within_one_heartbeat_is_refused() -> None:
+    with pytest.raises(ConfigError, match="not longer than the heart-beat interval"):
+        heartbeat_timing(5.0, 5.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from common.client import AuthenticationFailed, AuthenticationThrottled
 from common.config import HostPort
+from common.protocol.messages import Message, MessageType
 from cp_engine.terminal import Level
 from cp_monitor import central_link
 from cp_monitor.central_link import CentralSession
@@ -122,3 +124,46 @@ def test_the_delay_is_cut_short_by_a_command(
             await task
 
     asyncio.run(scenario())
+
+
+class ScriptedLink:
+    """A Central link that delivers ``inbox`` and records what the monitor sends."""
+
+    def __init__(self, inbox: list[Message]) -> None:
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        for msg in inbox:
+            self.inbox.put_nowait(msg)
+        self.sent: list[tuple[float, MessageType]] = []
+        self.closed = False
+        self.session_key = b"k" * 32
+
+    def send(self, msg_type: MessageType, body: dict[str, Any]) -> None:
+        self.sent.append((asyncio.get_running_loop().time(), msg_type))
+
+    async def recv(self) -> Message:
+        return await self.inbox.get()
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize(("announced", "beats"), [(0.1, range(4, 12)), ("often", range(1, 2))])
+def test_the_monitor_beats_as_often_as_central_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, announced: object, beats: range
+) -> None:
+    """Central's interval (its fleet-wide setting) replaces the monitor's own at once."""
+
+    async def scenario() -> list[tuple[float, MessageType]]:
+        link, _ = session(tmp_path, monkeypatch, FakeConnect([]), auto=False)
+        assert link.heartbeat_interval == 5.0
+        status = {"state": "ACTIVATED", "reason": "authenticated", "heartbeat_interval": announced}
+        fake = ScriptedLink([Message(MessageType.STATUS, 1, 0.0, status)])
+        task = asyncio.create_task(link._session(fake))  # type: ignore[arg-type]
+        await asyncio.sleep(0.55)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return [s for s in fake.sent if s[1] is MessageType.HEARTBEAT]
+
+    sent = asyncio.run(scenario())
+    assert len(sent) in beats  # 0.1 s: about six in 0.55 s; a bad value: the 5 s stays
