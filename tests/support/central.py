@@ -51,6 +51,7 @@ class CentralProcess:
     api: str
     token: str
     db_url: str
+    ocpp_url: str | None = None  # ws[s]://127.0.0.1:PORT/ocpp when started with ocpp_port
 
     def get(self, path: str, **kw: Any) -> requests.Response:
         return requests.get(f"{self.api}{path}", timeout=20, **kw)
@@ -93,10 +94,21 @@ def start_central(
     name: str = "central",
     kafka: str | None = None,
     max_kw: float = 3000,
+    ocpp_port: int | None = None,
+    ocpp_tls: tuple[Path, Path] | None = None,
 ) -> CentralProcess:
-    """Start ``python -m central``; with ``kafka`` its outbox relay publishes there."""
+    """Start ``python -m central``; with ``kafka`` its outbox relay publishes there.
+
+    With ``ocpp_port`` it also listens for OCPP 1.6J chargers (over TLS with
+    ``ocpp_tls``, a certificate and its key).
+    """
     token = token or secrets.token_urlsafe(16)
     extra = {"EV_KAFKA_BOOTSTRAP": kafka} if kafka else {}
+    ocpp_args: list[str] = []
+    if ocpp_port is not None:
+        ocpp_args = ["--ocpp", f"127.0.0.1:{ocpp_port}"]
+    if ocpp_tls is not None:
+        ocpp_args += ["--ocpp-tls-cert", str(ocpp_tls[0]), "--ocpp-tls-key", str(ocpp_tls[1])]
     proc = ServiceProcess(
         [
             sys.executable,
@@ -112,6 +124,7 @@ def start_central(
             "--max-kw",
             str(max_kw),
             "--no-console",
+            *ocpp_args,
         ],
         env={
             "EV_DATABASE_URL": db_url,
@@ -124,8 +137,14 @@ def start_central(
         name=name,
     ).start()
     proc.wait_for_line(r"API_Central on http://", timeout=30)
+    scheme = "wss" if ocpp_tls else "ws"
     return CentralProcess(
-        proc, HostPort("127.0.0.1", port), f"http://127.0.0.1:{api_port}/api", token, db_url
+        proc,
+        HostPort("127.0.0.1", port),
+        f"http://127.0.0.1:{api_port}/api",
+        token,
+        db_url,
+        f"{scheme}://127.0.0.1:{ocpp_port}/ocpp" if ocpp_port is not None else None,
     )
 
 
