@@ -16,7 +16,8 @@ __all__ = ["main"]
 DEMO_HELP = """Start the whole system on this machine: the embedded broker, a SQLite database,
 the Registry, Central (TCP and API_Central), the weather office (simulated), the web
 dashboard, --cps charge points (engine + monitor each, registered automatically, spread
-over a few cities with different prices) and --drivers automated drivers. Every service
+over a few cities with different prices), --ocpp-cps OCPP 1.6J chargers (ev-ocpp-sim, on
+Central's OCPP listener) and --drivers automated drivers. Every service
 is a supervised child process: one that crashes is reported and restarted. Ctrl+C stops
 everything. Tokens are fresh per run unless EV_OPERATOR_TOKEN / EV_PROVISIONING_TOKEN
 (or their _FILE variants) are set. See docs/demo.md."""

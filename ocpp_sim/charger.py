@@ -168,7 +168,7 @@ class SimCharger(ChargePoint):
     async def start_charge(self, tag: str) -> bool:
         """A vehicle plugs in with ``tag``: StartTransaction, then metering; True if accepted."""
         await self.notify(ChargePointStatus.preparing)
-        meter_start = int(self.register_wh)
+        meter_start = round(self.register_wh)
         answer = await self.call(
             call.StartTransaction(
                 connector_id=1, id_tag=tag, meter_start=meter_start, timestamp=_now()
@@ -209,7 +209,7 @@ class SimCharger(ChargePoint):
                             "timestamp": _now(),
                             "sampledValue": [
                                 {
-                                    "value": f"{self.register_wh:.0f}",
+                                    "value": str(round(self.register_wh)),
                                     "measurand": "Energy.Active.Import.Register",
                                     "unit": "Wh",
                                 },
@@ -234,7 +234,7 @@ class SimCharger(ChargePoint):
         self.transaction = None
         await self.call(
             call.StopTransaction(
-                meter_stop=int(self.register_wh),
+                meter_stop=round(self.register_wh),
                 timestamp=_now(),
                 transaction_id=tx.id,
                 reason=reason,

@@ -664,9 +664,12 @@ class OcppCharger(ChargePoint):
         why = stop_reason(reason, tx.stop_asked if tx else None)
         body = {"session_id": session_id, "kwh": float(max(kwh, Decimal(0))), "reason": why}
         refusal = await self._dispatch(self._engine, MessageType.SUPPLY_ENDED, body)
-        code = _refused_code(refusal) if refusal else None
-        if code in (ErrorCode.BAD_ENERGY, ErrorCode.BAD_MESSAGE):
-            raise _ocpp_error(refusal or {})  # the session stands; an operator can end it
+        live = self.cp.session
+        if refusal is not None and live is not None and live.id == session_id:
+            # The final reading was refused (audited) but the transaction is over at the
+            # charger: settle with the energy Central last accepted, as after a fault.
+            body = {**body, "kwh": float(live.kwh)}
+            await self._dispatch(self._engine, MessageType.SUPPLY_ENDED, body)
         # Settled, or not a session of this CP (refused and audited): either way the
         # charger is done with it and must not queue it for ever.
         txs.pop(transaction_id, None)

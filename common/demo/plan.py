@@ -43,6 +43,7 @@ CITIES: tuple[City, ...] = (
 class ChargePointPlan:
     id: str
     city: City
+    ocpp: bool = False  # an OCPP 1.6J charger (ev-ocpp-sim), not an engine and monitor
 
     @property
     def location(self) -> str:
@@ -73,17 +74,28 @@ class Plan:
 
 
 def make_plan(
-    cps: int, drivers: int, rng: random.Random | None = None, services_per_driver: int = 6
+    cps: int,
+    drivers: int,
+    rng: random.Random | None = None,
+    services_per_driver: int = 6,
+    ocpp: int = 0,
 ) -> Plan:
     """``cps`` charge points round-robin over :data:`CITIES`; ``drivers`` drivers.
+
+    ``ocpp`` more charge points, OC1, OC2..., are OCPP 1.6J chargers; they continue the
+    round of cities and take part in the drivers' rounds like the others.
 
     Each driver's round starts at a different CP (while there are enough) with a short
     charge, so the first tickets come within seconds of the start; the rest of the round
     is random CPs and targets of 2-6 kWh.
     """
     rng = rng or random.Random()
+    native = max(cps, 0)
     cp_plans = tuple(
-        ChargePointPlan(f"CP{i + 1}", CITIES[i % len(CITIES)]) for i in range(max(cps, 0))
+        ChargePointPlan(f"CP{i + 1}", CITIES[i % len(CITIES)]) for i in range(native)
+    ) + tuple(
+        ChargePointPlan(f"OC{i + 1}", CITIES[(native + i) % len(CITIES)], ocpp=True)
+        for i in range(max(ocpp, 0))
     )
     driver_plans: list[DriverPlan] = []
     if cp_plans:

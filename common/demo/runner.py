@@ -34,7 +34,13 @@ from typing import Any
 
 from common.db import database_url, open_database
 from common.demo.central_api import ApiUnavailable, CentralApi
-from common.demo.plan import Plan, make_plan, service_file, temperatures_file
+from common.demo.plan import (
+    ChargePointPlan,
+    Plan,
+    make_plan,
+    service_file,
+    temperatures_file,
+)
 from common.demo.screen import Screen, ServiceLine, Status, stats_since, summary_lines
 from common.demo.settings import DemoSettings
 from common.demo.supervisor import (
@@ -80,7 +86,7 @@ class Demo:
     def __init__(self, settings: DemoSettings, screen: Screen, plan: Plan | None = None) -> None:
         self.s = settings
         self.screen = screen
-        self.plan = plan or make_plan(settings.cps, settings.drivers)
+        self.plan = plan or make_plan(settings.cps, settings.drivers, ocpp=settings.ocpp_cps)
         self.supervisor = Supervisor(self._notice)
         self.stop_requested = threading.Event()
         self.hurry = threading.Event()
@@ -98,10 +104,12 @@ class Demo:
         self._edges: list[ProcessChild] = []  # weather, web
         self._engines: list[ProcessChild] = []
         self._monitors: list[ProcessChild] = []
+        self._ocpp_chargers: list[ProcessChild] = []
         self._drivers: list[ProcessChild] = []
         self._helpers: list[ProcessChild] = []  # one-shot: driver accounts
         self._api: CentralApi | None = None
         self._central_addr = ""
+        self._ocpp_url = ""
         self._lines: list[ServiceLine] = []
         self._dashboard: str | None = None
         self._last_stats: dict[str, Any] | None = None
@@ -197,6 +205,11 @@ class Demo:
         self._pin(self._registry, "--listen", reg.removeprefix("https://"))
         self._pin(self._central, "--listen", central)
         self._pin(self._central, "--api", api.removeprefix("http://").removesuffix("/api"))
+        if any(cp.ocpp for cp in self.plan.cps):
+            ocpp = self._ready(self._central, r"OCPP 1\.6J on (ws://\S+)/ocpp/", 5)
+            assert ocpp
+            self._pin(self._central, "--ocpp", ocpp.removeprefix("ws://"))
+            self._ocpp_url = f"{ocpp}/ocpp"
         self._central_addr = central
         self._api = CentralApi(api, s.operator_token)
         self._baseline = self._first_stats()
@@ -235,12 +248,15 @@ class Demo:
             ),
             ServiceLine("Web dashboard", web_url or "not started (see its log)"),
         ]
-        for cp, engine in zip(self.plan.cps, self._engines, strict=True):
-            port = engine.args[engine.args.index("--listen") + 1]
+        engines = iter(self._engines)
+        for cp in self.plan.cps:
+            if cp.ocpp:
+                where = f"OCPP 1.6J at {self._ocpp_url}/{cp.id}"
+            else:
+                engine = next(engines)
+                where = f"engine {engine.args[engine.args.index('--listen') + 1]}"
             self._lines.append(
-                ServiceLine(
-                    f"Charge point {cp.id}", f"{cp.location}, {cp.price} €/kWh", f"engine {port}"
-                )
+                ServiceLine(f"Charge point {cp.id}", f"{cp.location}, {cp.price} €/kWh", where)
             )
         for driver in self.plan.drivers:
             self._lines.append(
@@ -275,6 +291,8 @@ class Demo:
         # Engines run SPEED times faster than real time, so they deliver SPEED times more
         # energy per real second than their 11 kW: Central's energy bound must know.
         args += ["--no-console", "--max-kw", str(11 * SPEED * 2)]
+        if any(cp.ocpp for cp in self.plan.cps):
+            args += ["--ocpp", f"{s.host}:0"]  # OCPP chargers join the same board
         self._central = self._child(
             "central", "central", args, self._env(EV_OPERATOR_TOKEN=s.operator_token)
         )
@@ -312,6 +330,9 @@ class Demo:
     def _start_cps(self, registry: str, ca: str) -> None:
         host, cps_dir = self.s.host, str(self._dirs["cps"])
         for cp in self.plan.cps:
+            if cp.ocpp:
+                self._start_ocpp_charger(cp, registry, ca)
+                continue
             engine_addr = f"{host}:{free_port(host)}"
             engine = self._child(
                 f"{cp.id} engine",
@@ -336,6 +357,21 @@ class Demo:
             self._monitors.append(monitor)
             self.supervisor.start(engine)
             self.supervisor.start(monitor)
+
+    def _start_ocpp_charger(self, cp: ChargePointPlan, registry: str, ca: str) -> None:
+        """An OCPP 1.6J charger: registers like a monitor, then speaks OCPP to Central."""
+        charger = self._child(
+            f"{cp.id} OCPP charger",
+            "ocpp_sim",
+            [
+                *("--id", cp.id, "--location", cp.location, "--url", self._ocpp_url),
+                *("--registry", registry, "--registry-ca", ca, "--auto"),
+                *("--speed", str(SPEED), "--data-dir", str(self._dirs["cps"])),
+            ],
+            self._env(EV_PROVISIONING_TOKEN=self.s.provisioning_token),
+        )
+        self._ocpp_chargers.append(charger)
+        self.supervisor.start(charger)
 
     def _secret_path(self, driver_id: str) -> Path:
         return self._dirs["drivers"] / f"{driver_id}.secret"
@@ -516,7 +552,7 @@ class Demo:
             self.screen.say("Stopping: drivers, charge points, services, broker…")
         for helper in self._helpers:
             helper.kill()
-        stop_all([self._drivers, self._engines, self._monitors], hurry=hurry)
+        stop_all([self._drivers, self._engines + self._ocpp_chargers, self._monitors], hurry=hurry)
         stats = self._final_stats()
         core = [c for c in (self._central, self._registry) if c is not None]
         stop_all([self._edges, core], hurry=hurry)

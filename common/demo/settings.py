@@ -61,6 +61,14 @@ def add_demo_options(parser: ServiceParser) -> None:
         "--cps", env=None, default=4, parse=_count, metavar="N", help="charge points to run"
     )
     parser.option(
+        "--ocpp-cps",
+        env=None,
+        default=1,
+        parse=_count,
+        metavar="N",
+        help="OCPP 1.6J chargers (ev-ocpp-sim) besides them, on Central's OCPP listener",
+    )
+    parser.option(
         "--drivers",
         env=None,
         default=2,
@@ -119,6 +127,7 @@ class DemoSettings:
     provisioning_token: str
     notes: tuple[str, ...]  # said once at start (a default port that was taken...)
     host: str = HOST
+    ocpp_cps: int = 0
 
 
 def resolve_settings(
@@ -164,6 +173,7 @@ def resolve_settings(
         operator_token=operator or secrets.token_urlsafe(24),
         provisioning_token=provisioning or secrets.token_urlsafe(24),
         notes=tuple(notes),
+        ocpp_cps=getattr(args, "ocpp_cps", 0),
     )
 
 

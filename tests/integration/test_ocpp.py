@@ -314,6 +314,17 @@ async def test_a_charger_acts_only_for_itself(central: CentralProcess) -> None:
         assert answer[0] == 3 and answer[2]["idTagInfo"]["status"] == "Accepted", answer
         cp = await central.wait_state("OC8", "SUPPLYING")
         assert cp["session"]["driver_id"] is None
+        # Its final reading shrinks: refused, and settled at the energy Central accepted.
+        tx = answer[2]["transactionId"]
+        meter = [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "5000"}]}]
+        values = {"connectorId": 1, "transactionId": tx, "meterValue": meter}
+        uid = new_id()
+        assert (await call_raw(ws, [2, uid, "MeterValues", values], uid))[0] == 3
+        stop = {"meterStop": 1000, "timestamp": "2026-01-01T00:00:00Z", "transactionId": tx}
+        uid = new_id()
+        assert (await call_raw(ws, [2, uid, "StopTransaction", stop], uid))[0] == 3
+        [local] = _sessions(central, "OC8")
+        assert local["driver_id"] is None and local["kwh"] == 5.0 and local["status"] == "ended"
         # A flood: refused with GenericError beyond the rate, the connection survives.
         frames = [[2, f"f{i}", "Heartbeat", {}] for i in range(150)]
         for frame in frames:
