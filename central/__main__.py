@@ -40,6 +40,8 @@ drivers connect to, the charge-point state machine, charging sessions and ticket
 API_Central (JSON over HTTP).
 
 Run it:                 EV_OPERATOR_TOKEN=... ev-central --listen 0.0.0.0:7000 --api 0.0.0.0:8001
+With OCPP 1.6J:         ev-central ... --ocpp 0.0.0.0:9000 --ocpp-tls-cert C --ocpp-tls-key K
+                        (chargers connect to wss://HOST:9000/ocpp/<CP id>; docs/ocpp.md)
 Create a driver:        ev-central drivers add D1 --secret-file d1.secret
 List drivers:           ev-central drivers list
 

@@ -142,6 +142,10 @@ def _secret(args: Any) -> str:
         except ChargePointError as exc:
             raise ConfigError("--registry", str(exc)) from None
         print(f"Registered {args.id}", flush=True)
+    if not file.exists():
+        raise ConfigError(
+            "--secret-file", f"no secret for {args.id} in {path}: register first (--auto)"
+        )
     try:
         return file.read()
     except ChargePointError as exc:

@@ -232,7 +232,7 @@ class OcppCharger(ChargePoint):
         self._local_start = False  # StartTransaction without a remote start in progress
         self._availability: AvailabilityType | None = None  # what Central last asked
         self._outbox: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     # ------------------------------------------------------------ lifecycle
     @property
@@ -248,6 +248,10 @@ class OcppCharger(ChargePoint):
         chargepoints = self._net.chargepoints
         chargepoints.monitor_up(self.id, self, key=uuid.uuid4().bytes, engine_ok=True)
         chargepoints.engine_up(self.id, self)
+        # As a native engine reports on connecting: nothing of an earlier Central's is
+        # being supplied here that Central could resume (the transaction table is in
+        # memory), so a session left open by a restart is settled at its last energy.
+        self._spawn(self._dispatch(self._engine, MessageType.STATUS, {"supplying": False}))
         self._spawn(self._send_loop())
         self._spawn(self._heartbeats())
         try:
@@ -262,7 +266,7 @@ class OcppCharger(ChargePoint):
             chargepoints.monitor_lost(self.id, self, self.close_reason or "connection lost")
             chargepoints.engine_lost(self.id, self)
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -339,9 +343,12 @@ class OcppCharger(ChargePoint):
         try:
             result = await self.call(request, False)
         except (OCPPError, UnknownCallErrorCodeError, TimeoutError) as exc:
+            self._tx.targets.pop(session_id, None)
             await self._answer(session_id, False, f"charger did not start: {type(exc).__name__}")
             return
         accepted = result.status == RemoteStartStopStatus.accepted
+        if not accepted:
+            self._tx.targets.pop(session_id, None)
         await self._answer(session_id, accepted, "" if accepted else "charger rejected the start")
 
     async def _answer(self, session_id: str, accepted: bool, reason: str) -> None:

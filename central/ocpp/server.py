@@ -64,10 +64,11 @@ def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     """
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    for flag, path in (("--ocpp-tls-cert", cert), ("--ocpp-tls-key", key)):
+        if not path.is_file():
+            raise ConfigError(flag, f"{path}: no such file")
     try:
         context.load_cert_chain(str(cert), str(key))
-    except FileNotFoundError as exc:
-        raise ConfigError("--ocpp-tls-cert", f"{exc.filename}: no such file") from None
     except (ssl.SSLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
         raise ConfigError("--ocpp-tls-cert", f"cannot load {cert} with {key}: {reason}") from None
