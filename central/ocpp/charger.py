@@ -29,6 +29,7 @@ import asyncio
 import contextvars
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -91,7 +92,7 @@ __all__ = ["OcppCharger", "RateLimit", "Transaction", "Transactions"]
 log = logging.getLogger(__name__)
 
 BOOT_INTERVAL = 60  # Heartbeat interval given at boot; liveness is the WebSocket's ping
-MAX_THROTTLED = 500  # calls refused for flooding before the connection is closed
+MAX_THROTTLED = 500  # frames in a row over the rate before the connection is closed
 CALL_TIMEOUT = 4.0  # under the domain's 5 s for an engine's answer to an authorisation
 MAX_OPEN_TRANSACTIONS = 8  # per charger: one live, the rest lost to dropped connections
 _ACTIONS = frozenset(str(a) for a in Action)
@@ -227,7 +228,8 @@ class OcppCharger(ChargePoint):
         self._monitor = Peer(Role.MONITOR, cp_id, self)
         self._engine = Peer(Role.ENGINE, cp_id, self)
         self._limit = RateLimit(rate, int(rate * 10))
-        self.throttled = 0  # calls refused for flooding, on this connection
+        self.throttled = 0  # frames refused for flooding, on this connection
+        self._refused_in_row = 0
         self._engine_ok = True
         self._local_start = False  # StartTransaction without a remote start in progress
         self._availability: AvailabilityType | None = None  # what Central last asked
@@ -272,11 +274,14 @@ class OcppCharger(ChargePoint):
         task.add_done_callback(self._tasks.discard)
 
     async def _heartbeats(self) -> None:
+        # The WebSocket's pings say whether the charger is there; this keeps the
+        # monitor's heart-beat clock (which a charger does not know of) satisfied.
+        period = min(1.0, self._net.chargepoints.heartbeat_timeout / 3)
         while True:
             await self._dispatch(
                 self._monitor, MessageType.HEARTBEAT, {"engine_ok": self._engine_ok}
             )
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(period)
 
     # ------------------------------------------------------- Link (domain → charger)
     def send(self, msg_type: MessageType, body: Mapping[str, Any]) -> None:
@@ -414,30 +419,52 @@ class OcppCharger(ChargePoint):
 
     # ---------------------------------------------------------- incoming frames
     async def route_message(self, raw_msg: str | bytes) -> None:
-        """Answer every call (a CallError for anything wrong), pass answers to ``call``."""
+        """Answer every call (a CallError for anything wrong), pass answers to ``call``.
+
+        Every frame counts against the rate limit; beyond it a call is answered
+        GenericError and anything else is dropped, and a charger that keeps flooding is
+        disconnected.
+        """
+        allowed = self._limit.take()
+        if allowed:
+            self._refused_in_row = 0
+        elif self._flooded():
+            return
         try:
             msg = json.loads(raw_msg)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             log.info("not JSON; ignored", extra={"fields": {"cp_id": self.id}})
             return
         if not isinstance(msg, list) or not msg or msg[0] not in (2, 3, 4):
             unique_id = msg[1] if isinstance(msg, list) and len(msg) > 1 else None
-            if isinstance(unique_id, str):
+            if isinstance(unique_id, str) and allowed:
+                cause = "expected [2, id, action, payload], [3, ...] or [4, ...]"
                 await self._reply_error(
-                    unique_id,
-                    FormationViolationError(
-                        details={"cause": "expected [2, id, action, payload], [3, ...] or [4, ...]"}
-                    ),
+                    unique_id[:36], FormationViolationError(details={"cause": cause})
                 )
             return
         if msg[0] == OcppType.Call:
-            await self._handle(msg)
+            await self._handle(msg, allowed)
+        elif not allowed or not self._call_lock.locked():
+            return  # an answer nobody is waiting for: dropped, so it cannot pile up
         elif msg[0] == OcppType.CallResult and len(msg) == 3:
             self._response_queue.put_nowait(CallResult(msg[1], msg[2]))
         elif msg[0] == OcppType.CallError and len(msg) == 5:
             self._response_queue.put_nowait(CallError(*msg[1:]))
 
-    async def _handle(self, msg: list[Any]) -> None:
+    def _flooded(self) -> bool:
+        """Count a frame over the rate; True if the connection is closed for it."""
+        self.throttled += 1
+        self._refused_in_row += 1
+        if self._refused_in_row >= MAX_THROTTLED:
+            self._audit(f"call flood: {self._refused_in_row} frames in a row over the rate")
+            self.close("too many calls")
+            return True
+        if math.log10(self.throttled).is_integer():  # 1, 10, 100... refused: audited
+            self._audit(f"call flood: {self.throttled} frames refused")
+        return False
+
+    async def _handle(self, msg: list[Any], allowed: bool) -> None:
         if len(msg) != 4 or not isinstance(msg[1], str) or not 0 < len(msg[1]) <= 36:
             unique_id = msg[1] if len(msg) > 1 and isinstance(msg[1], str) else ""
             await self._reply_error(
@@ -448,13 +475,7 @@ class OcppCharger(ChargePoint):
             )
             return
         _, unique_id, action, payload = msg
-        if not self._limit.take():
-            self.throttled += 1
-            if self.throttled in (1, MAX_THROTTLED):
-                self._audit(f"call flood: {self.throttled} calls refused")
-            if self.throttled >= MAX_THROTTLED:
-                self.close("too many calls")
-                return
+        if not allowed:
             await self._reply_error(
                 unique_id,
                 GenericError(
