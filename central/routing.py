@@ -11,7 +11,7 @@ with its code and an audit entry; nothing else escapes :func:`dispatch`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -36,7 +36,7 @@ from common.protocol.messages import (
     Telemetry,
 )
 
-__all__ = ["ROUTES", "Peer", "Route", "dispatch", "route"]
+__all__ = ["ROUTES", "Peer", "Route", "dispatch", "dispatch_now", "route"]
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +182,14 @@ def route(role: Role, msg_type: MessageType) -> Route | None:
     return ROUTES[role].get(msg_type)
 
 
-async def dispatch(net: Network, peer: Peer, msg: Message, route: Route | None) -> None:
-    """Handle ``msg`` by its ``route``; a refusal is answered, never raised."""
+def dispatch_now(
+    net: Network, peer: Peer, msg: Message, route: Route | None
+) -> Coroutine[Any, Any, None] | None:
+    """Handle ``msg`` by its ``route`` as far as it goes without waiting.
+
+    Returns what is left to await (a handler waiting for the database, say), or None
+    when the message is done; a refusal is answered, never raised.
+    """
     try:
         if route is None:
             raise Forbidden(
@@ -194,11 +200,28 @@ async def dispatch(net: Network, peer: Peer, msg: Message, route: Route | None) 
         except MessageError as exc:
             raise InvalidInput(exc.message, code=ErrorCode.BAD_MESSAGE) from None
         result = route.handle(net, peer, body)
-        if result is not None:
-            await result
-    except CentralError as exc:
-        net.fleet.refuse(peer.link, exc, msg.type, cp_id=peer.cp_id, driver_id=peer.driver_id)
-    except Exception:
-        log.exception("handling %s from %s failed", msg.type, peer.id)
-        error = CentralError("Central could not handle this message")
-        net.fleet.refuse(peer.link, error, msg.type, cp_id=peer.cp_id, driver_id=peer.driver_id)
+    except Exception as exc:
+        _refuse(net, peer, msg, exc)
+        return None
+    return None if result is None else _finish(net, peer, msg, result)
+
+
+async def dispatch(net: Network, peer: Peer, msg: Message, route: Route | None) -> None:
+    """Handle ``msg`` by its ``route`` to the end; a refusal is answered, never raised."""
+    pending = dispatch_now(net, peer, msg, route)
+    if pending is not None:
+        await pending
+
+
+async def _finish(net: Network, peer: Peer, msg: Message, result: Awaitable[None]) -> None:
+    try:
+        await result
+    except Exception as exc:
+        _refuse(net, peer, msg, exc)
+
+
+def _refuse(net: Network, peer: Peer, msg: Message, exc: Exception) -> None:
+    if not isinstance(exc, CentralError):
+        log.error("handling %s from %s failed", msg.type, peer.id, exc_info=exc)
+        exc = CentralError("Central could not handle this message")
+    net.fleet.refuse(peer.link, exc, msg.type, cp_id=peer.cp_id, driver_id=peer.driver_id)

@@ -1,8 +1,10 @@
-"""Central's asyncio TCP server: one task per connection, the protocol at the edge.
+"""Central's asyncio TCP server: protocol callbacks per connection, the protocol at the edge.
 
-Each connection authenticates (HELLO/CHALLENGE/PROOF/WELCOME), switches to the
-encrypted channel, then each of its messages goes through :func:`central.routing.dispatch`
-for the identity it proved. Every frame is ACKed or NACKed; a peer that floods bad
+Each connection authenticates (HELLO/CHALLENGE/PROOF/WELCOME, in a task of its own),
+switches to the encrypted channel, then each of its messages goes through
+:func:`central.routing.dispatch_now` for the identity it proved, straight from the
+loop's read callback: with 20,000 connections a task and a stream per connection cost
+more than the messages. Every frame is ACKed or NACKed; a peer that floods bad
 frames, stays silent in the handshake or stops reading is dropped without affecting
 anybody else. Failed proofs slow further logins down (:mod:`central.throttle`); a
 handshake that is abandoned or times out is not a guess and costs the id nothing.
@@ -13,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from central import routing
 from central.errors import CentralError
@@ -27,18 +29,19 @@ from central.throttle import LoginThrottle, login_keys
 from central.writer import DbWriter
 from common.db import Database
 from common.events import Event, EventType, record
-from common.protocol import Connection
+from common.protocol import NEED_DATA, Connection, MessageReceived, Rejected
 from common.protocol.errors import ProtocolError
 from common.protocol.handshake import HandshakeState, Role, ServerHandshake, throttled_body
 from common.protocol.keys import DEFAULT_PARAMS, ScryptParams, Verifier, verifier_from_key
 from common.protocol.messages import Message, MessageType, Side
-from common.tcp import MAX_BAD_FRAMES, ConnectionServer, read_message
+from common.tcp import MAX_BAD_FRAMES
 
-__all__ = ["CentralServer", "PeerLink"]
+__all__ = ["CentralServer", "PeerLink", "PeerProtocol"]
 
 log = logging.getLogger(__name__)
 
 MAX_WRITE_BUFFER = 512 * 1024  # a peer this far behind is not reading: drop it
+BACKLOG = 4096  # connections the kernel queues while Central is busy (a connect storm)
 HANDSHAKE_TIMEOUT = 10.0
 REFRESH_MARGIN = timedelta(seconds=30)
 # Why a proof failed, as ServerHandshake says: these are guesses; anything else is not.
@@ -48,8 +51,8 @@ _GUESSES = frozenset({"bad proof", "unknown principal", "malformed proof"})
 class PeerLink:
     """A connected, authenticated (or authenticating) peer; implements ``network.Link``."""
 
-    def __init__(self, writer: asyncio.StreamWriter, conn: Connection, peer_ip: str) -> None:
-        self._writer = writer
+    def __init__(self, transport: asyncio.Transport, conn: Connection, peer_ip: str) -> None:
+        self._transport = transport
         self.conn = conn
         self.peer_ip = peer_ip
         self.closed = False
@@ -59,31 +62,165 @@ class PeerLink:
         if self.closed:
             return
         try:
-            self._writer.write(self.conn.send(msg_type, body))
+            frame = self.conn.send(msg_type, body)
         except ProtocolError:
             log.exception("cannot encode %s", msg_type)
             return
+        # ACKs owed so far go first, in one write with the frame: the order on the wire
+        # is the order things happened.
+        self._transport.write(self.conn.data_to_send() + frame)
         self._check_buffer()
 
-    def write_raw(self, data: bytes) -> None:
-        if data and not self.closed:
-            self._writer.write(data)
+    def flush(self) -> None:
+        """Write the ACKs and NACKs owed (once per read, not once per frame)."""
+        out = self.conn.data_to_send()
+        if out and not self.closed:
+            self._transport.write(out)
             self._check_buffer()
 
     def _check_buffer(self) -> None:
-        if self._writer.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+        if self._transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
             log.warning(
                 "peer is not reading; dropping it", extra={"fields": {"peer": self.peer_ip}}
             )
             self.closed = True
             self.close_reason = "peer not reading"
-            self._writer.transport.abort()
+            self._transport.abort()
+
+    def pause(self) -> None:
+        self._transport.pause_reading()
+
+    def resume(self) -> None:
+        if not self._transport.is_closing():
+            self._transport.resume_reading()
 
     def close(self, reason: str) -> None:
         if not self.closed:
+            self.flush()
             self.closed = True
             self.close_reason = reason
-            self._writer.close()
+            self._transport.close()
+
+
+class PeerProtocol(asyncio.Protocol):
+    """One connection, driven by the loop's callbacks: no task or stream per connection.
+
+    Bytes go into the sans-IO :class:`Connection`; each accepted message is handled as
+    soon as it is read, and the ACKs of one read leave in one write. During the
+    handshake the two messages it needs are handed to its task; afterwards every
+    message is dispatched for the proven identity. A handler that must wait (for the
+    database, say) holds the connection's later messages, unread, until it is done.
+    """
+
+    def __init__(self, server: CentralServer) -> None:
+        self._server = server
+        self.link: PeerLink | None = None
+        self.peer: Peer | None = None
+        self._handshake_inbox: asyncio.Queue[Message | None] | None = asyncio.Queue()
+        self._waiting = False  # a handler is being awaited: hold further messages
+        self._finishing: asyncio.Future[None] | None = None  # that handler
+        self._ended = False
+        self._peer_gone = False
+
+    # -- asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's is one, not a subclass
+        address = transport.get_extra_info("peername")
+        conn = Connection(self._server.clock)
+        self.link = PeerLink(transport, conn, str(address[0]) if address else "?")
+        self._server.opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        assert self.link is not None
+        self.link.conn.receive_data(data)
+        self._pump()
+
+    def eof_received(self) -> bool:
+        self._gone()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._gone()
+        self._server.closed(self)
+
+    def _gone(self) -> None:
+        """The peer is gone; what it sent before still counts, so end after handling it."""
+        self._peer_gone = True
+        if not self._waiting or self._handshake_inbox is not None:
+            self._end()
+
+    # -- the connection's life
+    def secured(self, peer: Peer) -> None:
+        """The handshake proved ``peer``: from now on messages are dispatched."""
+        self.peer = peer
+        self._handshake_inbox = None
+        self._waiting = False
+        self._pump()
+
+    def _end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        assert self.link is not None
+        if self._handshake_inbox is not None:
+            self._handshake_inbox.put_nowait(None)
+        elif self.peer is not None:
+            self._server.disconnected(self.peer, self.link.close_reason)
+        self.link.close("connection ended")
+
+    def _pump(self) -> None:
+        """Handle every complete message read so far, unless one is being awaited."""
+        link = self.link
+        assert link is not None
+        conn = link.conn
+        while not self._waiting and not link.closed:
+            event = conn.next_event()
+            if event is NEED_DATA:
+                break
+            if isinstance(event, Rejected):
+                self._server.rejected(link, event.error)
+                if conn.rejected_count > MAX_BAD_FRAMES:
+                    self._server.flooded(link)
+                    break
+            elif isinstance(event, MessageReceived):
+                self._received(event.message)
+        link.flush()
+
+    def _received(self, msg: Message) -> None:
+        assert self.link is not None
+        if self._handshake_inbox is not None:
+            self._handshake_inbox.put_nowait(msg)
+            self._waiting = True  # the handshake reads on when it is ready
+            return
+        assert self.peer is not None
+        if msg.type is MessageType.BYE:
+            self.link.close("bye")
+            return
+        pending = self._server.handle(self.peer, msg)
+        if pending is not None:
+            self._waiting = True
+            self.link.pause()
+            self._finishing = asyncio.ensure_future(self._finish(pending))
+
+    async def _finish(self, pending: Awaitable[None]) -> None:
+        try:
+            await pending
+        finally:
+            self._waiting = False
+            assert self.link is not None
+            if not self.link.closed:
+                self.link.resume()
+                self._pump()
+            if self._peer_gone and not self._waiting:
+                self._end()
+
+    async def next_handshake_message(self) -> Message | None:
+        """The next message of the handshake; None once the connection has ended."""
+        assert self._handshake_inbox is not None and self.link is not None
+        if self._waiting:
+            self._waiting = False
+            self._pump()  # what arrived meanwhile
+        return await self._handshake_inbox.get()
 
 
 class CentralServer:
@@ -102,49 +239,68 @@ class CentralServer:
         self.network = network
         self._writer = writer
         self._db = db
-        self._clock = clock
+        self.clock = clock
         self._params = scrypt_params
         self._handshake_timeout = handshake_timeout
-        self._tcp = ConnectionServer(self._accept)
+        self._server: asyncio.Server | None = None
+        self._connections: set[PeerProtocol] = set()
+        self._handshakes: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Future[None]] = set()  # charge requests in flight
         # Online guessing: growing delays after failed proofs, per (role, id) and address.
         self.throttle = LoginThrottle()
         self._synced_up_to: datetime | None = None  # newest updated_at seen by a refresh
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
-        return await self._tcp.start(host, port)
+        """Listen (port 0: any free port); returns the bound address."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: PeerProtocol(self), host, port, backlog=BACKLOG, reuse_address=True
+        )
+        sock = self._server.sockets[0].getsockname()
+        return str(sock[0]), int(sock[1])
 
     async def close(self) -> None:
-        await self._tcp.close()
+        """Stop listening and end every connection."""
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._handshakes):
+            task.cancel()
+        await asyncio.gather(*self._handshakes, return_exceptions=True)
+        for protocol in list(self._connections):
+            if protocol.link is not None:
+                protocol.link.close("Central shutting down")
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        link = PeerLink(writer, Connection(self._clock), str(peer[0]) if peer else "?")
-        try:
-            await self._serve(reader, link)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        except Exception:
-            log.exception("connection handler failed", extra={"fields": {"peer": link.peer_ip}})
-        finally:
-            link.close("connection ended")
+    # -- connections (called by PeerProtocol)
+    def opened(self, protocol: PeerProtocol) -> None:
+        self._connections.add(protocol)
+        task = asyncio.ensure_future(self._authenticate(protocol))
+        self._handshakes.add(task)
+        task.add_done_callback(self._handshakes.discard)
 
-    async def _next_message(self, reader: asyncio.StreamReader, link: PeerLink) -> Message | None:
-        """Read until one message arrives; ACK/NACK as we go. None at EOF or on a flood."""
-        message = await read_message(
-            reader, link.conn, link.write_raw, lambda error: self._rejected(link, error)
-        )
-        if message is None and link.conn.rejected_count > MAX_BAD_FRAMES:
-            self._audit_error(link, "too many bad frames; connection dropped")
-            link.close("too many bad frames")
-        return message
+    def closed(self, protocol: PeerProtocol) -> None:
+        self._connections.discard(protocol)
 
-    def _rejected(self, link: PeerLink, error: ProtocolError) -> None:
+    def handle(self, peer: Peer, msg: Message) -> Awaitable[None] | None:
+        """Dispatch ``msg``; what is left to await before the next one, if anything."""
+        route = routing.route(peer.role, msg.type)
+        if route is not None and route.background:
+            task = asyncio.ensure_future(routing.dispatch(self.network, peer, msg, route))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return None
+        return routing.dispatch_now(self.network, peer, msg, route)
+
+    def rejected(self, link: PeerLink, error: ProtocolError) -> None:
         log.info(
             "frame rejected",
             extra={"fields": {"peer": link.peer_ip, "code": error.code, "error": str(error)}},
         )
         if link.conn.rejected_count in (1, MAX_BAD_FRAMES):
             self._audit_error(link, f"rejected frame: {error.code}")
+
+    def flooded(self, link: PeerLink) -> None:
+        self._audit_error(link, "too many bad frames; connection dropped")
+        link.close("too many bad frames")
 
     def _audit_error(self, link: PeerLink, reason: str, **who: Any) -> None:
         self._writer.submit(
@@ -156,13 +312,21 @@ class CentralServer:
             )
         )
 
-    async def _serve(self, reader: asyncio.StreamReader, link: PeerLink) -> None:
+    async def _authenticate(self, protocol: PeerProtocol) -> None:
+        link = protocol.link
+        assert link is not None
         try:
-            who = await asyncio.wait_for(self._handshake(reader, link), self._handshake_timeout)
+            who = await asyncio.wait_for(self._handshake(protocol), self._handshake_timeout)
         except TimeoutError:
             self._audit_error(link, "handshake timed out")
+            link.close("handshake timed out")
+            return
+        except Exception:
+            log.exception("handshake failed", extra={"fields": {"peer": link.peer_ip}})
+            link.close("handshake failed")
             return
         if who is None:
+            link.close("not authenticated")
             return
         role, principal_id, key = who
         link.conn.secure(key, Side.SERVER)
@@ -171,11 +335,9 @@ class CentralServer:
             self._connected(peer, key)
         except CentralError as exc:
             link.send(MessageType.ERROR, exc.body().to_body())
+            link.close("refused")
             return
-        try:
-            await self._read_loop(reader, peer, link)
-        finally:
-            self._disconnected(peer, link.close_reason)
+        protocol.secured(peer)
 
     def _connected(self, peer: Peer, key: bytes) -> None:
         net = self.network
@@ -186,7 +348,7 @@ class CentralServer:
         else:
             net.fleet.driver_up(peer.id, peer.link)
 
-    def _disconnected(self, peer: Peer, why: str) -> None:
+    def disconnected(self, peer: Peer, why: str) -> None:
         net, link = self.network, peer.link
         if peer.role is Role.MONITOR:
             net.chargepoints.monitor_lost(peer.id, link, why or "monitor disconnected")
@@ -195,24 +357,10 @@ class CentralServer:
         else:
             net.fleet.driver_lost(peer.id, link)
 
-    async def _read_loop(self, reader: asyncio.StreamReader, peer: Peer, link: PeerLink) -> None:
-        pending: set[asyncio.Task[None]] = set()
-        while (msg := await self._next_message(reader, link)) is not None:
-            if msg.type is MessageType.BYE:
-                break
-            route = routing.route(peer.role, msg.type)
-            handling = routing.dispatch(self.network, peer, msg, route)
-            if route is not None and route.background:
-                task = asyncio.create_task(handling)
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-            else:
-                await handling
-
-    async def _handshake(
-        self, reader: asyncio.StreamReader, link: PeerLink
-    ) -> tuple[Role, str, bytes] | None:
-        hello = await self._next_message(reader, link)
+    async def _handshake(self, protocol: PeerProtocol) -> tuple[Role, str, bytes] | None:
+        link = protocol.link
+        assert link is not None
+        hello = await protocol.next_handshake_message()
         if hello is None:
             return None
         role, principal = str(hello.body.get("role", ""))[:16], str(hello.body.get("id", ""))[:32]
@@ -221,12 +369,12 @@ class CentralServer:
             return None
         verifier = await self._lookup(hello)
         handshake = ServerHandshake(
-            lambda _role, _id: verifier, self._clock, decoy_params=self._params
+            lambda _role, _id: verifier, self.clock, decoy_params=self._params
         )
         try:
             reply = handshake.receive(hello)
             link.send(reply.type, reply.body)
-            proof = await self._next_message(reader, link)
+            proof = await protocol.next_handshake_message()
             if proof is None or self._throttled(link, keys, f"{role} {principal}"):
                 return None  # abandoned, or a proof that is not checked: no guess made
             reply = handshake.receive(proof)
