@@ -19,6 +19,7 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
+from websockets.typing import Subprotocol
 
 from common.config import (
     ServiceParser,
@@ -172,7 +173,7 @@ async def _run(args: Any, secret: str, stop: asyncio.Event) -> int:
         try:
             async with connect(
                 url,
-                subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                subprotocols=[Subprotocol("ocpp1.6")],
                 additional_headers={"Authorization": _basic(args.id, secret)},
                 ssl=tls,
                 open_timeout=10,

@@ -35,6 +35,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.headers import build_www_authenticate_basic
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from central.errors import CentralError
 from central.network import Network
@@ -119,7 +120,7 @@ class OcppServer:
             self._handler,
             host,
             port,
-            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+            subprotocols=[Subprotocol(SUBPROTOCOL)],
             process_request=self._upgrade,
             ssl=self._tls,
             max_size=MAX_MESSAGE,

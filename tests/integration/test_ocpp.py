@@ -331,7 +331,7 @@ async def test_a_charger_acts_only_for_itself(central: CentralProcess) -> None:
         frames = [[2, f"f{i}", "Heartbeat", {}] for i in range(150)]
         for frame in frames:
             await ws.send(json.dumps(frame))
-        codes = []
+        codes: list[str] = []
         async with asyncio.timeout(10):
             while len(codes) < len(frames):
                 message = json.loads(await ws.recv())

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from ocpp_sim.charger import SimCharger
 
@@ -36,9 +37,10 @@ async def open_ws(
 ) -> AsyncIterator[ClientConnection]:
     """A WebSocket to ``url/cp_id`` with Basic credentials (``user`` defaults to the id)."""
     headers = basic(user or cp_id, secret) if secret is not None else {}
+    offered = [Subprotocol(p) for p in (["ocpp1.6"] if subprotocols is None else subprotocols)]
     async with connect(
         f"{url}/{cp_id}",
-        subprotocols=subprotocols if subprotocols is not None else ["ocpp1.6"],  # type: ignore[arg-type]
+        subprotocols=offered,
         additional_headers=headers,
         ssl=tls,
         open_timeout=10,
