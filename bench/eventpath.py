@@ -37,6 +37,7 @@ import contextlib
 import http.client
 import json
 import math
+import os
 import sys
 import tempfile
 import threading
@@ -49,6 +50,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from bench.harness import percentile, progress, provision
 from bench.procs import (
@@ -63,6 +65,7 @@ from common.client import ClientLink, ConnectionClosed, connect
 from common.config import HostPort
 from common.db import open_database
 from common.db.models import OutboxRow
+from common.db.scratch import scratch_postgres
 from common.events import EventConsumer
 from common.events.types import EventType
 from common.infra import EmbeddedBroker
@@ -72,6 +75,8 @@ from common.tcp import free_port
 from tests.support.services import ServiceProcess
 
 __all__ = ["main"]
+
+DEFAULT_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
 BROKEN, ACTIVATED = "BROKEN", "ACTIVATED"
 
@@ -397,9 +402,10 @@ async def _warm_up(gen: Generator, creds: dict[str, str], system: _System) -> No
     await asyncio.sleep(1.0)
 
 
-def run(args: argparse.Namespace, tmp: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def run(
+    args: argparse.Namespace, tmp: Path, url: str
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Everything up, warm up, generate, drain; the latency rows and the run's facts."""
-    url = f"sqlite:///{tmp}/ev.db"
     with progress(f"provisioning {args.cps} CPs"):
         creds = provision(url, args.cps)
     with _system(url, tmp) as system:
@@ -436,6 +442,7 @@ def run(args: argparse.Namespace, tmp: Path) -> tuple[list[dict[str, Any]], dict
         "rate_achieved": round(len(sends) / took, 1),
         "seconds": round(took, 2),
         "heartbeat_s": args.heartbeat,
+        "database": make_url(url).get_backend_name(),
         "changes_sent": len(sends),
         "shown_on_sse": sum(1 for m in at_sse if m),
         "superseded_before_shown": superseded,
@@ -505,7 +512,17 @@ def main(argv: list[str] | None = None) -> int:
         "--seconds", type=float, default=30.0, help="how long to sustain the rate (default 30)"
     )
     parser.add_argument(
-        "--heartbeat", type=float, default=1.0, help="seconds between heartbeats (default 1)"
+        "--heartbeat",
+        type=float,
+        default=5.0,
+        help="seconds between heartbeats (default 5, Central's default)",
+    )
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="Central's database: a fresh SQLite file (default), or a fresh database on the "
+        f"PostgreSQL server at EV_BENCH_POSTGRES_URL (default {DEFAULT_PG}), dropped after",
     )
     parser.add_argument(
         "--drain",
@@ -531,11 +548,16 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 workdir = args.workdir
                 workdir.mkdir(parents=True, exist_ok=False)
-            rows, meta = run(args, workdir)
+            if args.database == "postgres":
+                admin = os.environ.get("EV_BENCH_POSTGRES_URL", DEFAULT_PG)
+                url = stack.enter_context(scratch_postgres(admin, prefix="ev_bench"))
+            else:
+                url = f"sqlite:///{workdir}/ev.db"
+            rows, meta = run(args, workdir, url)
     except KeyboardInterrupt:
         print("interrupted: every child process was stopped", file=sys.stderr)
         return 130
-    report("eventpath", rows, meta)
+    report(f"eventpath_{args.database}", rows, meta)
     lost = meta["never_shown"]
     if lost > 0.01 * meta["changes_sent"]:
         print(

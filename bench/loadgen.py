@@ -164,6 +164,7 @@ class LoadLink(asyncio.Protocol):
         self.ready: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self.closed = False
         self.closing = False
+        self.state: str | None = None  # the last state Central told (monitors)
         self._handshake: ClientHandshake | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -207,10 +208,13 @@ class LoadLink(asyncio.Protocol):
                     stats.ack.add(now - stamp)
             elif kind is MessageReceived:
                 assert isinstance(event, MessageReceived)
+                msg = event.message
                 if self._handshake is not None:
-                    self._on_handshake(event.message)
+                    self._on_handshake(msg)
                 else:
-                    self.handler(self, event.message)
+                    if msg.type is MessageType.STATUS and "state" in msg.body:
+                        self.state = str(msg.body["state"])
+                    self.handler(self, msg)
             elif kind is NackReceived:
                 if sent and sent.popleft():
                     stats.nacked += 1
@@ -266,7 +270,7 @@ class Target:
 
 @dataclass(frozen=True)
 class Mix:
-    heartbeat_hz: float = 1.0
+    heartbeat_hz: float = 0.2  # Central's default interval, 5 s
     engines: bool = True  # connect an engine per CP (not needed for pure heart-beat load)
     supplying: float = 0.10  # share of CPs charging a driver's vehicle
     telemetry_hz: float = 1.0
@@ -384,8 +388,44 @@ class _Worker:
             return True
 
     async def connect(self) -> dict[str, Any]:
-        started = time.perf_counter()
         self._tasks.append(asyncio.create_task(self._heartbeats()))
+        return await self._connect_all()
+
+    async def reconnect(self, host: str, port: int, within: float) -> dict[str, Any]:
+        """Central was restarted under us: every CP and driver logs in again at once.
+
+        Also reports how long until every monitor was told ACTIVATED (``activated_s``,
+        None if not all were within ``within`` seconds).
+        """
+        started = time.perf_counter()
+        self.stats.connect = Histogram()
+        self.target = replace(self.target, host=host, port=port)
+        for cp in self.cps:
+            for link in (cp.monitor, cp.engine):
+                if link is not None:
+                    link.close()
+            cp.monitor = cp.engine = None
+            cp.session, cp.waiting = None, None
+        for driver in self.drivers:
+            if driver.link is not None:
+                driver.link.close()
+            driver.link = None
+        self.monitors = []
+        self.sending = True  # connected monitors heart-beat on while the rest log in
+        out = await self._connect_all()
+        monitors = [cp.monitor for cp in self.cps if cp.monitor is not None]
+        while time.perf_counter() - started < within:
+            if all(link.state == "ACTIVATED" for link in monitors):
+                out["activated_s"] = time.perf_counter() - started
+                break
+            await asyncio.sleep(0.05)
+        else:
+            out["activated_s"] = None
+        out["not_activated"] = sum(link.state != "ACTIVATED" for link in monitors)
+        return out
+
+    async def _connect_all(self) -> dict[str, Any]:
+        started = time.perf_counter()
         gate = asyncio.Semaphore(self.mix.concurrency)
         ok = await asyncio.gather(*(self._connect_cp(n, cp, gate) for n, cp in enumerate(self.cps)))
         cps_seconds = time.perf_counter() - started
@@ -596,6 +636,8 @@ def _worker_main(
                     pipe.send(await worker.measure(*args))
                 elif command == "drain":
                     pipe.send(await worker.drain(*args))
+                elif command == "reconnect":
+                    pipe.send(await worker.reconnect(*args))
                 else:
                     break
         finally:
@@ -713,7 +755,19 @@ class LoadGenerator:
 
     def connect(self) -> dict[str, Any]:
         """Connect and authenticate every CP (monitor, engine), then every driver."""
-        parts = self._all("connect")
+        return self._merge_connect(self._all("connect"))
+
+    def reconnect(self, host: str, port: int, within: float = 120) -> dict[str, Any]:
+        """Every CP and driver logs in again, to a Central restarted at ``host:port``."""
+        parts = self._all("reconnect", host, port, within, timeout=within + 600)
+        out = self._merge_connect(parts)
+        times = [p["activated_s"] for p in parts]
+        out["activated_s"] = None if None in times else max(times)
+        out["not_activated"] = sum(p["not_activated"] for p in parts)
+        return out
+
+    @staticmethod
+    def _merge_connect(parts: list[dict[str, Any]]) -> dict[str, Any]:
         hist = Histogram()
         for part in parts:
             hist.merge(Histogram(*part["connect"]))
@@ -778,6 +832,44 @@ class RunOptions:
     mix: Mix = field(default_factory=Mix)
     central_args: tuple[str, ...] = ()
     profile: Path | None = None  # py-spy Central during the window, collapsed stacks here
+    storm: bool = False  # then SIGKILL Central, restart it, and every CP logs in again
+
+
+def _storm(
+    opts: RunOptions,
+    children: procs.Children,
+    old: procs.CentralHandle,
+    url: str,
+    work: Path,
+    gen: LoadGenerator,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Kill Central, start it again on the same database, and let the whole fleet log in."""
+    log("connect storm: SIGKILL Central, start it again, every CP logs in at once ...")
+    old.proc.kill()
+    central = procs.start_central(
+        children, url, work, extra_args=opts.central_args, name="central-restarted"
+    )
+    before = procs.proc_stats(central.proc.pid)
+    again = gen.reconnect(*central.addr)
+    after = procs.proc_stats(central.proc.pid)
+    logins = 2 * again["cps"] + again["drivers"] if opts.mix.engines else again["cps"]
+    cpu = after.cpu_seconds - before.cpu_seconds
+    log(
+        f"all logged in again in {again['seconds']:.1f} s; every monitor ACTIVATED after "
+        f"{again['activated_s'] if again['activated_s'] is not None else 'never'} s"
+    )
+    return {
+        "storm_logins": logins,
+        "storm_failed": again["cps_failed"] + again["drivers_failed"],
+        "storm_s": round(again["seconds"], 1),
+        "storm_activated_s": None
+        if again["activated_s"] is None
+        else round(again["activated_s"], 1),
+        "storm_not_activated": again["not_activated"],
+        "storm_central_cpu_s": round(cpu, 1),
+        "storm_central_ms_per_login": round(1000 * cpu / max(1, logins), 2),
+    }
 
 
 def run_against_central(opts: RunOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -815,6 +907,7 @@ def run_against_central(opts: RunOptions, log: Callable[[str], None] = print) ->
             if spy is not None:
                 spy.wait(60)
             drained = gen.drain()
+            storm = _storm(opts, children, central, url, work, gen, log) if opts.storm else {}
     row = {
         "cps": opts.cps,
         "connections": 2 * conn["cps"] + conn["drivers"] if opts.mix.engines else conn["cps"],
@@ -827,6 +920,8 @@ def run_against_central(opts: RunOptions, log: Callable[[str], None] = print) ->
         "central_cpu_pct": round(100 * (end.cpu_seconds - start.cpu_seconds) / window.seconds, 1),
         **window.summary(),
         "unanswered_at_end": drained["unanswered"] + drained["unanswered_on_dropped"],
+        "heartbeat_interval_s": round(1 / opts.mix.heartbeat_hz, 2),
+        **storm,
     }
     row["connect_per_cp_p99_ms"] = conn["per_cp_p99_ms"]
     return row
@@ -850,6 +945,12 @@ def mix_arguments(parser: argparse.ArgumentParser) -> None:
         help="operator stop/resume commands per second through API_Central (default 0.5)",
     )
     parser.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=1 / Mix.heartbeat_hz,
+        help="seconds between each monitor's heart-beats (default 5, Central's default)",
+    )
+    parser.add_argument(
         "--workers", type=int, default=2, help="load-generator processes (default 2)"
     )
     parser.add_argument(
@@ -858,8 +959,11 @@ def mix_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def mix_of(args: argparse.Namespace) -> Mix:
+    if args.heartbeat_interval <= 0:
+        raise SystemExit("--heartbeat-interval must be positive")
     return replace(
         Mix(),
+        heartbeat_hz=1 / args.heartbeat_interval,
         supplying=args.supplying,
         session_seconds=args.session_seconds,
         operator_rate=args.operator_rate,

@@ -162,9 +162,17 @@ class CentralHandle:
 
 
 def start_central(
-    children: Children, url: str, workdir: Path, *, extra_args: Sequence[str] = ()
+    children: Children,
+    url: str,
+    workdir: Path,
+    *,
+    extra_args: Sequence[str] = (),
+    name: str = "central",
 ) -> CentralHandle:
-    """Start ``python -m central`` on 127.0.0.1 (console off) and wait until it serves."""
+    """Start ``python -m central`` on 127.0.0.1 (console off) and wait until it serves.
+
+    Its log is ``workdir/NAME.log`` (a restarted Central needs a name of its own).
+    """
     port, api_port = free_port(), free_port()
     token = secrets.token_urlsafe(16)
     proc = children.add(
@@ -186,8 +194,8 @@ def start_central(
                 "EV_SCRYPT_N": str(BENCH_SCRYPT.n),
                 "EV_DATA_DIR": str(workdir / "data"),
             },
-            log_path=workdir / "central.log",
-            name="central",
+            log_path=workdir / f"{name}.log",
+            name=name,
         ).start()
     )
     proc.wait_for_line(r"API_Central on http://", timeout=120)
