@@ -18,6 +18,7 @@ COPY cp_monitor ./cp_monitor
 COPY driver ./driver
 COPY weather ./weather
 COPY web_ui ./web_ui
+COPY ocpp_sim ./ocpp_sim
 RUN pip install '.[speed]' && rm -rf /src
 
 WORKDIR /data

@@ -215,7 +215,9 @@ def test_addresses_agree_across_machines() -> None:
         name: {int(p.split(":")[-1]) for p in SERVICES[name].get("ports", [])}
         for name in ("central", "registry", "web")
     }
-    assert published["central"] == {central_port, api_port}
+    ocpp_port = port_of("central", "EV_CENTRAL_OCPP_LISTEN")
+    assert published["central"] == {central_port, api_port, ocpp_port}
+    assert environment("central")["EV_OCPP_TLS_CERT"].startswith("/registry/")
     assert published["registry"] == {registry_port}
     assert published["web"] == {port_of("web", "EV_WEB_LISTEN")}
 
