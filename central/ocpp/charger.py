@@ -95,6 +95,7 @@ BOOT_INTERVAL = 60  # Heartbeat interval given at boot; liveness is the WebSocke
 MAX_THROTTLED = 500  # frames in a row over the rate before the connection is closed
 CALL_TIMEOUT = 4.0  # under the domain's 5 s for an engine's answer to an authorisation
 MAX_OPEN_TRANSACTIONS = 8  # per charger: one live, the rest lost to dropped connections
+MAX_TARGETS = 1024  # targets of authorisations not yet started, all chargers
 _ACTIONS = frozenset(str(a) for a in Action)
 # The refusals (``error`` frames, ``charge_denied``) the domain sends while one call is
 # being handled, so that the call's answer can say so.
@@ -235,6 +236,7 @@ class OcppCharger(ChargePoint):
         self._availability: AvailabilityType | None = None  # what Central last asked
         self._outbox: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._closing: asyncio.Future[Any] | None = None
 
     # ------------------------------------------------------------ lifecycle
     @property
@@ -335,7 +337,10 @@ class OcppCharger(ChargePoint):
     def _authorize(self, body: Mapping[str, Any]) -> None:
         session_id = str(body.get("session_id"))
         target = body.get("target_kwh")
-        self._tx.targets[session_id] = Decimal(str(target)) if target is not None else None
+        targets = self._tx.targets
+        targets[session_id] = Decimal(str(target)) if target is not None else None
+        while len(targets) > MAX_TARGETS:  # authorisations withdrawn before a start
+            del targets[next(iter(targets))]
         if self._local_start:
             # The charger already started (a tag at its reader): it agrees by definition.
             self._spawn(self._answer(session_id, True, ""))
@@ -614,9 +619,16 @@ class OcppCharger(ChargePoint):
 
     @on(Action.start_transaction)
     async def on_start(self, connector_id: int, id_tag: str, meter_start: int, **_: Any):
+        accepted = AuthorizationStatus.accepted
+        again = self._repeated_start(id_tag)
+        if again is not None:  # the charger did not get our answer and asks again
+            return call_result.StartTransaction(
+                transaction_id=again, id_tag_info={"status": accepted}
+            )
         session_id, refusal = await self._start(id_tag)
-        tx_id = transaction_id(session_id or str(uuid.uuid4()))
         if session_id is None or refusal is not None:
+            # A number of no session, so that its StopTransaction cannot end a real one.
+            tx_id = transaction_id(str(uuid.uuid4()))
             code = _refused_code(refusal or {})
             status = (
                 AuthorizationStatus.concurrent_tx
@@ -626,10 +638,20 @@ class OcppCharger(ChargePoint):
             return call_result.StartTransaction(
                 transaction_id=tx_id, id_tag_info={"status": status}
             )
+        tx_id = transaction_id(session_id)
         target = self._tx.targets.pop(session_id, None)
         self._tx.add(self.id, tx_id, Transaction(session_id, Decimal(meter_start), target))
-        accepted = AuthorizationStatus.accepted
         return call_result.StartTransaction(transaction_id=tx_id, id_tag_info={"status": accepted})
+
+    def _repeated_start(self, tag: str) -> int | None:
+        """The transaction id of a StartTransaction already accepted for the live session."""
+        s = self.cp.session
+        if s is None or s.status != SessionStatus.SUPPLYING:
+            return None
+        if s.driver_id is not None and id_tag(s.driver_id) != tag:
+            return None
+        found = self._tx.find(self.id, s.id)
+        return found[0] if found else None
 
     async def _start(self, tag: str) -> tuple[str | None, Mapping[str, Any] | None]:
         """The session a StartTransaction begins, and the domain's refusal if any."""
@@ -665,6 +687,9 @@ class OcppCharger(ChargePoint):
         if meter.wh is None:
             return call_result.MeterValues()
         tx = self._tx.of(self.id).get(transaction_id)
+        live = self.cp.session
+        if tx and tx.stop_asked and (live is None or live.id != tx.session_id):
+            return call_result.MeterValues()  # readings in flight after Central ended it
         session_id = tx.session_id if tx else f"ocpp-tx-{transaction_id}"
         kwh = (meter.wh - (tx.meter_start_wh if tx else 0)) / 1000
         body: dict[str, Any] = {"session_id": session_id, "kwh": float(kwh)}

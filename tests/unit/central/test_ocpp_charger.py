@@ -128,6 +128,8 @@ def test_a_driver_charges_from_remote_start_to_ticket() -> None:
             }
             assert cp.state is CPState.SUPPLYING
             tx = answer[2]["transactionId"]
+            # The charger lost our answer and asks again: the same transaction, no new one.
+            assert (await sock.call("StartTransaction", start))[2] == answer[2]
             w.clock.advance(120)
             assert (await sock.call("MeterValues", meter(1500, tx)))[0] == 3
             assert fl(driver).last(M.TELEMETRY)["kwh"] == 0.5
