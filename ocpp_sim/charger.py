@@ -86,6 +86,11 @@ class SimCharger(ChargePoint):
         self.tickets: list[int] = []  # transaction ids that were stopped
         self._tasks: set[asyncio.Task[Any]] = set()
 
+    @property
+    def connection(self) -> Any:
+        """The WebSocket it speaks on."""
+        return self._connection
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)

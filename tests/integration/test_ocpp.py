@@ -23,6 +23,8 @@ from ocpp.v16 import call
 from websockets.exceptions import InvalidStatus
 
 from central.drivers import add_driver
+from common.db import open_database
+from common.db.models import ChargePoint, utcnow
 from common.tcp import free_port
 from registry.tls import ensure_certificates
 from tests.support.central import TEST_SCRYPT, CentralProcess, provision_cp, start_central
@@ -230,6 +232,35 @@ async def test_unknown_wrong_and_borrowed_credentials_are_refused(
 
     await _until(audited, "the refusals in the audit log")
     assert central.cp("OC5")["state"] in ("UNKNOWN", "DISCONNECTED")  # never let in
+
+
+def _deregister(url: str, cp_id: str) -> None:
+    """What the Registry's DELETE /api/chargepoints/<id> does to the shared database."""
+    db = open_database(url)
+    with db.transaction() as session:
+        row = session.get(ChargePoint, cp_id)
+        assert row is not None
+        row.deregistered_at = utcnow()
+    db.dispose()
+
+
+@_sync
+async def test_a_deregistered_charger_is_cut_off_and_refused(central: CentralProcess) -> None:
+    secret = provision_cp(central.db_url, "OD1", "Zamora")
+    async with sim_charger(_url(central), "OD1", secret) as charger:
+        await central.wait_state("OD1", "ACTIVATED")
+        await asyncio.to_thread(_deregister, central.db_url, "OD1")
+        await _until(lambda: charger.connection.close_code is not None, "the cut", timeout=10)
+    with pytest.raises(InvalidStatus) as refused:
+        async with open_ws(_url(central), "OD1", secret):
+            pass
+    assert refused.value.response.status_code == 401
+
+    def audited() -> bool:
+        failures = _audit(central, action="cp.auth_failed", cp_id="OD1")
+        return any(e["params"]["reason"].startswith("unknown or deregistered") for e in failures)
+
+    await _until(audited, "the refusal in the audit log")
 
 
 @_sync
