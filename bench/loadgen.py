@@ -65,6 +65,7 @@ __all__ = [
 TICK = 0.01  # heart-beat pacing step (s)
 HEARTBEAT = {"engine_ok": True}
 CONNECT_TIMEOUT = 60.0
+STORM_PROFILE_S = 20  # how long a profile of the connect storm samples Central
 
 
 # ------------------------------------------------------------------ histogram
@@ -850,9 +851,15 @@ def _storm(
     central = procs.start_central(
         children, url, work, extra_args=opts.central_args, name="central-restarted"
     )
+    spy = None
+    if opts.profile is not None:
+        out = opts.profile.with_name(f"{opts.profile.stem}-storm{opts.profile.suffix}")
+        spy = procs.profile(children, central.proc.pid, STORM_PROFILE_S, out)
     before = procs.proc_stats(central.proc.pid)
     again = gen.reconnect(*central.addr)
     after = procs.proc_stats(central.proc.pid)
+    if spy is not None:
+        spy.wait(STORM_PROFILE_S + 60)
     logins = 2 * again["cps"] + again["drivers"] if opts.mix.engines else again["cps"]
     cpu = after.cpu_seconds - before.cpu_seconds
     log(

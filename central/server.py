@@ -24,8 +24,9 @@ from central import routing
 from central.errors import CentralError
 from central.network import Network
 from central.routing import Peer
-from central.store import load_cps, load_verifier
+from central.store import load_cps
 from central.throttle import LoginThrottle, login_keys
+from central.verifiers import VerifierLookups
 from central.writer import DbWriter
 from common.db import Database
 from common.events import Event, EventType, record
@@ -248,6 +249,7 @@ class CentralServer:
         self._background: set[asyncio.Future[None]] = set()  # charge requests in flight
         # Online guessing: growing delays after failed proofs, per (role, id) and address.
         self.throttle = LoginThrottle()
+        self._verifiers = VerifierLookups(db)
         self._synced_up_to: datetime | None = None  # newest updated_at seen by a refresh
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
@@ -412,12 +414,7 @@ class CentralServer:
         if role not in (Role.MONITOR, Role.DRIVER):
             return None
         kind = "driver" if role == Role.DRIVER else "cp"
-
-        def read() -> Verifier | None:
-            with self._db.read() as session:
-                return load_verifier(session, kind, principal_id)
-
-        verifier = await asyncio.get_running_loop().run_in_executor(None, read)
+        verifier = await self._verifiers.get(kind, principal_id)
         if (
             verifier is not None
             and role == Role.MONITOR

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from central.states import CPState
@@ -28,7 +28,7 @@ from common.db.models import (
     utcnow,
 )
 from common.events import Event, EventType, record
-from common.protocol.keys import Verifier
+from common.protocol.keys import ScryptParams, Verifier
 
 __all__ = [
     "CPRow",
@@ -40,6 +40,7 @@ __all__ = [
     "load_cps",
     "load_open_sessions",
     "load_verifier",
+    "load_verifiers",
     "mark_delivered",
     "pending_tickets",
     "persist_alert",
@@ -140,19 +141,50 @@ class Ticket:
         }
 
 
-def load_verifier(session: Session, kind: str, principal_id: str) -> Verifier | None:
-    cred = session.get(Credential, (kind, principal_id))
-    if cred is None:
-        return None
-    if kind == "driver":
-        driver = session.get(Driver, principal_id)
-        if driver is None or driver.disabled_at is not None:
-            return None
-    else:
-        cp = session.get(ChargePoint, principal_id)
-        if cp is None or not cp.registered:
-            return None
-    return cred.verifier()
+def _verifier_query(principal: type[ChargePoint] | type[Driver], active: Any) -> Any:
+    cred = Credential
+    return (
+        select(
+            cred.principal_id,
+            cred.salt,
+            cred.scrypt_n,
+            cred.scrypt_r,
+            cred.scrypt_p,
+            cred.stored_key,
+            cred.server_key,
+        )
+        .join(principal, principal.id == cred.principal_id)
+        .where(
+            cred.principal_kind == bindparam("kind"),
+            cred.principal_id.in_(bindparam("ids", expanding=True)),
+        )
+        .where(active)
+    )
+
+
+# Built once: a login storm runs thousands of these, and building one costs more than
+# running it.
+_VERIFIERS = {
+    "cp": _verifier_query(ChargePoint, ChargePoint.deregistered_at.is_(None)),
+    "driver": _verifier_query(Driver, Driver.disabled_at.is_(None)),
+}
+
+
+def load_verifiers(
+    conn: Connection | Session, kind: str, principal_ids: list[str]
+) -> dict[str, Verifier]:
+    """The verifiers of those of ``principal_ids`` that are active (a registered CP, an
+    enabled driver); ``kind`` is ``cp`` or ``driver``."""
+    rows = conn.execute(_VERIFIERS[kind], {"kind": kind, "ids": principal_ids})
+    return {
+        principal_id: Verifier(salt, ScryptParams(n, r, p), stored_key, server_key)
+        for principal_id, salt, n, r, p, stored_key, server_key in rows
+    }
+
+
+def load_verifier(conn: Connection | Session, kind: str, principal_id: str) -> Verifier | None:
+    """The verifier of one active principal, or None."""
+    return load_verifiers(conn, kind, [principal_id]).get(principal_id)
 
 
 def load_cps(session: Session, since: datetime | None = None) -> list[CPRow]:
@@ -253,7 +285,9 @@ def settle(
 
 
 def persist_state(session: Session, cp_id: str, old: CPState, new: CPState, reason: str) -> None:
-    session.execute(update(ChargePoint).where(ChargePoint.id == cp_id).values(last_state=str(new)))
+    """A CP's state change, and its event; in a writer batch, one executemany for all."""
+    if not batch.later(session, _write_states, (cp_id, str(new))):
+        _write_states(session, [(cp_id, str(new))])
     record(
         session,
         Event(
@@ -263,6 +297,21 @@ def persist_state(session: Session, cp_id: str, old: CPState, new: CPState, reas
             cp_id=cp_id,
         ),
     )
+
+
+_CPS = cast(Table, ChargePoint.__table__)
+# updated_at stays: it says when the registration changed (what a refresh reads), and
+# Central's own state changes would make every refresh re-read the whole fleet.
+_STATE = (
+    update(_CPS)
+    .where(_CPS.c.id == bindparam("b_id"))
+    .values(last_state=bindparam("b_state"), updated_at=_CPS.c.updated_at)
+)
+
+
+def _write_states(session: Session, items: list[tuple[str, str]]) -> None:
+    latest = dict(items)  # a CP's last change in the batch is its state
+    session.execute(_STATE, [{"b_id": cp, "b_state": state} for cp, state in latest.items()])
 
 
 def persist_authorized(

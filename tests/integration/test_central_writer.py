@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 
@@ -10,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from central import store
+from central.states import CPState
 from central.writer import DbWriter
 from common.db import open_database
 from common.db.audit import verify_chain
@@ -121,4 +123,28 @@ def test_batches_of_any_size_verify(db_url: str, n: int) -> None:
     with db.transaction() as session:
         report = verify_chain(session)
         assert report.ok and report.checked == n
+    db.dispose()
+
+
+def test_state_changes_are_not_registration_changes(db_url: str) -> None:
+    """The registration refresh reads rows changed since its last run: Central's own state
+    writes must not put the whole fleet back into every refresh."""
+    _, db = _run_batch(db_url, [])
+    with db.transaction() as session:
+        registered_at = session.get(ChargePoint, "CP1").updated_at
+    items = [
+        partial(store.persist_state, cp_id="CP1", old=CPState(a), new=CPState(b), reason="test")
+        for a, b in [("DISCONNECTED", "ACTIVATED"), ("ACTIVATED", "BROKEN")]
+    ]
+    writer = DbWriter(db)
+    futures = [writer.submit(fn) for fn in items]
+    writer.start()
+    for future in futures:
+        future.result(timeout=10)
+    writer.stop()
+    with db.transaction() as session:
+        cp = session.get(ChargePoint, "CP1")
+        assert cp.last_state == "BROKEN" and cp.updated_at == registered_at
+        assert store.load_cps(session, since=registered_at + timedelta(microseconds=1)) == []
+        assert len(session.scalars(select(OutboxRow)).all()) == 2
     db.dispose()
