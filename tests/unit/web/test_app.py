@@ -86,6 +86,16 @@ def test_board_shows_each_cp_with_its_state_in_words(client: FlaskClient) -> Non
     assert page.headers["Cache-Control"] == "no-store"
 
 
+def test_an_ocpp_charger_out_of_service_by_itself_says_so(registry: FakeRegistry) -> None:
+    central = FakeCentral([cp("OC1", "STOPPED", stopped_by=["charger"])])
+    live = LiveBoard(cast(CentralClient, central))
+    clients = Clients(cast(CentralClient, central), live, cast(RegistryClient, registry))
+    flask_app = create_app(WebSettings(operator_token=TOKEN, secret_key="k" * 32), clients)
+    live.resync()
+    html = flask_app.test_client().get("/").get_data(as_text=True)
+    assert 'id="cp-OC1"' in html and "Out of service at the charger" in html
+
+
 def test_static_files_are_served_and_nothing_comes_from_elsewhere(client: FlaskClient) -> None:
     for name in ("app.js", "style.css", "favicon.svg"):
         response = client.get(f"/static/{name}")
