@@ -15,8 +15,8 @@ edge and nowhere else:
   from STOPPED → ChangeAvailability, ``key_revoked`` → the WebSocket is closed.
 
 Health: the WebSocket's pings are the monitor's liveness (a dead connection ends the
-supply, like a lost monitor); while it is open a heart-beat is dispatched every second
-with the engine health the charger last reported.
+supply, like a lost monitor); while it is open a heart-beat is dispatched at the
+monitors' interval with the engine health the charger last reported.
 
 OCPP's framing, schemas and payload classes are the ``ocpp`` package's
 (:class:`ocpp.v16.ChargePoint`, ``@on``); answering calls is done here so that every
@@ -277,8 +277,9 @@ class OcppCharger(ChargePoint):
 
     async def _heartbeats(self) -> None:
         # The WebSocket's pings say whether the charger is there; this keeps the
-        # monitor's heart-beat clock (which a charger does not know of) satisfied.
-        period = min(1.0, self._net.chargepoints.heartbeat_timeout / 3)
+        # monitor's heart-beat clock (which a charger does not know of) satisfied, at the
+        # interval Central asks of native monitors.
+        period = self._net.chargepoints.heartbeat_interval
         while True:
             await self._dispatch(
                 self._monitor, MessageType.HEARTBEAT, {"engine_ok": self._engine_ok}
