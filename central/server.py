@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
@@ -43,6 +44,22 @@ log = logging.getLogger(__name__)
 
 MAX_WRITE_BUFFER = 512 * 1024  # a peer this far behind is not reading: drop it
 BACKLOG = 4096  # connections the kernel queues while Central is busy (a connect storm)
+FD_RESERVE = 256  # descriptors kept for API_Central, the database, logs, OCPP
+FULL_WARNING_EVERY = 10.0  # seconds between "connections full" warnings
+
+
+def connection_capacity() -> int:
+    """How many peers the open-file limit leaves room for, keeping :data:`FD_RESERVE`.
+
+    Past it, ``accept`` would fail with EMFILE, and every other part of Central that
+    opens a file or a socket (API_Central's server, the database) with it.
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 20
+    return max(16, soft - FD_RESERVE)
+
+
 HANDSHAKE_TIMEOUT = 10.0
 REFRESH_MARGIN = timedelta(seconds=30)
 # Why a proof failed, as ServerHandshake says: these are guesses; anything else is not.
@@ -236,8 +253,11 @@ class CentralServer:
         clock: Callable[[], float] = time.time,
         scrypt_params: ScryptParams = DEFAULT_PARAMS,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        max_connections: int | None = None,
     ) -> None:
         self.network = network
+        self.max_connections = connection_capacity() if max_connections is None else max_connections
+        self._full_warned_at = -FULL_WARNING_EVERY
         self._writer = writer
         self._db = db
         self.clock = clock
@@ -274,6 +294,10 @@ class CentralServer:
 
     # -- connections (called by PeerProtocol)
     def opened(self, protocol: PeerProtocol) -> None:
+        assert protocol.link is not None
+        if len(self._connections) >= self.max_connections:
+            self._full(protocol.link)
+            return
         self._connections.add(protocol)
         task = asyncio.ensure_future(self._authenticate(protocol))
         self._handshakes.add(task)
@@ -281,6 +305,19 @@ class CentralServer:
 
     def closed(self, protocol: PeerProtocol) -> None:
         self._connections.discard(protocol)
+
+    def _full(self, link: PeerLink) -> None:
+        """No room for another peer: close it at once (it retries), say so now and then."""
+        link.close("Central is full")
+        now = time.monotonic()
+        if now - self._full_warned_at >= FULL_WARNING_EVERY:
+            self._full_warned_at = now
+            log.warning(
+                "connection refused: Central holds as many connections as its open-file "
+                "limit allows; raise the limit (LimitNOFILE=, docker --ulimit nofile=) or add "
+                "a Central",
+                extra={"fields": {"connections": len(self._connections), "peer": link.peer_ip}},
+            )
 
     def handle(self, peer: Peer, msg: Message) -> Awaitable[None] | None:
         """Dispatch ``msg``; what is left to await before the next one, if anything."""
