@@ -379,6 +379,39 @@ async def test_a_charger_acts_only_for_itself(central: CentralProcess) -> None:
 
 
 @_sync
+async def test_a_transaction_open_when_central_restarts_is_settled(tmp_path: Path) -> None:
+    """Central is killed mid-charge; when the charger is back, the session is settled at
+    the energy last metered (the charger's transaction is not resumed: docs/ocpp.md)."""
+    url, ports = f"sqlite:///{tmp_path / 'ev.db'}", (free_port(), free_port(), free_port())
+    central = start_central(tmp_path, url, *ports[:2], ocpp_port=ports[2], name="central-1")
+    try:
+        secret = provision_cp(url, "OR1", "Burgos")
+        add_driver(url, "DR1", TEST_SCRYPT)
+        async with sim_charger(_url(central), "OR1", secret, speed=10.0):
+            await central.wait_state("OR1", "ACTIVATED")
+            session_id = await _start_session(central, "DR1", "OR1")
+            await _until(lambda: central.cp("OR1")["session"]["kwh"] > 0, "metered energy")
+            await asyncio.sleep(0.5)  # let the progress reach the database
+            central.proc.kill()
+    finally:
+        central.proc.stop()
+    central = start_central(tmp_path, url, *ports[:2], ocpp_port=ports[2], name="central-2")
+    try:
+        [open_row] = _sessions(central, "OR1")
+        assert open_row["status"] == "supplying" and open_row["kwh"] > 0
+        async with sim_charger(_url(central), "OR1", secret):
+            await central.wait_state("OR1", "ACTIVATED")
+            ended = await _until(
+                lambda: [s for s in _sessions(central, "OR1") if s["status"] == "ended"],
+                "the orphan settled",
+            )
+        assert [(s["session_id"], s["reason"]) for s in ended] == [(session_id, "lost")]
+        assert ended[0]["kwh"] == open_row["kwh"]
+    finally:
+        central.proc.stop()
+
+
+@_sync
 async def test_security_profile_2_over_tls(tmp_path: Path) -> None:
     tls_files = ensure_certificates(tmp_path / "tls")
     assert tls_files.ca is not None
