@@ -80,6 +80,7 @@ class SimCharger(ChargePoint):
         self.status = ChargePointStatus.available
         self.operative = True
         self._pending_inoperative = False
+        self._start_accepted = False
         self.transaction: Transaction | None = None
         self.heartbeat_interval = 60
         self.accepted = False
@@ -134,13 +135,15 @@ class SimCharger(ChargePoint):
     async def on_remote_start(self, id_tag: str, connector_id: int | None = None, **_: Any):
         free = self.status == ChargePointStatus.available and self.transaction is None
         ok = free and self.operative and connector_id in (None, 1)
+        self._start_accepted = ok
         return result.RemoteStartTransaction(
             status=RemoteStartStopStatus.accepted if ok else RemoteStartStopStatus.rejected
         )
 
     @after(Action.remote_start_transaction)
     async def after_remote_start(self, id_tag: str, connector_id: int | None = None, **_: Any):
-        if self.status == ChargePointStatus.available and self.transaction is None:
+        if self._start_accepted:  # the after-hook runs whatever the answer was
+            self._start_accepted = False
             await self.start_charge(id_tag)
 
     @on(Action.remote_stop_transaction)
