@@ -245,6 +245,26 @@ def _deregister(url: str, cp_id: str) -> None:
 
 
 @_sync
+async def test_guessing_a_secret_is_slowed_down(central: CentralProcess) -> None:
+    """After 3 wrong secrets for an id, even the right one waits (429, Retry-After)."""
+    secret = provision_cp(central.db_url, "OG1", "Palencia")
+    for _ in range(3):
+        with pytest.raises(InvalidStatus) as refused:
+            async with open_ws(_url(central), "OG1", "a-guess"):
+                pass
+        assert refused.value.response.status_code == 401
+    with pytest.raises(InvalidStatus) as refused:
+        async with open_ws(_url(central), "OG1", secret):
+            pass
+    assert refused.value.response.status_code == 429
+    wait = int(refused.value.response.headers["Retry-After"])
+    assert 1 <= wait <= 2
+    await asyncio.sleep(wait)
+    async with sim_charger(_url(central), "OG1", secret):
+        await central.wait_state("OG1", "ACTIVATED")
+
+
+@_sync
 async def test_a_deregistered_charger_is_cut_off_and_refused(central: CentralProcess) -> None:
     secret = provision_cp(central.db_url, "OD1", "Zamora")
     async with sim_charger(_url(central), "OD1", secret) as charger:
