@@ -18,46 +18,32 @@ Health: the WebSocket's pings are the monitor's liveness (a dead connection ends
 supply, like a lost monitor); while it is open a heart-beat is dispatched at the
 monitors' interval with the engine health the charger last reported.
 
-OCPP's framing, schemas and payload classes are the ``ocpp`` package's
-(:class:`ocpp.v16.ChargePoint`, ``@on``); answering calls is done here so that every
-malformed call gets the 1.6 error code and none is logged as a traceback.
+Frames, schemas, CallErrors and the rate limit are :class:`central.ocpp.wire.Wire`'s;
+this class is what the calls mean to Central.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import logging
-import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from jsonschema.exceptions import ValidationError as SchemaError
-from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict
-from ocpp.charge_point import snake_to_camel_case as to_camel
 from ocpp.exceptions import (
-    FormationViolationError,
     GenericError,
     InternalError,
-    NotSupportedError,
     OCPPError,
     PropertyConstraintViolationError,
     SecurityError,
     UnknownCallErrorCodeError,
 )
-from ocpp.exceptions import (
-    NotImplementedError as OcppNotImplemented,
-)
-from ocpp.messages import CallError, CallResult, get_validator
-from ocpp.messages import MessageType as OcppType
 from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16 import call, call_result
 from ocpp.v16.enums import (
     Action,
     AuthorizationStatus,
@@ -73,13 +59,14 @@ from central.model import HOLD_CHARGER, ChargePointView
 from central.network import Network
 from central.ocpp.mapping import (
     Effect,
-    call_error,
     id_tag,
     read_meter,
     status_effect,
     stop_reason,
     transaction_id,
 )
+from central.ocpp.transactions import Transaction, Transactions
+from central.ocpp.wire import Wire
 from central.routing import Peer
 from central.states import CPState, Trigger
 from common.db.models import SessionStatus
@@ -87,88 +74,17 @@ from common.events import Event, EventType
 from common.protocol.handshake import Role
 from common.protocol.messages import ErrorCode, Message, MessageType
 
-__all__ = ["OcppCharger", "RateLimit", "Transaction", "Transactions"]
+__all__ = ["OcppCharger"]
 
 log = logging.getLogger(__name__)
 
 BOOT_INTERVAL = 60  # Heartbeat interval given at boot; liveness is the WebSocket's ping
-MAX_THROTTLED = 500  # frames in a row over the rate before the connection is closed
 CALL_TIMEOUT = 4.0  # under the domain's 5 s for an engine's answer to an authorisation
-MAX_OPEN_TRANSACTIONS = 8  # per charger: one live, the rest lost to dropped connections
-MAX_TARGETS = 1024  # targets of authorisations not yet started, all chargers
-_ACTIONS = frozenset(str(a) for a in Action)
 # The refusals (``error`` frames, ``charge_denied``) the domain sends while one call is
 # being handled, so that the call's answer can say so.
 _REFUSALS: contextvars.ContextVar[list[Mapping[str, Any]] | None] = contextvars.ContextVar(
     "ocpp_refusals", default=None
 )
-
-
-@dataclass
-class Transaction:
-    """A transaction the charger started, and the Central session it is."""
-
-    session_id: str
-    meter_start_wh: Decimal
-    target_kwh: Decimal | None = None
-    stop_asked: str | None = None  # why Central asked the charger to stop it
-
-
-@dataclass
-class Transactions:
-    """Every charger's open transactions, by CP: they outlive a reconnection."""
-
-    by_cp: dict[str, dict[int, Transaction]] = field(default_factory=dict)
-    targets: dict[str, Decimal | None] = field(default_factory=dict)  # session -> target
-
-    def of(self, cp_id: str) -> dict[int, Transaction]:
-        return self.by_cp.setdefault(cp_id, {})
-
-    def add(self, cp_id: str, tx_id: int, tx: Transaction) -> None:
-        txs = self.of(cp_id)
-        txs[tx_id] = tx
-        while len(txs) > MAX_OPEN_TRANSACTIONS:  # stopped without a StopTransaction
-            del txs[next(iter(txs))]
-
-    def find(self, cp_id: str, session_id: str) -> tuple[int, Transaction] | None:
-        for tx_id, tx in self.of(cp_id).items():
-            if tx.session_id == session_id:
-                return tx_id, tx
-        return None
-
-
-class RateLimit:
-    """A token bucket: ``rate`` calls a second, bursts of ``burst``."""
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic):
-        self.rate, self.burst, self._clock = rate, burst, clock
-        self._tokens, self._at = float(burst), clock()
-
-    def take(self) -> bool:
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
-
-
-class _WireLog:
-    """The ``ocpp`` package's logger, quieter: messages at DEBUG, no tracebacks for peers."""
-
-    def __init__(self, logger: logging.Logger) -> None:
-        self._log = logger
-
-    def info(self, msg: str, *args: Any, **kw: Any) -> None:
-        self._log.debug(msg, *args)
-
-    debug = info
-
-    def warning(self, msg: str, *args: Any, **kw: Any) -> None:
-        self._log.info(msg, *args)
-
-    error = exception = warning
 
 
 def _refused_code(refusal: Mapping[str, Any]) -> str:
@@ -198,7 +114,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-class OcppCharger(ChargePoint):
+class OcppCharger(Wire):
     """One WebSocket connection of the charge point ``cp_id``; a ``Link`` to the domain.
 
     Args:
@@ -220,7 +136,7 @@ class OcppCharger(ChargePoint):
         *,
         rate: float = 10.0,
     ) -> None:
-        super().__init__(cp_id, connection, response_timeout=CALL_TIMEOUT, logger=_WireLog(log))
+        super().__init__(cp_id, connection, rate=rate, response_timeout=CALL_TIMEOUT)
         self.peer_ip = peer_ip
         self.closed = False
         self.close_reason = ""
@@ -228,9 +144,6 @@ class OcppCharger(ChargePoint):
         self._tx = transactions
         self._monitor = Peer(Role.MONITOR, cp_id, self)
         self._engine = Peer(Role.ENGINE, cp_id, self)
-        self._limit = RateLimit(rate, int(rate * 10))
-        self.throttled = 0  # frames refused for flooding, on this connection
-        self._refused_in_row = 0
         self._engine_ok = True
         self._local_start = False  # StartTransaction without a remote start in progress
         self._availability: AvailabilityType | None = None  # what Central last asked
@@ -338,10 +251,7 @@ class OcppCharger(ChargePoint):
     def _authorize(self, body: Mapping[str, Any]) -> None:
         session_id = str(body.get("session_id"))
         target = body.get("target_kwh")
-        targets = self._tx.targets
-        targets[session_id] = Decimal(str(target)) if target is not None else None
-        while len(targets) > MAX_TARGETS:  # authorisations withdrawn before a start
-            del targets[next(iter(targets))]
+        self._tx.expect(session_id, Decimal(str(target)) if target is not None else None)
         if self._local_start:
             # The charger already started (a tag at its reader): it agrees by definition.
             self._spawn(self._answer(session_id, True, ""))
@@ -397,7 +307,7 @@ class OcppCharger(ChargePoint):
                     return
                 log.exception("calling the charger failed", extra={"fields": {"cp_id": self.id}})
 
-    def _audit(self, reason: str) -> None:
+    def audit(self, reason: str) -> None:
         self._net.fleet.emit(
             Event(
                 EventType.ERROR,
@@ -422,108 +332,6 @@ class OcppCharger(ChargePoint):
         finally:
             _REFUSALS.reset(token)
         return refusals[0] if refusals else None
-
-    # ---------------------------------------------------------- incoming frames
-    async def route_message(self, raw_msg: str | bytes) -> None:
-        """Answer every call (a CallError for anything wrong), pass answers to ``call``.
-
-        Every frame counts against the rate limit; beyond it a call is answered
-        GenericError and anything else is dropped, and a charger that keeps flooding is
-        disconnected.
-        """
-        allowed = self._limit.take()
-        if allowed:
-            self._refused_in_row = 0
-        elif self._flooded():
-            return
-        try:
-            msg = json.loads(raw_msg)
-        except (ValueError, TypeError, RecursionError):
-            log.info("not JSON; ignored", extra={"fields": {"cp_id": self.id}})
-            return
-        if not isinstance(msg, list) or not msg or msg[0] not in (2, 3, 4):
-            unique_id = msg[1] if isinstance(msg, list) and len(msg) > 1 else None
-            if isinstance(unique_id, str) and allowed:
-                cause = "expected [2, id, action, payload], [3, ...] or [4, ...]"
-                await self._reply_error(
-                    unique_id[:36], FormationViolationError(details={"cause": cause})
-                )
-            return
-        if msg[0] == OcppType.Call:
-            await self._handle(msg, allowed)
-        elif not allowed or not self._call_lock.locked():
-            return  # an answer nobody is waiting for: dropped, so it cannot pile up
-        elif msg[0] == OcppType.CallResult and len(msg) == 3:
-            self._response_queue.put_nowait(CallResult(msg[1], msg[2]))
-        elif msg[0] == OcppType.CallError and len(msg) == 5:
-            self._response_queue.put_nowait(CallError(*msg[1:]))
-
-    def _flooded(self) -> bool:
-        """Count a frame over the rate; True if the connection is closed for it."""
-        self.throttled += 1
-        self._refused_in_row += 1
-        if self._refused_in_row >= MAX_THROTTLED:
-            self._audit(f"call flood: {self._refused_in_row} frames in a row over the rate")
-            self.close("too many calls")
-            return True
-        if math.log10(self.throttled).is_integer():  # 1, 10, 100... refused: audited
-            self._audit(f"call flood: {self.throttled} frames refused")
-        return False
-
-    async def _handle(self, msg: list[Any], allowed: bool) -> None:
-        if len(msg) != 4 or not isinstance(msg[1], str) or not 0 < len(msg[1]) <= 36:
-            unique_id = msg[1] if len(msg) > 1 and isinstance(msg[1], str) else ""
-            await self._reply_error(
-                unique_id[:36],
-                FormationViolationError(
-                    details={"cause": "a call is [2, unique id (1-36 characters), action, payload]"}
-                ),
-            )
-            return
-        _, unique_id, action, payload = msg
-        if not allowed:
-            await self._reply_error(
-                unique_id,
-                GenericError(
-                    description="too many calls; slow down",
-                    details={"cause": f"at most {self._limit.rate:g} calls a second"},
-                ),
-            )
-            return
-        try:
-            result = await self._answer_call(action, payload)
-        except OCPPError as exc:
-            log.info(
-                "call refused",
-                extra={"fields": {"cp_id": self.id, "action": action, "error": exc.code}},
-            )
-            await self._reply_error(unique_id, exc)
-            return
-        except Exception:
-            log.exception("handling %s from %s failed", action, self.id)
-            await self._reply_error(unique_id, InternalError())
-            return
-        await self._send(CallResult(unique_id, result).to_json())
-
-    async def _answer_call(self, action: Any, payload: Any) -> dict[str, Any]:
-        if not isinstance(action, str) or action not in _ACTIONS:
-            raise OcppNotImplemented(details={"cause": f"{str(action)[:40]!r} is not OCPP 1.6"})
-        handler = self.route_map.get(action, {}).get("_on_action")
-        if handler is None:
-            raise NotSupportedError(details={"cause": f"Central does not take {action}"})
-        if not isinstance(payload, dict):
-            raise FormationViolationError(details={"cause": "the payload must be an object"})
-        try:
-            get_validator(OcppType.Call, action, "1.6").validate(payload)
-        except SchemaError as exc:
-            raise call_error(exc) from None
-        response = await handler(**camel_to_snake_case(payload))
-        return dict(to_camel(remove_nones(serialize_as_dict(response))))
-
-    async def _reply_error(self, unique_id: str, error: OCPPError) -> None:
-        await self._send(
-            CallError(unique_id, error.code, error.description, error.details).to_json()
-        )
 
     # ---------------------------------------------------------- the calls we take
     @on(Action.boot_notification)

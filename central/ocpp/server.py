@@ -39,8 +39,9 @@ from websockets.typing import Subprotocol
 
 from central.errors import CentralError
 from central.network import Network
-from central.ocpp.charger import OcppCharger, Transactions
+from central.ocpp.charger import OcppCharger
 from central.ocpp.mapping import SUBPROTOCOL, charge_box_id, parse_basic
+from central.ocpp.transactions import Transactions
 from central.store import load_verifier
 from central.throttle import LoginThrottle, login_keys
 from common.db import Database

@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
-from central.ocpp.charger import OcppCharger, Transactions
+from central.ocpp.charger import OcppCharger
 from central.ocpp.mapping import transaction_id
+from central.ocpp.transactions import Transactions
 from central.states import CPState
 from central.store import OpenSession
 from tests.unit.central.fakes import START, M, World, fl, run
