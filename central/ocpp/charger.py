@@ -242,7 +242,14 @@ class OcppCharger(Wire):
             self._outbox.put_nowait(lambda: self._change_availability(wanted))
 
     async def _change_availability(self, wanted: AvailabilityType) -> None:
-        result = await self.call(call.ChangeAvailability(connector_id=0, type=wanted), False)
+        try:
+            result = await self.call(call.ChangeAvailability(connector_id=0, type=wanted), False)
+        except Exception:
+            # Not done (a charger still booting may not answer): asked again on the next
+            # state change or boot.
+            if self._availability is wanted:
+                self._availability = None
+            raise
         log.info(
             "availability asked",
             extra={"fields": {"cp_id": self.id, "type": str(wanted), "status": result.status}},
@@ -350,6 +357,8 @@ class OcppCharger(Wire):
             },
         )
         status = RegistrationStatus.accepted if ok else RegistrationStatus.rejected
+        if ok:
+            self._reconcile_availability()  # unless already asked and answered
         return call_result.BootNotification(
             current_time=_now(), interval=BOOT_INTERVAL, status=status
         )

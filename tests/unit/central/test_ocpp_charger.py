@@ -36,6 +36,7 @@ class FakeSocket:
         self.sent: list[list[Any]] = []
         self.closed: str | None = None
         self.answers = {"RemoteStartTransaction": {"status": "Accepted"}, **(answers or {})}
+        self.refuse_once: set[str] = set()  # actions answered with a CallError, once
 
     async def recv(self) -> str:
         item = await self.inbox.get()
@@ -46,7 +47,10 @@ class FakeSocket:
     async def send(self, text: str) -> None:
         frame = json.loads(text)
         self.sent.append(frame)
-        if frame[0] == 2:
+        if frame[0] == 2 and frame[2] in self.refuse_once:
+            self.refuse_once.discard(frame[2])
+            self.inbox.put_nowait(json.dumps([4, frame[1], "GenericError", "not now", {}]))
+        elif frame[0] == 2:
             answer = self.answers.get(frame[2], {"status": "Accepted"})
             self.inbox.put_nowait(json.dumps([3, frame[1], answer]))
 
@@ -70,8 +74,11 @@ class FakeSocket:
 
 
 @contextlib.asynccontextmanager
-async def charger(w: World, cp_id: str = "CP1", **answers: Any) -> AsyncIterator[FakeSocket]:
+async def charger(
+    w: World, cp_id: str = "CP1", refuse_once: tuple[str, ...] = (), **answers: Any
+) -> AsyncIterator[FakeSocket]:
     sock = FakeSocket(answers)
+    sock.refuse_once.update(refuse_once)
     oc = OcppCharger(cp_id, sock, w.net, Transactions(), "192.0.2.9")
     task = asyncio.create_task(oc.serve())
     await settle()
@@ -298,5 +305,19 @@ def test_revocation_and_replacement_close_the_socket() -> None:
                 await settle()
                 assert first.closed == "replaced by a new monitor connection"
                 assert w.state("CP1") is CPState.ACTIVATED
+
+    run(scenario())
+
+
+def test_availability_refused_while_booting_is_asked_again_at_boot() -> None:
+    async def scenario() -> None:
+        w = World()
+        await w.net.operator.stop("CP1", "operator")
+        async with charger(w, refuse_once=("ChangeAvailability",)) as sock:
+            assert sock.calls("ChangeAvailability") == [{"connectorId": 0, "type": "Inoperative"}]
+            boot = {"chargePointVendor": "V", "chargePointModel": "M"}
+            assert (await sock.call("BootNotification", boot))[2]["status"] == "Accepted"
+            await settle()
+            assert len(sock.calls("ChangeAvailability")) == 2  # asked again, answered now
 
     run(scenario())
