@@ -149,6 +149,7 @@ def _serve(argv: list[str]) -> int:
         env="EV_CENTRAL_OCPP_LISTEN",
         default=None,
         parse=parse_host_port,
+        metavar="HOST:PORT",
         help="also accept OCPP 1.6J chargers on this address, at "
         "ws://HOST:PORT/ocpp/<CP id> (unset: off; see docs/ocpp.md)",
     )

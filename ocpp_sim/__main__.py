@@ -60,12 +60,15 @@ def _parse_url(text: str) -> str:
 
 def _parser() -> ServiceParser:
     parser = ServiceParser(PROG, DESCRIPTION)
-    parser.option("--id", env="EV_CP_ID", default=None, help="this charge point's id (required)")
+    parser.option(
+        "--id", env="EV_CP_ID", default=None, metavar="CP", help="this charge point's id (required)"
+    )
     parser.option(
         "--url",
         env="EV_CENTRAL_OCPP_URL",
         default="ws://127.0.0.1:9000/ocpp",
         parse=_parse_url,
+        metavar="URL",
         help="Central's OCPP endpoint; the charger connects to URL/ID",
     )
     parser.option(
@@ -81,15 +84,21 @@ def _parser() -> ServiceParser:
         env="EV_CP_SECRET_FILE",
         default=None,
         parse=Path,
+        metavar="FILE",
         help="where the CP's secret is kept, 0600 (default DATA_DIR/cp-ID/secret)",
     )
     parser.option(
-        "--location", env="EV_CP_LOCATION", default=None, help="where the CP is (to register)"
+        "--location",
+        env="EV_CP_LOCATION",
+        default=None,
+        metavar="CITY",
+        help="where the CP is (to register)",
     )
     parser.option(
         "--registry",
         env="EV_REGISTRY_URL",
         default="https://127.0.0.1:8443",
+        metavar="URL",
         help="the Registry's base URL (to register)",
     )
     parser.option(
