@@ -416,6 +416,7 @@ def run(
             loop.run_until_complete(_warm_up(gen, creds, system))
             print(f"sending {args.rate:g} changes/s for {args.seconds:g} s ...", flush=True)
             before = {n: proc_stats(p).cpu_seconds for n, p in system.pids.items()}
+            server0 = _postgres_cpu_seconds()
             bench0 = time.process_time()
             took = loop.run_until_complete(gen.run(args.rate, args.seconds))
             cpu = {
@@ -423,6 +424,8 @@ def run(
                 for name, pid in system.pids.items()
             }
             cpu["bench"] = round(100 * (time.process_time() - bench0) / took, 1)
+            if url.startswith("postgresql"):  # the local server's processes, all of them
+                cpu["postgres"] = round(100 * (_postgres_cpu_seconds() - server0) / took, 1)
             with progress(f"draining (up to {args.drain:g} s)"):
                 _drain(gen.sends, reader, args.drain)
             drained = datetime.now(UTC)
@@ -462,6 +465,17 @@ def run(
         "cpu_percent_during_run": cpu,
     }
     return rows, meta
+
+
+def _postgres_cpu_seconds() -> float:
+    """CPU seconds of every process of this machine named postgres (the local server)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            text = stat.read_text()
+            if text[text.index("(") + 1 : text.rindex(")")] == "postgres":
+                total += proc_stats(int(stat.parent.name)).cpu_seconds
+    return total
 
 
 def _outbox(url: str, since: datetime, until: datetime) -> tuple[int, int]:
