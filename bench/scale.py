@@ -23,6 +23,7 @@ from pathlib import Path
 from bench import procs
 from bench.loadgen import RunOptions, mix_arguments, mix_of, run_against_central
 from bench.report import report
+from central.server import FD_RESERVE
 
 __all__ = ["main"]
 
@@ -30,6 +31,11 @@ TARGET_P99_MS = 100.0
 TARGET_RSS_MIB = 1024.0
 TARGET_STORM_S = 60.0  # every CP ACTIVATED again after Central restarts under them
 TARGET_MS_PER_LOGIN = 1.0  # Central's CPU per login, besides the client's scrypt
+
+
+def descriptors_needed(cps: int, supplying: float) -> int:
+    """Open files Central needs for ``cps`` CPs at the mix (see central.server.FD_RESERVE)."""
+    return 2 * cps + round(cps * supplying) + FD_RESERVE
 
 
 def _verdict(row: dict[str, object]) -> str:
@@ -80,9 +86,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(n) for n in args.cps.split(",") if n.strip()]
     rows = []
+    limit = procs.raise_nofile()  # what Central, a child of ours, will be allowed
     with procs.interrupts_as_exceptions():
         for n in sizes:
             print(f"--- {n} charge points", flush=True)
+            needed = descriptors_needed(n, args.supplying)
+            if needed > limit:
+                print(
+                    f"not run: {n} CPs need about {needed} open files in Central (a socket per "
+                    f"monitor, engine and driver, plus {FD_RESERVE} it keeps for itself); this "
+                    f"machine allows {limit} per process (raise the hard limit: ulimit -Hn, "
+                    "LimitNOFILE=). Run a smaller --cps.",
+                    flush=True,
+                )
+                rows.append({"cps": n, "target": f"not run: needs {needed} files, limit {limit}"})
+                continue
             profile = args.profile_dir / f"central-{n}.txt" if args.profile_dir else None
             opts = RunOptions(
                 cps=n,
@@ -98,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             if profile is not None and profile.exists():
                 report(f"scale_profile_{n}", procs.top_functions(profile))
-    report("scale", rows, meta={"mix": vars(mix_of(args)), "duration_s": args.duration})
+    name = "scale" if args.heartbeat_interval == 5 else f"scale_hb{args.heartbeat_interval:g}s"
+    report(name, rows, meta={"mix": vars(mix_of(args)), "duration_s": args.duration})
     return 0
 
 
