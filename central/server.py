@@ -355,7 +355,8 @@ class CentralServer:
         link = protocol.link
         assert link is not None
         try:
-            who = await asyncio.wait_for(self._handshake(protocol), self._handshake_timeout)
+            async with asyncio.timeout(self._handshake_timeout):  # no task of its own
+                who = await self._handshake(protocol)
         except TimeoutError:
             self._audit_error(link, "handshake timed out")
             link.close("handshake timed out")
