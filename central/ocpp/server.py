@@ -199,7 +199,7 @@ class OcppServer:
         """Why the secret is refused (for the audit log), or None if it is right."""
 
         def read() -> Verifier | None:
-            with self._db.transaction() as session:
+            with self._db.read() as session:  # no turn behind the writer thread
                 return load_verifier(session, "cp", cp_id)
 
         loop = asyncio.get_running_loop()
