@@ -271,6 +271,7 @@ class CentralServer:
         self.throttle = LoginThrottle()
         self._verifiers = VerifierLookups(db)
         self._synced_up_to: datetime | None = None  # newest updated_at seen by a refresh
+        self._applied: dict[str, datetime] = {}  # each CP row's updated_at, as applied
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen (port 0: any free port); returns the bound address."""
@@ -466,19 +467,24 @@ class CentralServer:
 
         Only rows changed since the last refresh (with a margin for clocks and slow
         commits) are read: with 10,000 CPs, loading them all every 2 s cost more CPU
-        than the heart-beats. Applying a row twice is harmless.
+        than the heart-beats. A row read again unchanged (the margin) is not applied
+        again: a fleet registered within one margin would otherwise be re-applied on
+        the loop every 2 s for as long as nothing newer is registered.
         """
         since = None if self._synced_up_to is None else self._synced_up_to - REFRESH_MARGIN
 
         def read() -> list[Any]:
-            with self._db.read() as session:
-                return load_cps(session, since)
+            with self._db.query() as conn:
+                return load_cps(conn, since)
 
         rows = await asyncio.get_running_loop().run_in_executor(None, read)
         if rows:
             latest = max(row.updated_at for row in rows)
             if self._synced_up_to is None or latest > self._synced_up_to:
                 self._synced_up_to = latest
+        applied = self._applied
+        rows = [row for row in rows if applied.get(row.id) != row.updated_at]
+        applied.update((row.id, row.updated_at) for row in rows)
         self.network.chargepoints.sync_registrations(rows)
 
     def _auth_ok(self, link: PeerLink, role: Role, principal_id: str) -> None:

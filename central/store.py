@@ -187,11 +187,18 @@ def load_verifier(conn: Connection | Session, kind: str, principal_id: str) -> V
     return load_verifiers(conn, kind, [principal_id]).get(principal_id)
 
 
-def load_cps(session: Session, since: datetime | None = None) -> list[CPRow]:
-    query = select(ChargePoint).order_by(ChargePoint.id)
+def load_cps(conn: Connection | Session, since: datetime | None = None) -> list[CPRow]:
+    """Every CP row (changed at or after ``since``), as plain columns: no ORM objects."""
+    cp = ChargePoint
+    query = select(
+        cp.id, cp.location, cp.price_eur_kwh, cp.deregistered_at, cp.operator_stopped, cp.updated_at
+    ).order_by(cp.id)
     if since is not None:
-        query = query.where(ChargePoint.updated_at >= since)
-    return [CPRow.of(cp) for cp in session.scalars(query)]
+        query = query.where(cp.updated_at >= since)
+    return [
+        CPRow(cp_id, location, price, gone is None, stopped, updated)
+        for cp_id, location, price, gone, stopped, updated in conn.execute(query)
+    ]
 
 
 def load_alerts(session: Session) -> list[str]:
