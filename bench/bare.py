@@ -18,6 +18,7 @@ import contextlib
 import os
 import signal
 import time
+from typing import cast
 
 from common.protocol import NEED_DATA, Connection
 from common.protocol.messages import Side
@@ -34,8 +35,7 @@ class BareProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
