@@ -106,7 +106,7 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
         threads=16,
     )
     api_host, api_port = await loop.run_in_executor(None, api.start_thread)
-    ocpp = await _start_ocpp(settings, network, db, server)
+    ocpp = await _start_ocpp(settings, network, server)
     print(f"Central listening on {host}:{port}", flush=True)
     print(f"API_Central on http://{api_host}:{api_port}/api", flush=True)
     print(
@@ -145,10 +145,9 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
         db.dispose()
 
 
-async def _start_ocpp(
-    settings: CentralSettings, network: Network, db: Database, server: CentralServer
-) -> Any:
-    """The OCPP 1.6J listener, if asked for; it shares the TCP server's login throttle."""
+async def _start_ocpp(settings: CentralSettings, network: Network, server: CentralServer) -> Any:
+    """The OCPP 1.6J listener, if asked for; it shares the TCP server's login throttle and
+    verifier look-ups."""
     if settings.ocpp is None:
         return None
     from central.ocpp import OcppServer, tls_context
@@ -156,7 +155,7 @@ async def _start_ocpp(
     tls = tls_context(*settings.ocpp_tls) if settings.ocpp_tls else None
     ocpp = OcppServer(
         network,
-        db,
+        server.verifiers,
         refresh=server.network_refresh,
         throttle=server.throttle,
         tls=tls,

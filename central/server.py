@@ -269,7 +269,7 @@ class CentralServer:
         self._background: set[asyncio.Future[None]] = set()  # charge requests in flight
         # Online guessing: growing delays after failed proofs, per (role, id) and address.
         self.throttle = LoginThrottle()
-        self._verifiers = VerifierLookups(db)
+        self.verifiers = VerifierLookups(db)  # the OCPP listener asks through it too
         self._synced_up_to: datetime | None = None  # newest updated_at seen by a refresh
         self._applied: dict[str, datetime] = {}  # each CP row's updated_at, as applied
 
@@ -453,7 +453,7 @@ class CentralServer:
         if role not in (Role.MONITOR, Role.DRIVER):
             return None
         kind = "driver" if role == Role.DRIVER else "cp"
-        verifier = await self._verifiers.get(kind, principal_id)
+        verifier = await self.verifiers.get(kind, principal_id)
         if (
             verifier is not None
             and role == Role.MONITOR

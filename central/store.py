@@ -39,7 +39,6 @@ __all__ = [
     "load_alerts",
     "load_cps",
     "load_open_sessions",
-    "load_verifier",
     "load_verifiers",
     "mark_delivered",
     "pending_tickets",
@@ -180,11 +179,6 @@ def load_verifiers(
         principal_id: Verifier(salt, ScryptParams(n, r, p), stored_key, server_key)
         for principal_id, salt, n, r, p, stored_key, server_key in rows
     }
-
-
-def load_verifier(conn: Connection | Session, kind: str, principal_id: str) -> Verifier | None:
-    """The verifier of one active principal, or None."""
-    return load_verifiers(conn, kind, [principal_id]).get(principal_id)
 
 
 def load_cps(conn: Connection | Session, since: datetime | None = None) -> list[CPRow]:

@@ -42,12 +42,11 @@ from central.network import Network
 from central.ocpp.charger import OcppCharger
 from central.ocpp.mapping import SUBPROTOCOL, charge_box_id, parse_basic
 from central.ocpp.transactions import Transactions
-from central.store import load_verifier
 from central.throttle import LoginThrottle, login_keys
-from common.db import Database
+from central.verifiers import VerifierLookups
 from common.errors import ConfigError
 from common.events import Event, EventType
-from common.protocol.keys import DEFAULT_PARAMS, ScryptParams, Verifier, check_secret, make_verifier
+from common.protocol.keys import DEFAULT_PARAMS, ScryptParams, check_secret, make_verifier
 
 __all__ = ["OcppServer", "tls_context"]
 
@@ -93,7 +92,7 @@ class OcppServer:
     def __init__(
         self,
         network: Network,
-        db: Database,
+        verifiers: VerifierLookups,
         *,
         refresh: Callable[[], Awaitable[None]] | None = None,
         throttle: LoginThrottle | None = None,
@@ -102,7 +101,7 @@ class OcppServer:
         rate: float = 10.0,
     ) -> None:
         self.network = network
-        self._db = db
+        self._verifiers = verifiers  # shared with the TCP server: look-ups batched together
         self._refresh = refresh
         self.throttle = throttle or LoginThrottle()
         self._tls = tls
@@ -198,12 +197,8 @@ class OcppServer:
     async def _check(self, cp_id: str, secret: str) -> str | None:
         """Why the secret is refused (for the audit log), or None if it is right."""
 
-        def read() -> Verifier | None:
-            with self._db.read() as session:  # no turn behind the writer thread
-                return load_verifier(session, "cp", cp_id)
-
+        verifier = await self._verifiers.get("cp", cp_id)
         loop = asyncio.get_running_loop()
-        verifier = await loop.run_in_executor(None, read)
         matches = await loop.run_in_executor(
             None, partial(check_secret, secret, verifier or self._decoy)
         )
