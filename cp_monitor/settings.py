@@ -17,7 +17,14 @@ from cp_engine.settings import (
     cp_dir,
 )
 
-__all__ = ["HEARTBEAT_INTERVAL", "PROG", "MonitorSettings", "parse_settings"]
+__all__ = [
+    "HEARTBEAT_INTERVAL",
+    "PROG",
+    "MonitorSettings",
+    "add_location_option",
+    "add_registry_options",
+    "parse_settings",
+]
 
 HEARTBEAT_INTERVAL = 5.0  # Central's default too (central.chargepoints)
 
@@ -63,9 +70,8 @@ def parse_location(text: str) -> str:
     return text
 
 
-def build_parser(env: Mapping[str, str]) -> ServiceParser:
-    p = ServiceParser(PROG, _DESCRIPTION, env)
-    add_id_option(p)
+def add_location_option(p: ServiceParser) -> None:
+    """``--location`` / ``EV_CP_LOCATION``: where a CP is, for registering it."""
     p.option(
         "--location",
         env="EV_CP_LOCATION",
@@ -74,15 +80,11 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
         metavar="CITY",
         help="where the CP is (needed to register)",
     )
-    p.option(
-        "--engine",
-        env="EV_CP_ENGINE_ADDR",
-        default=DEFAULT_ENGINE,
-        parse=parse_host_port,
-        metavar="HOST:PORT",
-        help="the engine's monitor link",
-    )
-    add_central_option(p)
+
+
+def add_registry_options(p: ServiceParser) -> None:
+    """The Registry's address and CA, and where the CP's secret is kept: every charge
+    point that registers itself (the monitor, the OCPP simulator) takes these."""
     p.option(
         "--registry",
         env="EV_REGISTRY_URL",
@@ -107,6 +109,22 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
         metavar="FILE",
         help="where the CP's secret is kept, 0600 (default DATA_DIR/cp-ID/secret)",
     )
+
+
+def build_parser(env: Mapping[str, str]) -> ServiceParser:
+    p = ServiceParser(PROG, _DESCRIPTION, env)
+    add_id_option(p)
+    add_location_option(p)
+    p.option(
+        "--engine",
+        env="EV_CP_ENGINE_ADDR",
+        default=DEFAULT_ENGINE,
+        parse=parse_host_port,
+        metavar="HOST:PORT",
+        help="the engine's monitor link",
+    )
+    add_central_option(p)
+    add_registry_options(p)
     p.data_dir_option("where the secret and the pairing key live")
     add_pairing_key_option(p, "engine")
     p.flag(

@@ -31,9 +31,11 @@ from common.config import (
 from common.errors import ConfigError
 from common.logs import setup_logging
 from cp_engine.backoff import Backoff
+from cp_engine.settings import add_id_option, cp_dir
 from cp_monitor.errors import ChargePointError
 from cp_monitor.registry_client import RegistryClient
 from cp_monitor.secret_file import SecretFile
+from cp_monitor.settings import add_location_option, add_registry_options
 from ocpp_sim.charger import SimCharger
 
 __all__ = ["main"]
@@ -60,9 +62,7 @@ def _parse_url(text: str) -> str:
 
 def _parser() -> ServiceParser:
     parser = ServiceParser(PROG, DESCRIPTION)
-    parser.option(
-        "--id", env="EV_CP_ID", default=None, metavar="CP", help="this charge point's id (required)"
-    )
+    add_id_option(parser)
     parser.option(
         "--url",
         env="EV_CENTRAL_OCPP_URL",
@@ -79,36 +79,8 @@ def _parser() -> ServiceParser:
         metavar="PEM",
         help="CA file Central's wss:// certificate must chain to (default: system CAs)",
     )
-    parser.option(
-        "--secret-file",
-        env="EV_CP_SECRET_FILE",
-        default=None,
-        parse=Path,
-        metavar="FILE",
-        help="where the CP's secret is kept, 0600 (default DATA_DIR/cp-ID/secret)",
-    )
-    parser.option(
-        "--location",
-        env="EV_CP_LOCATION",
-        default=None,
-        metavar="CITY",
-        help="where the CP is (to register)",
-    )
-    parser.option(
-        "--registry",
-        env="EV_REGISTRY_URL",
-        default="https://127.0.0.1:8443",
-        metavar="URL",
-        help="the Registry's base URL (to register)",
-    )
-    parser.option(
-        "--registry-ca",
-        env="EV_REGISTRY_CA",
-        default=None,
-        parse=Path,
-        metavar="PEM",
-        help="CA file the Registry's certificate must chain to",
-    )
+    add_location_option(parser)
+    add_registry_options(parser)
     parser.flag(
         "--auto", env="EV_CP_AUTO", help="register at the Registry first if there is no secret"
     )
@@ -136,7 +108,7 @@ def _parser() -> ServiceParser:
 
 
 def _secret(args: Any) -> str:
-    path = args.secret_file or args.data_dir / f"cp-{args.id}" / "secret"
+    path = args.secret_file or cp_dir(args.data_dir, args.id) / "secret"
     file = SecretFile(path, args.id)
     if not file.exists() and args.auto:
         if not args.location:
