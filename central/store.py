@@ -287,8 +287,7 @@ def settle(
 
 def persist_state(session: Session, cp_id: str, old: CPState, new: CPState, reason: str) -> None:
     """A CP's state change, and its event; in a writer batch, one executemany for all."""
-    if not batch.later(session, _write_states, (cp_id, str(new))):
-        _write_states(session, [(cp_id, str(new))])
+    batch.later(session, _write_states, (cp_id, str(new)))
     record(
         session,
         Event(
@@ -306,13 +305,12 @@ _CPS = cast(Table, ChargePoint.__table__)
 _STATE = (
     update(_CPS)
     .where(_CPS.c.id == bindparam("b_id"))
-    .values(last_state=bindparam("b_state"), updated_at=_CPS.c.updated_at)
+    .values(last_state=bindparam("b_value"), updated_at=_CPS.c.updated_at)
 )
 
 
 def _write_states(session: Session, items: list[tuple[str, str]]) -> None:
-    latest = dict(items)  # a CP's last change in the batch is its state
-    session.execute(_STATE, [{"b_id": cp, "b_state": state} for cp, state in latest.items()])
+    _write_latest(session, _STATE, items)  # a CP's last change in the batch is its state
 
 
 def persist_authorized(
@@ -384,8 +382,7 @@ def persist_progress(session: Session, progress: dict[str, Any]) -> None:
     one row per session (the latest energy wins: it only grows).
     """
     item = (progress["session_id"], Decimal(str(progress["kwh"])))
-    if not batch.later(session, _write_progress, item):
-        _write_progress(session, [item])
+    batch.later(session, _write_progress, item)
     record(
         session,
         Event(
@@ -403,13 +400,19 @@ _SESSIONS = cast(Table, ChargingSession.__table__)
 _PROGRESS = (  # Core, not the ORM: one executemany for the whole batch
     update(_SESSIONS)
     .where(_SESSIONS.c.id == bindparam("b_id"), _SESSIONS.c.status == SessionStatus.SUPPLYING)
-    .values(energy_kwh=bindparam("b_kwh"))
+    .values(energy_kwh=bindparam("b_value"))
 )
 
 
 def _write_progress(session: Session, items: list[tuple[str, Decimal]]) -> None:
-    latest = dict(items)
-    session.execute(_PROGRESS, [{"b_id": sid, "b_kwh": kwh} for sid, kwh in latest.items()])
+    _write_latest(session, _PROGRESS, items)  # the latest energy wins: it only grows
+
+
+def _write_latest(session: Session, statement: Any, items: list[tuple[str, Any]]) -> None:
+    """One executemany of ``statement`` (``b_id``, ``b_value``): each id's last value."""
+    session.execute(
+        statement, [{"b_id": key, "b_value": value} for key, value in dict(items).items()]
+    )
 
 
 def mark_delivered(session: Session, session_ids: list[str]) -> None:

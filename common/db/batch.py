@@ -5,8 +5,8 @@ telemetry is an UPDATE and an outbox row, a state change a CP row, an outbox row
 audit entry. Sent one by one they cost a round trip through the ORM each. Inside
 :func:`collecting`, a unit of work hands such a write to :func:`later` instead, and all
 writes of one kind go out together when the batch ends, in the order they were handed
-over (one executemany, or one multi-row INSERT). Outside a batch, :func:`later` says
-no and the caller writes at once, so the same unit of work runs anywhere.
+over (one executemany, or one multi-row INSERT). Outside a batch, :func:`later` writes
+at once, so the same unit of work runs anywhere.
 """
 
 from __future__ import annotations
@@ -41,13 +41,13 @@ def collecting(session: Session) -> Iterator[None]:
         write(session, items)
 
 
-def later(session: Session, write: Callable[[Session, list[T]], None], item: T) -> bool:
-    """Hand ``item`` to ``write`` at the end of the batch; False if no batch is open."""
+def later(session: Session, write: Callable[[Session, list[T]], None], item: T) -> None:
+    """Hand ``item`` to ``write`` at the end of the batch; outside one, write it now."""
     pending: dict[Flush, list[Any]] | None = session.info.get(_KEY)
     if pending is None:
-        return False
-    pending.setdefault(write, []).append(item)
-    return True
+        write(session, [item])
+    else:
+        pending.setdefault(write, []).append(item)
 
 
 def flush(session: Session, write: Callable[[Session, list[T]], None]) -> None:

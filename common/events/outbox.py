@@ -24,8 +24,7 @@ __all__ = ["record"]
 
 def record(session: Session, event: Event, *, topic: str = TOPIC) -> None:
     """Add ``event`` to the outbox (and the audit log when its type is audited)."""
-    if not batch.later(session, _write, (event, topic)):
-        _write(session, [(event, topic)])
+    batch.later(session, _write, (event, topic))
 
 
 def _write(session: Session, events: list[tuple[Event, str]]) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from central import store
 from central.states import CPState
 from central.writer import DbWriter
-from common.db import open_database
+from common.db import Database, open_database
 from common.db.audit import verify_chain
 from common.db.models import AuditEntry, ChargePoint, ChargingSession, OutboxRow, SessionStatus
 from common.events import Event, EventType, record
@@ -46,11 +46,16 @@ def _setup(session: Session) -> None:
         )
 
 
-def _run_batch(db_url: str, items: list) -> tuple[list, object]:
-    """Submit ``items`` while the writer is held, so they form one batch; their outcomes."""
+def _run_batch(db_url: str, items: list) -> tuple[list, Database]:
+    """On a fresh database with CP1 and its sessions, ``items`` as one batch; their outcomes."""
     db = open_database(db_url)
     with db.transaction() as session:
         _setup(session)
+    return _one_batch(db, items), db
+
+
+def _one_batch(db: Database, items: list) -> list:
+    """Submit ``items`` while the writer is held, so they form one batch; their outcomes."""
     writer = DbWriter(db)
     futures = [writer.submit(fn) for fn in items]  # queued before the thread starts
     writer.start()
@@ -61,7 +66,7 @@ def _run_batch(db_url: str, items: list) -> tuple[list, object]:
         except Exception as exc:
             outcomes.append(exc)
     writer.stop()
-    return outcomes, db
+    return outcomes
 
 
 def test_a_batch_writes_its_events_in_order_and_keeps_the_chain(db_url: str) -> None:
@@ -136,12 +141,7 @@ def test_state_changes_are_not_registration_changes(db_url: str) -> None:
         partial(store.persist_state, cp_id="CP1", old=CPState(a), new=CPState(b), reason="test")
         for a, b in [("DISCONNECTED", "ACTIVATED"), ("ACTIVATED", "BROKEN")]
     ]
-    writer = DbWriter(db)
-    futures = [writer.submit(fn) for fn in items]
-    writer.start()
-    for future in futures:
-        future.result(timeout=10)
-    writer.stop()
+    assert _one_batch(db, items) == [None, None]
     with db.transaction() as session:
         cp = session.get(ChargePoint, "CP1")
         assert cp.last_state == "BROKEN" and cp.updated_at == registered_at
