@@ -401,15 +401,12 @@ class _Worker:
         started = time.perf_counter()
         self.stats.connect = Histogram()
         self.target = replace(self.target, host=host, port=port)
+        for link in self._links():
+            link.close()
         for cp in self.cps:
-            for link in (cp.monitor, cp.engine):
-                if link is not None:
-                    link.close()
             cp.monitor = cp.engine = None
             cp.session, cp.waiting = None, None
         for driver in self.drivers:
-            if driver.link is not None:
-                driver.link.close()
             driver.link = None
         self.monitors = []
         self.sending = True  # connected monitors heart-beat on while the rest log in
@@ -583,8 +580,7 @@ class _Worker:
     async def drain(self, grace: float) -> dict[str, Any]:
         """Stop sending; wait up to ``grace`` for every sent frame to be answered."""
         self.sending = False
-        links = [link for cp in self.cps for link in (cp.monitor, cp.engine) if link is not None]
-        links += [d.link for d in self.drivers if d.link is not None]
+        links = self._links()
         deadline = time.perf_counter() + grace
         while time.perf_counter() < deadline:
             if not any(link.sent and not link.closed for link in links):
@@ -598,16 +594,16 @@ class _Worker:
             "dropped_total": sum(link.closed and not link.closing for link in links),
         }
 
+    def _links(self) -> list[LoadLink]:
+        """Every open or opened link of this worker: monitors, engines, drivers."""
+        links = [link for cp in self.cps for link in (cp.monitor, cp.engine) if link is not None]
+        return links + [d.link for d in self.drivers if d.link is not None]
+
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for cp in self.cps:
-            for link in (cp.engine, cp.monitor):
-                if link is not None:
-                    link.close()
-        for driver in self.drivers:
-            if driver.link is not None:
-                driver.link.close()
+        for link in self._links():
+            link.close()
         await asyncio.sleep(0.2)
         self._http.close()
 
