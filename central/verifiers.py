@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from itertools import islice
 
 from central.store import load_verifiers
 from common.db import Database
@@ -41,7 +42,7 @@ class VerifierLookups:
     async def _answer(self) -> None:
         loop = asyncio.get_running_loop()
         while self._waiting:
-            keys = list(self._waiting)[:MAX_BATCH]
+            keys = list(islice(self._waiting, MAX_BATCH))  # the oldest first
             waiting = {key: self._waiting.pop(key) for key in keys}
             try:
                 found = await loop.run_in_executor(None, self._read, keys)
