@@ -23,6 +23,7 @@ __all__ = [
     "ServiceParser",
     "argv_or_default",
     "default_data_dir",
+    "make_private_dir",
     "parse_bool",
     "parse_host_port",
     "parse_http_url",
@@ -112,6 +113,23 @@ def parse_http_url(text: str) -> str:
 def default_data_dir() -> Path:
     """Where services keep their files when ``EV_DATA_DIR`` is not set."""
     return Path.cwd() / "data"
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create ``path`` and its missing parents as 0700 (this user only); returns ``path``.
+
+    A data directory holds the database (credential verifiers, whose ``server_key`` lets
+    a thief pose as Central) and private keys. Directories that already exist keep
+    their mode: they may be the operator's own (a home directory), not ours to tighten.
+    """
+    missing = []
+    here = path
+    while not here.exists():
+        missing.append(here)
+        here = here.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)  # exist_ok: another service raced us
+    return path
 
 
 def read_secret(

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from common.config import make_private_dir
 from common.errors import ConfigError
 
 __all__ = [
@@ -130,7 +131,7 @@ def ensure_certificates(
     ca_path, ca_key_path = directory / "ca.pem", directory / "ca-key.pem"
     cert_path, key_path = directory / "server.pem", directory / "server-key.pem"
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        make_private_dir(directory)  # the keys live here; ca.pem is copied out to clients
         with _locked(directory / ".lock"):
             if ca_path.exists() and ca_key_path.exists():
                 ca_cert = x509.load_pem_x509_certificate(ca_path.read_bytes())

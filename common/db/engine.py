@@ -7,6 +7,7 @@ migrations up to head, and returns a :class:`Database` with a session factory.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import deque
@@ -23,9 +24,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from common.config import make_private_dir
 from common.errors import ConfigError
 
 __all__ = ["Database", "TurnLock", "database_url", "make_engine", "open_database", "upgrade"]
+
+log = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 7_411_001  # pg_advisory_lock key: one migrator at a time
@@ -49,7 +53,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         raise ConfigError("EV_DATABASE_URL", f"not a database URL: {url!r}") from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(parsed.database))
         # Enough pooled connections for every thread of a service (writer, relay, look-ups,
         # API threads): one opened and closed per overflow costs its PRAGMAs each time.
         kwargs.setdefault("pool_size", 20)
@@ -62,6 +66,28 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("pool_size", 10)
         return create_engine(parsed, pool_pre_ping=True, **kwargs)
     raise ConfigError("EV_DATABASE_URL", f"unsupported database {parsed.get_backend_name()!r}")
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Make the SQLite file (and its WAL and shared-memory files) 0600 in a 0700 directory.
+
+    The database holds credential verifiers: their ``server_key`` lets a thief pose as
+    Central to a principal. SQLite creates ``-wal`` and ``-shm`` with the mode of the
+    database file, so creating that file 0600 first covers all three; a file left
+    readable by an older version is tightened (with a warning) rather than refused.
+    """
+    make_private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if file.exists() and file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+                log.warning(
+                    "database file was readable by others; now 0600",
+                    extra={"fields": {"path": str(file)}},
+                )
+    except OSError as exc:
+        raise ConfigError("EV_DATABASE_URL", f"cannot create {path}: {exc.strerror}") from None
 
 
 def _tune_sqlite(engine: Engine) -> None:

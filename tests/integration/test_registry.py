@@ -74,7 +74,11 @@ class Registry:
 
 
 def start_registry(
-    data_dir: Path, db_url: str, *extra_args: str, name: str = "registry"
+    data_dir: Path,
+    db_url: str,
+    *extra_args: str,
+    name: str = "registry",
+    log_dir: Path | None = None,
 ) -> Registry:
     args = [
         sys.executable, "-m", "registry",
@@ -89,7 +93,8 @@ def start_registry(
         EV_SCRYPT_N=SCRYPT_N,
         PYTHONPATH=os.environ.get("PYTHONPATH", "."),
     )
-    process = ServiceProcess(args, env, data_dir / f"{name}.log", name).start()
+    log_path = (log_dir or data_dir) / f"{name}.log"
+    process = ServiceProcess(args, env, log_path, name).start()
     ca = Path(process.wait_for_line(r"CA certificate: (\S+)", timeout=60).group(1))
     url = process.wait_for_line(r"Registry listening on (https://\S+)", timeout=60).group(1)
     return Registry(process, url, ca, db_url, data_dir)
@@ -315,6 +320,38 @@ def test_restart_keeps_the_ca_and_the_credentials(tmp_path: Path) -> None:
         assert "registry.test" in san.value.get_values_for_type(x509.DNSName)
     finally:
         assert second.process.stop() == 0
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_the_database_and_its_directory_are_private(tmp_path: Path) -> None:
+    # The SQLite file holds verifiers (whose server_key lets a thief pose as Central):
+    # under the usual umask 022 it used to be 0644 in a 0755 directory.
+    data_dir = tmp_path / "fresh" / "data"
+    db = data_dir / "evcharging.db"
+    reg = start_registry(data_dir, f"sqlite:///{db}", log_dir=tmp_path)
+    try:
+        assert reg.register("IT-FILES").status_code == 201
+        for directory in (tmp_path / "fresh", data_dir, data_dir / "registry-tls"):
+            assert _mode(directory) == 0o700, directory
+        wal, shm = db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")
+        assert wal.exists() and shm.exists()  # the registry is running: WAL mode
+        for file in (db, wal, shm):
+            assert _mode(file) == 0o600, file
+    finally:
+        assert reg.process.stop() == 0
+
+    # A database an older version left readable is tightened at the next start.
+    db.chmod(0o644)
+    again = start_registry(data_dir, f"sqlite:///{db}", log_dir=tmp_path, name="again")
+    try:
+        assert _mode(db) == 0o600
+        assert again.register("IT-FILES2").status_code == 201
+        assert "database file was readable by others" in again.process.output()
+    finally:
+        assert again.process.stop() == 0
 
 
 def test_events_reach_kafka_when_a_broker_is_configured(
