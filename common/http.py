@@ -13,12 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-__all__ = ["ApiError", "WsgiServer", "install_json_errors", "json_error"]
+from common.http_guard import ConnectionLimits, GuardedServer
+
+__all__ = ["ApiError", "ConnectionLimits", "WsgiServer", "install_json_errors", "json_error"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ class WsgiServer:
         app: the WSGI application.
         certfile, keyfile: serve HTTPS with this certificate chain and key.
         threads: worker threads (each long-lived SSE stream holds one).
+        limits: the request-head deadline (10 s by default) and an optional cap per
+            client address (:mod:`common.http_guard`).
     """
 
     def __init__(
@@ -86,8 +89,9 @@ class WsgiServer:
         keyfile: Path | None = None,
         threads: int = 16,
         max_request_body_size: int = 1024 * 1024,
+        limits: ConnectionLimits | None = None,
     ) -> None:
-        self._server = wsgi.Server(
+        self._server = GuardedServer(
             (host, port),
             app,
             numthreads=threads,
@@ -95,6 +99,7 @@ class WsgiServer:
             request_queue_size=128,
             timeout=30,
             shutdown_timeout=2,
+            limits=limits or ConnectionLimits(),
         )
         self._server.max_request_body_size = max_request_body_size
         if certfile is not None and keyfile is not None:

@@ -15,6 +15,7 @@ from common.config import HostPort, argv_or_default, run_main
 from common.db import Database, open_database
 from common.errors import ConfigError
 from common.events.relay import OutboxRelay
+from common.http import ConnectionLimits
 from common.logs import setup_logging
 from registry.app import create_app
 from registry.server import HttpsServer
@@ -67,6 +68,9 @@ def _serve(settings: Settings, tls: TlsFiles, db: Database) -> int:
         certfile=tls.cert,
         keyfile=tls.key,
         threads=settings.threads,
+        limits=ConnectionLimits(
+            head_timeout=settings.head_timeout, per_address=settings.concurrency_per_ip
+        ),
     )
     try:
         host, port = server.prepare()

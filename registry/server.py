@@ -1,5 +1,8 @@
 """HTTPS serving for the registry: cheroot, with three fixes over its built-in TLS adapter.
 
+(The slow-client limits, a request-head deadline and a cap per client address, are
+:mod:`common.http_guard`'s, shared with every service; here they are on by default.)
+
 1. *Plain HTTP on the HTTPS port gets a JSON 400* (``https_required``) instead of
    cheroot's text/plain answer.
 2. *The TLS handshake runs in a worker thread*, on the first read, not in cheroot's
@@ -22,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from cheroot import errors as cheroot_errors
-from cheroot import server as cheroot_server
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
-from common.http import WsgiServer
+from common.http import ConnectionLimits, WsgiServer
+from common.http_guard import GuardedConnection, GuardedRequest
 
 __all__ = [
     "HANDSHAKE_TIMEOUT",
@@ -59,7 +62,7 @@ def _reason_code(status: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in reason.lower()).strip("_")
 
 
-class JsonErrorRequest(cheroot_server.HTTPRequest):
+class JsonErrorRequest(GuardedRequest):
     """cheroot's request handler, answering its own errors in JSON."""
 
     def simple_response(self, status: Any, msg: Any = "") -> None:
@@ -106,7 +109,7 @@ class JsonErrorRequest(cheroot_server.HTTPRequest):
             return
 
 
-class JsonErrorConnection(cheroot_server.HTTPConnection):
+class JsonErrorConnection(GuardedConnection):
     RequestHandlerClass = JsonErrorRequest
 
 
@@ -222,6 +225,7 @@ class HttpsServer(WsgiServer):
         max_request_body_size: larger bodies get a JSON 413 before the app sees them and
             the connection is closed. Keep it well above the app's own limit: the app's
             413 lets cheroot drain the body, so the client reliably reads the answer.
+        limits: head deadline and per-address cap (:mod:`common.http_guard`).
     """
 
     def __init__(
@@ -234,9 +238,15 @@ class HttpsServer(WsgiServer):
         keyfile: Path,
         threads: int = 16,
         max_request_body_size: int = 1024 * 1024,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         super().__init__(
-            app, host, port, threads=threads, max_request_body_size=max_request_body_size
+            app,
+            host,
+            port,
+            threads=threads,
+            max_request_body_size=max_request_body_size,
+            limits=limits,
         )
         # WsgiServer builds the cheroot server; we swap in our adapter and connection
         # class (common.http has no hook for them yet).

@@ -72,6 +72,8 @@ class Settings:
     max_failures_per_ip: int = 20
     failure_window: float = 60.0
     threads: int = 16
+    concurrency_per_ip: int = 4
+    head_timeout: float = 10.0
     kafka_bootstrap: str | None = None
     log_level: str = "INFO"
 
@@ -166,6 +168,25 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
         help="HTTPS worker threads",
     )
     p.option(
+        "--concurrency-per-ip",
+        env="EV_REGISTRY_CONCURRENCY_PER_IP",
+        default=4,
+        parse=parse_positive_int,
+        metavar="N",
+        help="requests of one client address served at once; its further connections wait "
+        "their turn (up to 64, then refused). Keep it well below --threads, so a few "
+        "slow clients cannot hold every thread",
+    )
+    p.option(
+        "--head-timeout",
+        env="EV_REGISTRY_HEAD_TIMEOUT",
+        default=10.0,
+        parse=parse_positive_float,
+        metavar="SECONDS",
+        help="time a connection has for its TLS handshake and request headers (counted "
+        "from when it is accepted or, kept alive, sends again), then it is closed",
+    )
+    p.option(
         "--kafka-bootstrap",
         env="EV_KAFKA_BOOTSTRAP",
         default=None,
@@ -214,6 +235,8 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str] | None = None) ->
         max_failures_per_ip=args.max_failures_per_ip,
         failure_window=args.failure_window,
         threads=args.threads,
+        concurrency_per_ip=args.concurrency_per_ip,
+        head_timeout=args.head_timeout,
         kafka_bootstrap=args.kafka_bootstrap or None,
         log_level=args.log_level,
     )
