@@ -21,7 +21,8 @@ from common.config import HostPort
 from common.errors import EVChargingError
 from common.protocol import NEED_DATA, Connection, MessageReceived, Rejected
 from common.protocol.errors import HandshakeError, ProtocolError
-from common.protocol.handshake import THROTTLED_CODE, ClientHandshake, Role
+from common.protocol.handshake import THROTTLED_CODE, WEAK_PARAMS_CODE, ClientHandshake, Role
+from common.protocol.keys import CLIENT_MIN_N
 from common.protocol.messages import Message, MessageType, Side
 from common.tcp import READ_CHUNK, read_message
 
@@ -31,8 +32,30 @@ __all__ = [
     "CentralUnreachable",
     "ClientLink",
     "ConnectionClosed",
+    "WeakChallenge",
     "connect",
+    "scrypt_floor",
 ]
+
+SCRYPT_FLOOR_ENV = "EV_SCRYPT_MIN_N"
+
+
+def scrypt_floor(env: Mapping[str, str] | None = None) -> int:
+    """The lowest scrypt ``n`` (at r=8) this client accepts from Central.
+
+    ``EV_SCRYPT_MIN_N`` (a power of two, 2 to 2**20) moves it: tests and benchmarks lower
+    it, their credentials using a cheap cost. It is this process's own environment, so
+    no peer can switch it on; a malformed value keeps the production floor.
+    """
+    env = os.environ if env is None else env
+    text = env.get(SCRYPT_FLOOR_ENV, "")
+    try:
+        value = int(text)
+    except ValueError:
+        return CLIENT_MIN_N
+    if value < 2 or value & (value - 1) or value > 2**20:
+        return CLIENT_MIN_N
+    return value
 
 
 class CentralUnreachable(EVChargingError):
@@ -53,6 +76,14 @@ class AuthenticationThrottled(AuthenticationFailed):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class WeakChallenge(AuthenticationFailed):
+    """Central asked for a scrypt cost below this client's floor, so no proof was sent.
+
+    A proof at such a cost could be brute-forced offline: this is a fake Central fishing
+    for one, or a Central configured with a test-only cost. Not a verdict on the secret.
+    """
 
 
 class ConnectionClosed(EVChargingError):
@@ -158,12 +189,18 @@ async def connect(
     session_key: bytes | None = None,
     clock: Callable[[], float] = time.time,
     timeout: float = 10.0,
+    min_scrypt_n: int | None = None,
 ) -> ClientLink:
     """Open a TCP connection to Central and authenticate.
+
+    ``min_scrypt_n``: refuse a challenge cheaper than scrypt at that ``n`` (r=8); by
+    default :func:`scrypt_floor`, the production cost.
 
     Raises:
         CentralUnreachable: no connection, or it broke before authentication ended.
         AuthenticationFailed: Central refused us, or failed to prove it knows our verifier.
+        WeakChallenge: Central asked for a scrypt cost below the floor (a fake Central
+            fishing for a proof it could brute-force); nothing was sent.
         AuthenticationThrottled: Central delays logins for this id (or our address) after
             failed attempts; ``retry_after`` says when to try again.
     """
@@ -179,7 +216,12 @@ async def connect(
         raise CentralUnreachable(f"Cannot reach Central at {addr}: {reason}") from None
     conn = Connection(clock)
     handshake = ClientHandshake(
-        role, principal_id, secret=secret, session_key=session_key, clock=clock
+        role,
+        principal_id,
+        secret=secret,
+        session_key=session_key,
+        clock=clock,
+        min_n=scrypt_floor() if min_scrypt_n is None else min_scrypt_n,
     )
     try:
         hello = handshake.start()
@@ -196,6 +238,12 @@ async def connect(
                 f"Central is delaying logins for {principal_id} after failed attempts; "
                 f"retry in {exc.retry_after} s",
                 retry_after=exc.retry_after,
+            ) from exc
+        if isinstance(exc, HandshakeError) and exc.code == WEAK_PARAMS_CODE:
+            raise WeakChallenge(
+                f"Central at {addr} asked for a weaker password hash than this client "
+                f"accepts ({exc.message}): no proof sent. Either it is not the real "
+                f"Central, or it runs with a test-only EV_SCRYPT_N (clients: {SCRYPT_FLOOR_ENV})"
             ) from exc
         raise AuthenticationFailed(f"Central refused authentication of {principal_id}") from exc
     except (ConnectionClosed, ConnectionError, TimeoutError) as exc:

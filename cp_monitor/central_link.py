@@ -19,6 +19,7 @@ from common.client import (
     CentralUnreachable,
     ClientLink,
     ConnectionClosed,
+    WeakChallenge,
     connect,
 )
 from common.config import HostPort
@@ -187,6 +188,11 @@ class CentralSession:
                 f"(not necessarily yours); retrying in {exc.retry_after} s",
             )
             await self._sleep(exc.retry_after)
+            return None
+        except WeakChallenge as exc:  # not the secret's fault: keep it, try again later
+            delay = self._backoff.next() * 4
+            self._notify(Level.BAD, f"{exc}; retrying in {delay:g} s")
+            await self._sleep(delay)
             return None
         except AuthenticationFailed:
             self._notify(

@@ -24,6 +24,7 @@ from common.client import (
     AuthenticationThrottled,
     CentralUnreachable,
     ClientLink,
+    WeakChallenge,
     connect,
 )
 from common.client import ConnectionClosed as ConnectionClosed
@@ -130,6 +131,8 @@ class CentralLink:
                 f"Central is delaying logins for {self.driver_id} after failed attempts; "
                 f"try again in {exc.retry_after} s"
             ) from None
+        except WeakChallenge as exc:
+            raise NotAuthenticated(str(exc)) from None
         except AuthenticationFailed:
             raise NotAuthenticated(
                 f"Central refused driver {self.driver_id}: wrong secret, or no such driver"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,12 @@ from common.tcp import free_port as _free_port
 from tests.support.broker import start_broker
 from tests.support.databases import fresh_postgres_database, postgres_server
 from tests.support.services import ServiceProcess
+
+# Test credentials use scrypt n=1024 (some n=16) to stay fast, below the production floor
+# clients hold Central to (n=2**14). Every client of the suite, in this process or a child
+# (ServiceProcess passes os.environ on), accepts them through the documented test-only
+# setting; a peer cannot set it. test_scrypt_floor.py runs clients without it.
+os.environ.setdefault("EV_SCRYPT_MIN_N", "16")
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ __all__ = [
     "NONCE_SIZE",
     "THROTTLED_CODE",
     "THROTTLED_REASON",
+    "WEAK_PARAMS_CODE",
     "ClientHandshake",
     "HandshakeState",
     "Role",
@@ -51,6 +52,7 @@ NONCE_SIZE = 24
 AUTH_FAILED_REASON = "authentication failed"
 THROTTLED_CODE = ErrorCode.THROTTLED  # the one code list: common.protocol.messages
 THROTTLED_REASON = "too many failed attempts"
+WEAK_PARAMS_CODE = "weak_params"  # a client's own refusal, never sent on the wire
 # A client waits at most this long on the server's word: a bad or hostile value must
 # not park a charge point for days.
 MAX_RETRY_AFTER = 3600
@@ -195,6 +197,8 @@ class ClientHandshake:
         session_key: the session key handed over by the monitor (engine).
         clock: seconds since the epoch.
         rng: source of random bytes.
+        min_n: refuse a CHALLENGE whose scrypt work is below ``n=min_n, r=8``
+            (:func:`keys.cheaper_than`); the default is the production cost.
 
     Raises:
         HandshakeError: (remote=False) ``bad_principal`` (unknown role, invalid id) or
@@ -210,6 +214,7 @@ class ClientHandshake:
         *,
         clock: Callable[[], float],
         rng: Callable[[int], bytes] = os.urandom,
+        min_n: int = keys.CLIENT_MIN_N,
     ) -> None:
         if not valid_principal_id(principal_id) or role not in set(Role):
             raise HandshakeError("bad_principal", "invalid role or principal id", remote=False)
@@ -224,6 +229,7 @@ class ClientHandshake:
         self._key = session_key
         self._clock = clock
         self._rng = rng
+        self._min_n = min_n
         self._state = HandshakeState.IDLE
         self._nonce = b""
         self._auth = b""
@@ -264,8 +270,10 @@ class ClientHandshake:
 
         Raises:
             HandshakeError: ``auth_failed`` (AUTH_FAILED received, bad server signature or
-                unusable wrapped key), ``throttled`` (AUTH_FAILED saying the server delays
-                logins; ``retry_after`` is 1 to :data:`MAX_RETRY_AFTER` s), ``out_of_state``.
+                unusable wrapped key), ``weak_params`` (scrypt cheaper than ``min_n``
+                allows: no proof is computed), ``throttled`` (AUTH_FAILED saying the
+                server delays logins; ``retry_after`` is 1 to :data:`MAX_RETRY_AFTER` s),
+                ``out_of_state``.
             MessageError: a malformed CHALLENGE or WELCOME body.
         """
         self._advance(msg.type)
@@ -294,6 +302,13 @@ class ClientHandshake:
                 )
             except ValueError as exc:
                 raise MessageError("bad_field", f"scrypt parameters refused: {exc}") from None
+            if keys.cheaper_than(params, self._min_n):
+                # Checked before any work: the proof would be cheap to brute-force offline.
+                raise HandshakeError(
+                    WEAK_PARAMS_CODE,
+                    f"scrypt n={params.n}, r={params.r}; the floor is n={self._min_n} "
+                    f"at r={keys.DEFAULT_PARAMS.r}",
+                )
             assert self._secret is not None
             root = keys.salted_key(self._secret, salt, params)
         self._auth = auth_message(

@@ -27,11 +27,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from common.protocol.errors import CryptoError
 
 __all__ = [
+    "CLIENT_MIN_N",
     "DEFAULT_PARAMS",
     "KEY_SIZE",
     "SALT_SIZE",
     "ScryptParams",
     "Verifier",
+    "cheaper_than",
     "check_secret",
     "client_key",
     "client_proof",
@@ -86,6 +88,18 @@ class ScryptParams:
 
 
 DEFAULT_PARAMS = ScryptParams()
+# ...and refuses parameters cheaper than n=2**14, r=8: a fake Central asking for n=2
+# would get a proof anyone can brute-force offline. Tests lower it (EV_SCRYPT_MIN_N).
+CLIENT_MIN_N = DEFAULT_PARAMS.n
+
+
+def cheaper_than(params: ScryptParams, min_n: int = CLIENT_MIN_N) -> bool:
+    """True if one guess at ``params`` costs less than at ``n=min_n, r=8``.
+
+    scrypt's time and memory both grow with ``n * r`` (``p`` only adds time), so the
+    floor is on that product: ``n=2**15, r=4`` passes, ``n=2**14, r=1`` does not.
+    """
+    return params.n * params.r < min_n * DEFAULT_PARAMS.r
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from common.client import AuthenticationFailed, AuthenticationThrottled, connect
+from common.client import AuthenticationFailed, AuthenticationThrottled, connect, scrypt_floor
 from common.config import HostPort
 from common.protocol import Connection
 from common.protocol.handshake import Role, throttled_body
@@ -50,3 +50,13 @@ def test_a_plain_refusal_is_not_throttled() -> None:
     error = asyncio.run(refuse_at_hello({"reason": "authentication failed"}))
     assert type(error) is AuthenticationFailed
     assert str(error) == "Central refused authentication of CP1"
+
+
+@pytest.mark.parametrize(
+    ("value", "floor"),
+    [(None, 2**14), ("1024", 1024), ("16", 16), ("2**4", 2**14), ("1000", 2**14), ("1", 2**14),
+     ("2097152", 2**14), ("32768", 2**15)],
+)  # fmt: skip
+def test_the_scrypt_floor_comes_from_this_process_only(value: str | None, floor: int) -> None:
+    env = {} if value is None else {"EV_SCRYPT_MIN_N": value}
+    assert scrypt_floor(env) == floor

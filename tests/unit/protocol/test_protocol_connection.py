@@ -24,6 +24,8 @@ from common.protocol.handshake import ClientHandshake, Role, ServerHandshake
 from common.protocol.keys import make_verifier, new_session_key
 from common.protocol.messages import Message, MessageType, Side
 
+FLOOR = 2**10  # the fast_params fixture's n: clients accept it (the default floor is 2**14)
+
 HB = MessageType.HEARTBEAT
 
 
@@ -83,7 +85,7 @@ def test_plain_round_trip_exact_bytes(plain_pair, clock, drain):
 
 def test_handshake_then_encrypted_traffic(clock, fast_params, drain):
     verifier = make_verifier("pw", fast_params)
-    client_hs = ClientHandshake(Role.MONITOR, "CP-1", "pw", clock=clock)
+    client_hs = ClientHandshake(Role.MONITOR, "CP-1", "pw", clock=clock, min_n=FLOOR)
     server_hs = ServerHandshake(lambda role, pid: verifier, clock)
     client, srv = Connection(clock), Connection(clock)
 

@@ -28,6 +28,8 @@ from common.protocol.keys import (
 )
 from common.protocol.messages import Message, MessageType
 
+FLOOR = 2**10  # the fast_params fixture's n: clients accept it (the default floor is 2**14)
+
 SECRET = "monitor-secret"
 DECOY = b"d" * 32
 
@@ -62,7 +64,7 @@ def run(client: ClientHandshake, srv: ServerHandshake) -> Message:
 
 
 def test_right_secret_gives_both_sides_the_same_key(directory, clock, fast_params):
-    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock)
+    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock, min_n=FLOOR)
     srv = server(directory, clock, fast_params)
     hello = client.start()
     assert (hello.type, hello.seq, hello.ts) == (MessageType.HELLO, 1, clock.now)
@@ -87,7 +89,7 @@ def test_right_secret_gives_both_sides_the_same_key(directory, clock, fast_param
 
 def test_default_scrypt_cost_handshake(clock):
     directory = Directory({(Role.DRIVER, "alice"): make_verifier("pw")})
-    client = ClientHandshake(Role.DRIVER, "alice", "pw", clock=clock)
+    client = ClientHandshake(Role.DRIVER, "alice", "pw", clock=clock, min_n=FLOOR)
     srv = ServerHandshake(directory, clock)
     client.receive(run(client, srv))
     assert client.session_key == srv.session_key
@@ -97,14 +99,14 @@ def test_default_scrypt_cost_handshake(clock):
 def test_each_handshake_issues_a_fresh_key(directory, clock, fast_params):
     keys = set()
     for _ in range(2):
-        client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock)
+        client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock, min_n=FLOOR)
         client.receive(run(client, server(directory, clock, fast_params)))
         keys.add(client.session_key)
     assert len(keys) == 2
 
 
 def test_wrong_secret_fails_on_both_sides(directory, clock, fast_params):
-    client = ClientHandshake(Role.MONITOR, "CP-1", "guess", clock=clock)
+    client = ClientHandshake(Role.MONITOR, "CP-1", "guess", clock=clock, min_n=FLOOR)
     srv = server(directory, clock, fast_params)
     answer = run(client, srv)
     assert (answer.type, answer.seq) == (MessageType.AUTH_FAILED, 2)
@@ -122,7 +124,7 @@ def test_wrong_secret_fails_on_both_sides(directory, clock, fast_params):
 
 def test_unknown_principal_looks_like_wrong_secret(directory, clock, fast_params):
     def attempt(principal_id: str) -> tuple[Message, Message, ServerHandshake]:
-        client = ClientHandshake(Role.MONITOR, principal_id, "guess", clock=clock)
+        client = ClientHandshake(Role.MONITOR, principal_id, "guess", clock=clock, min_n=FLOOR)
         srv = server(directory, clock, fast_params)
         challenge = srv.receive(client.start())
         proof = client.receive(challenge)
@@ -148,16 +150,16 @@ def test_verifier_of_the_wrong_kind_is_refused(clock, fast_params):
             (Role.MONITOR, "CP-1"): verifier_from_key(key),
         }
     )
-    engine = ClientHandshake(Role.ENGINE, "CP-1", session_key=key, clock=clock)
+    engine = ClientHandshake(Role.ENGINE, "CP-1", session_key=key, clock=clock, min_n=FLOOR)
     srv = server(directory, clock, fast_params)
     assert run(engine, srv).type is MessageType.AUTH_FAILED
-    monitor = ClientHandshake(Role.MONITOR, "CP-1", "pw", clock=clock)
+    monitor = ClientHandshake(Role.MONITOR, "CP-1", "pw", clock=clock, min_n=FLOOR)
     srv = server(directory, clock, fast_params)
     assert run(monitor, srv).type is MessageType.AUTH_FAILED
 
 
 def test_replayed_proof_fails_in_a_new_handshake(directory, clock, fast_params):
-    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock)
+    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock, min_n=FLOOR)
     srv = server(directory, clock, fast_params)
     hello = client.start()
     proof = client.receive(srv.receive(hello))
@@ -171,7 +173,7 @@ def test_replayed_proof_fails_in_a_new_handshake(directory, clock, fast_params):
 
 
 def _welcome(directory, clock, fast_params) -> tuple[ClientHandshake, Message]:
-    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock)
+    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock, min_n=FLOOR)
     welcome = run(client, server(directory, clock, fast_params))
     assert welcome.type is MessageType.WELCOME
     return client, welcome
@@ -200,7 +202,7 @@ def test_server_without_the_server_key_cannot_pass_as_central(clock, fast_params
     # Someone holding only stored_key can check the proof and wrap a key, but not sign.
     real = make_verifier(SECRET, fast_params)
     stolen = replace(real, server_key=b"\x00" * 32)
-    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock)
+    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock, min_n=FLOOR)
     impostor = server(Directory({(Role.MONITOR, "CP-1"): stolen}), clock, fast_params)
     welcome = run(client, impostor)
     assert welcome.type is MessageType.WELCOME
@@ -211,7 +213,7 @@ def test_server_without_the_server_key_cannot_pass_as_central(clock, fast_params
 
 
 def test_expired_challenge_fails(directory, clock, fast_params):
-    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock)
+    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock, min_n=FLOOR)
     srv = server(directory, clock, fast_params, timeout=30.0)
     proof = client.receive(srv.receive(client.start()))
     assert proof is not None
@@ -222,7 +224,7 @@ def test_expired_challenge_fails(directory, clock, fast_params):
 
 
 def test_proof_just_within_timeout_succeeds(directory, clock, fast_params):
-    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock)
+    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock, min_n=FLOOR)
     srv = server(directory, clock, fast_params, timeout=30.0)
     proof = client.receive(srv.receive(client.start()))
     assert proof is not None
@@ -232,7 +234,7 @@ def test_proof_just_within_timeout_succeeds(directory, clock, fast_params):
 
 
 def test_check_timeout_lets_a_server_drop_a_silent_peer(directory, clock, fast_params):
-    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock)
+    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock, min_n=FLOOR)
     srv = server(directory, clock, fast_params, timeout=5.0)
     srv.receive(client.start())
     clock.advance(6)
@@ -243,7 +245,7 @@ def test_check_timeout_lets_a_server_drop_a_silent_peer(directory, clock, fast_p
 
 
 def test_server_out_of_state(directory, clock, fast_params):
-    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock)
+    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock, min_n=FLOOR)
     srv = server(directory, clock, fast_params)
     with pytest.raises(HandshakeError) as info:
         srv.receive(Message(MessageType.PROOF, 1, 0.0, {"proof": "AAAA"}))
@@ -270,28 +272,28 @@ def test_server_refuses_non_client_messages(directory, clock, fast_params, msg_t
 
 
 def test_client_out_of_state(directory, clock, fast_params):
-    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock)
+    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock, min_n=FLOOR)
     challenge = server(directory, clock, fast_params).receive(
-        ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock).start()
+        ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock, min_n=FLOOR).start()
     )
     with pytest.raises(HandshakeError) as info:
         client.receive(challenge)  # before start()
     assert info.value.code == "out_of_state"
 
-    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock)
+    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock, min_n=FLOOR)
     client.start()
     with pytest.raises(HandshakeError) as info:
         client.receive(Message(MessageType.WELCOME, 2, 0.0, {}))
     assert info.value.code == "out_of_state"
 
-    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock)
+    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock, min_n=FLOOR)
     client.start()
     with pytest.raises(HandshakeError):
         client.start()
 
 
 def test_auth_failed_right_after_hello(clock):
-    client = ClientHandshake(Role.DRIVER, "bob", "pw", clock=clock)
+    client = ClientHandshake(Role.DRIVER, "bob", "pw", clock=clock, min_n=FLOOR)
     client.start()
     with pytest.raises(HandshakeError) as info:
         client.receive(Message(MessageType.AUTH_FAILED, 1, 0.0, {"reason": "x"}))
@@ -301,12 +303,12 @@ def test_auth_failed_right_after_hello(clock):
 def _throttled(body, *, after_challenge=False, clock=None, directory=None, params=None):
     """Feed a crafted AUTH_FAILED to a client right after HELLO (or after its PROOF)."""
     if after_challenge:
-        client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock)
+        client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock, min_n=FLOOR)
         challenge = server(directory, clock, params).receive(client.start())
         assert client.receive(challenge) is not None
         seq = 2
     else:
-        client = ClientHandshake(Role.DRIVER, "bob", "pw", clock=clock)
+        client = ClientHandshake(Role.DRIVER, "bob", "pw", clock=clock, min_n=FLOOR)
         client.start()
         seq = 1
     with pytest.raises(HandshakeError) as info:
@@ -371,7 +373,7 @@ def test_malformed_throttled_refusal_is_a_plain_auth_failure(clock, body):
 def test_engine_authenticates_with_its_session_key(clock, fast_params):
     key = new_session_key()
     directory = Directory({(Role.ENGINE, "CP-1"): verifier_from_key(key)})
-    client = ClientHandshake(Role.ENGINE, "CP-1", session_key=key, clock=clock)
+    client = ClientHandshake(Role.ENGINE, "CP-1", session_key=key, clock=clock, min_n=FLOOR)
     srv = server(directory, clock, fast_params)
     challenge = srv.receive(client.start())
     assert set(challenge.body) == {"nonce"}
@@ -385,7 +387,7 @@ def test_engine_with_a_wrong_or_unknown_key_fails(clock, fast_params):
     directory = Directory({(Role.ENGINE, "CP-1"): verifier_from_key(new_session_key())})
     for principal_id in ("CP-1", "CP-2"):
         client = ClientHandshake(
-            Role.ENGINE, principal_id, session_key=new_session_key(), clock=clock
+            Role.ENGINE, principal_id, session_key=new_session_key(), clock=clock, min_n=FLOOR
         )
         srv = server(directory, clock, fast_params)
         challenge = srv.receive(client.start())
@@ -417,7 +419,7 @@ def test_malformed_hello_is_a_message_error(directory, clock, fast_params, body)
 
 @pytest.mark.parametrize("proof", ["not base64!", base64.b64encode(b"p" * 31).decode(), 5])
 def test_malformed_proof_gets_the_same_auth_failed(directory, clock, fast_params, proof):
-    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock)
+    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock, min_n=FLOOR)
     srv = server(directory, clock, fast_params)
     srv.receive(client.start())
     answer = srv.receive(Message(MessageType.PROOF, 2, 0.0, {"proof": proof}))
@@ -429,7 +431,7 @@ def test_malformed_proof_gets_the_same_auth_failed(directory, clock, fast_params
     "change", [{"n": 2**30}, {"n": 1000}, {"r": True}, {"salt": "%%"}, {"nonce": "AAAA"}]
 )
 def test_client_refuses_a_hostile_challenge(directory, clock, fast_params, change):
-    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock)
+    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock, min_n=FLOOR)
     challenge = server(directory, clock, fast_params).receive(client.start())
     with pytest.raises(MessageError) as info:
         client.receive(replace(challenge, body={**challenge.body, **change}))
@@ -439,10 +441,10 @@ def test_client_refuses_a_hostile_challenge(directory, clock, fast_params, chang
 
 def test_client_constructor_checks_credentials(clock):
     with pytest.raises(HandshakeError) as info:
-        ClientHandshake(Role.MONITOR, "bad id", "pw", clock=clock)
+        ClientHandshake(Role.MONITOR, "bad id", "pw", clock=clock, min_n=FLOOR)
     assert (info.value.code, info.value.remote) == ("bad_principal", False)
     with pytest.raises(HandshakeError) as info:
-        ClientHandshake("admin", "CP-1", "pw", clock=clock)  # type: ignore[arg-type]
+        ClientHandshake("admin", "CP-1", "pw", clock=clock, min_n=FLOOR)  # type: ignore[arg-type]
     assert info.value.code == "bad_principal"
     for kwargs in (
         {"secret": "pw", "session_key": b"k"},
@@ -453,7 +455,7 @@ def test_client_constructor_checks_credentials(clock):
             ClientHandshake(Role.MONITOR, "CP-1", clock=clock, **kwargs)
         assert info.value.code == "bad_credentials"
     with pytest.raises(HandshakeError):
-        ClientHandshake(Role.ENGINE, "CP-1", "pw", clock=clock)
+        ClientHandshake(Role.ENGINE, "CP-1", "pw", clock=clock, min_n=FLOOR)
 
 
 def test_auth_message_is_canonical():
@@ -470,3 +472,27 @@ def test_auth_message_is_canonical():
         )
         != got
     )
+
+
+def _challenge(n: int, r: int = 8) -> Message:
+    body = {"nonce": base64.b64encode(b"s" * 24).decode(), "salt": "c2FsdA==", "n": n, "r": r}
+    return Message(MessageType.CHALLENGE, 1, 0.0, {**body, "p": 1})
+
+
+@pytest.mark.parametrize(("n", "r"), [(2, 8), (2**13, 8), (2**14, 1), (2**16, 1)])
+def test_a_client_refuses_a_cheap_challenge_before_any_work(clock, n, r):
+    # A fake Central asking for n=2 would get a proof it can brute-force offline.
+    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock)  # production floor
+    client.start()
+    with pytest.raises(HandshakeError) as info:
+        client.receive(_challenge(n, r))
+    assert (info.value.code, info.value.remote) == ("weak_params", True)
+    assert client.state is HandshakeState.FAILED
+
+
+@pytest.mark.parametrize(("n", "r"), [(2**14, 8), (2**15, 4)])
+def test_a_client_answers_a_challenge_at_the_floor(clock, n, r):
+    client = ClientHandshake(Role.MONITOR, "CP-1", SECRET, clock=clock)
+    client.start()
+    proof = client.receive(_challenge(n, r))
+    assert proof is not None and proof.type is MessageType.PROOF
