@@ -12,7 +12,13 @@ from web_ui import audit, board, operator, revenue, stream
 from web_ui.deps import Clients
 from web_ui.errors import UpstreamRejected, UpstreamUnavailable
 from web_ui.render import JinjaRenderer, install_filters
-from web_ui.security import LoginThrottle, check_csrf, csrf_token, is_operator
+from web_ui.security import (
+    LoginThrottle,
+    OperatorSessions,
+    check_csrf,
+    csrf_token,
+    is_operator,
+)
 from web_ui.settings import WebSettings
 
 __all__ = ["create_app"]
@@ -40,6 +46,9 @@ def create_app(settings: WebSettings, clients: Clients) -> Flask:
     app.extensions["ev_web.clients"] = clients
     app.extensions["ev_web.settings"] = settings
     app.extensions["ev_web.throttle"] = LoginThrottle()
+    app.extensions["ev_web.sessions"] = OperatorSessions(
+        app.permanent_session_lifetime.total_seconds()
+    )
     install_filters(app)
     clients.live.set_renderer(JinjaRenderer(app))
     app.before_request(check_csrf)

@@ -1,9 +1,13 @@
 """Operator sessions, CSRF tokens and login throttling.
 
 The operator token stays on the server: a browser that logged in holds only Flask's
-signed session cookie (``HttpOnly``, ``SameSite=Strict``), which says "operator" and
-carries the session's CSRF token. Every POST must send that token back in a form field
-(or the ``X-CSRF-Token`` header), so another site cannot make a logged-in browser act.
+signed session cookie (``HttpOnly``, ``SameSite=Strict``), which carries a random
+session id and the session's CSRF token. The cookie is an operator's only while the
+server's :class:`OperatorSessions` holds that id: logging out removes it, so a copy of
+the cookie (kept by an attacker, or by a browser that missed the logout) is worth
+nothing afterwards. A signed cookie alone would stay valid until it expired.
+Every POST must send the CSRF token back in a form field (or the ``X-CSRF-Token``
+header), so another site cannot make a logged-in browser act.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-from flask import abort, redirect, request, session, url_for
+from flask import abort, current_app, redirect, request, session, url_for
 
 __all__ = [
     "LoginThrottle",
+    "OperatorSessions",
     "check_csrf",
     "csrf_token",
     "is_operator",
@@ -54,19 +59,29 @@ def check_csrf() -> None:
         abort(400, "The form expired or did not come from this site; reload and try again.")
 
 
+def _sessions() -> OperatorSessions:
+    found: OperatorSessions = current_app.extensions["ev_web.sessions"]
+    return found
+
+
 def is_operator() -> bool:
-    return session.get("operator") is True
+    sid = session.get("sid")
+    return isinstance(sid, str) and _sessions().valid(sid)
 
 
 def log_in() -> None:
-    """Start an operator session: a fresh cookie and a fresh CSRF token."""
+    """Start an operator session: a fresh id known to the server, a fresh CSRF token."""
     session.clear()
-    session["operator"] = True
+    session["sid"] = _sessions().start()
     session["csrf"] = secrets.token_urlsafe(32)
     session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME
 
 
 def log_out() -> None:
+    """End the session on the server (the cookie's copies die with it) and in the browser."""
+    sid = session.get("sid")
+    if isinstance(sid, str):
+        _sessions().end(sid)
     session.clear()
 
 
@@ -142,3 +157,59 @@ class LoginThrottle:
     def succeeded(self, key: str) -> None:
         with self._lock:
             self._failures.pop(key, None)
+
+
+class OperatorSessions:
+    """The operator sessions this server has started and not ended.
+
+    Kept in memory: a restart (for instance to change the operator token) ends every
+    session, and several web processes behind one address would each know only their
+    own (sticky sessions needed; a shared store is not built).
+
+    Args:
+        lifetime: seconds a session lasts (the cookie's own lifetime).
+        limit: sessions kept at most; past it the oldest is dropped (bounds memory
+            against a script that logs in again and again).
+        clock: monotonic seconds (tests pass a fake).
+    """
+
+    def __init__(
+        self,
+        lifetime: float,
+        limit: int = 1_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.lifetime = lifetime
+        self.limit = limit
+        self._clock = clock
+        self._expiry: dict[str, float] = {}  # insertion order: oldest first
+        self._lock = threading.Lock()
+
+    def start(self) -> str:
+        sid = secrets.token_urlsafe(32)
+        with self._lock:
+            now = self._clock()
+            for old in [k for k, due in self._expiry.items() if due <= now]:
+                del self._expiry[old]
+            while len(self._expiry) >= self.limit:
+                del self._expiry[next(iter(self._expiry))]
+            self._expiry[sid] = now + self.lifetime
+        return sid
+
+    def valid(self, sid: str) -> bool:
+        with self._lock:
+            due = self._expiry.get(sid)
+            if due is None:
+                return False
+            if due <= self._clock():
+                del self._expiry[sid]
+                return False
+            return True
+
+    def end(self, sid: str) -> None:
+        with self._lock:
+            self._expiry.pop(sid, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._expiry)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -147,6 +148,60 @@ def test_health_security_headers_and_static_files(
     )
     assert refused.status_code == 400
     session.close()
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, "no CSRF token in the page"
+    return found.group(1)
+
+
+def _log_in(web: WebProcess) -> tuple[requests.Session, str]:
+    browser = requests.Session()
+    csrf = _csrf(browser.get(f"{web.url}/operator/login", timeout=5).text)
+    done = browser.post(
+        f"{web.url}/operator/login",
+        data={"token": web.token, "csrf_token": csrf},
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert done.status_code == 303
+    panel = browser.get(f"{web.url}/operator", allow_redirects=False, timeout=5)
+    assert panel.status_code == 200
+    return browser, _csrf(panel.text)
+
+
+def test_logging_out_ends_the_session_on_the_server(
+    system: tuple[CentralProcess, WebProcess, str],
+) -> None:
+    _, web, _ = system
+    browser, csrf = _log_in(web)
+    stolen = dict(browser.cookies)  # what a thief copied while the operator was logged in
+    out = browser.post(
+        f"{web.url}/operator/logout", data={"csrf_token": csrf}, allow_redirects=False, timeout=5
+    )
+    assert out.status_code == 303
+
+    # The signed cookie still verifies, but the server has forgotten its session.
+    thief = requests.Session()
+    thief.cookies.update(stolen)
+    panel = thief.get(f"{web.url}/operator", allow_redirects=False, timeout=5)
+    assert panel.status_code == 302 and "/operator/login" in panel.headers["Location"]
+    stop = thief.post(
+        f"{web.url}/operator/stop-all", data={"csrf_token": csrf}, allow_redirects=False, timeout=5
+    )
+    assert stop.status_code == 403
+
+    # The operator logs in again and may act.
+    browser, csrf = _log_in(web)
+    stop = browser.post(
+        f"{web.url}/operator/stop-all", data={"csrf_token": csrf}, allow_redirects=False, timeout=5
+    )
+    assert stop.status_code == 303
+    panel = browser.get(f"{web.url}/operator", timeout=5)
+    assert "Stop every charge point: done." in panel.text
+    browser.close()
+    thief.close()
 
 
 def test_central_going_away_shows_in_the_stream_and_recovers(

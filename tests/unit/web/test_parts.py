@@ -12,7 +12,7 @@ from web_ui.audit import audit_filters
 from web_ui.charts import bar_chart
 from web_ui.operator import validate_registration
 from web_ui.revenue import ticket_filters
-from web_ui.security import LoginThrottle, safe_next
+from web_ui.security import LoginThrottle, OperatorSessions, safe_next
 from web_ui.settings import parse_settings
 
 
@@ -86,6 +86,20 @@ def test_login_throttle_window_slides() -> None:
     throttle.failed("1.2.3.4")
     throttle.succeeded("1.2.3.4")
     assert throttle.retry_after("1.2.3.4") == 0
+
+
+def test_operator_sessions_end_on_logout_expiry_or_overflow() -> None:
+    now = [1000.0]
+    sessions = OperatorSessions(lifetime=60, limit=2, clock=lambda: now[0])
+    first = sessions.start()
+    assert sessions.valid(first) and not sessions.valid("forged")
+    sessions.end(first)
+    assert not sessions.valid(first)  # logged out: gone for good
+    second, third = sessions.start(), sessions.start()
+    fourth = sessions.start()  # past the limit: the oldest goes
+    assert not sessions.valid(second) and sessions.valid(third) and sessions.valid(fourth)
+    now[0] += 60
+    assert not sessions.valid(third) and len(sessions) == 1
 
 
 @pytest.mark.parametrize(
