@@ -45,6 +45,12 @@ With OCPP 1.6J:         ev-central ... --ocpp 0.0.0.0:9000 --ocpp-tls-cert C --o
 Create a driver:        ev-central drivers add D1 --secret-file d1.secret
 List drivers:           ev-central drivers list
 
+Secrets (environment, or a file named by NAME_FILE; never flags):
+  EV_OPERATOR_TOKEN   required; every API_Central write
+  EV_WEATHER_TOKEN    optional; the weather office's own token: it may raise and clear
+                      weather alerts and post readings, nothing else (unset: only the
+                      operator token may)
+
 Console commands (type them while it runs): status, stop CP|all, resume CP|all,
 revoke CP, price CP EUR, alert LOCATION, clear LOCATION, quit."""
 
@@ -178,6 +184,9 @@ def _serve(argv: list[str]) -> int:
     setup_logging("central", args.log_level)
     token = read_secret("EV_OPERATOR_TOKEN")
     assert token is not None
+    weather_token = read_secret("EV_WEATHER_TOKEN", required=False)
+    if weather_token is not None and weather_token == token:
+        raise ConfigError("EV_WEATHER_TOKEN", "must differ from EV_OPERATOR_TOKEN (it grants less)")
     ocpp_tls = _ocpp_tls(args.ocpp, args.ocpp_tls_cert, args.ocpp_tls_key)
     interval, timeout = heartbeat_timing(args.heartbeat_interval, args.heartbeat_timeout)
     settings = CentralSettings(
@@ -185,6 +194,7 @@ def _serve(argv: list[str]) -> int:
         api=args.api,
         database_url=args.database_url or database_url(args.data_dir),
         operator_token=token,
+        weather_token=weather_token,
         kafka_bootstrap=args.kafka_bootstrap,
         heartbeat_interval=interval,
         heartbeat_timeout=timeout,

@@ -51,6 +51,7 @@ class CentralSettings:
     data_dir: Path
     ocpp: HostPort | None = None  # OCPP 1.6J listener (central/ocpp); None: off
     ocpp_tls: tuple[Path, Path] | None = None  # certificate and key: security profile 2
+    weather_token: str | None = None  # EV_WEATHER_TOKEN: weather routes only
 
 
 async def _every(seconds: float, fn: Callable[[], object]) -> None:
@@ -100,7 +101,7 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
     server = CentralServer(network, writer, db, scrypt_params=settings.scrypt)
     host, port = await server.start(settings.listen.host, settings.listen.port)
     api = WsgiServer(
-        create_app(Bridge(loop, network), db, settings.operator_token),
+        create_app(Bridge(loop, network), db, settings.operator_token, settings.weather_token),
         settings.api.host,
         settings.api.port,
         threads=16,

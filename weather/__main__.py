@@ -47,8 +47,9 @@ OpenWeather:          EV_OPENWEATHER_API_KEY=... ev-weather --provider openweath
                           --locations cities.txt
 
 Secrets (environment or *_FILE, never flags):
-  EV_OPERATOR_TOKEN       required; raises and clears alerts at API_Central, guards
-                          the HTTP writes below
+  EV_WEATHER_TOKEN        required; this office's own token, which Central must be
+                          given too: it raises and clears alerts and posts readings at
+                          API_Central (nothing else), and guards the HTTP writes below
   EV_OPENWEATHER_API_KEY  required with --provider openweather
 
 Menu (type while it runs): add CITY, remove CITY, list, quit.
@@ -152,11 +153,23 @@ def _provider(args: argparse.Namespace, api_key: str | None) -> Provider:
     return SimulatedProvider(path, args.drift)
 
 
+def _weather_token() -> str:
+    """EV_WEATHER_TOKEN; the operator token, which this office once used, is refused."""
+    token = read_secret("EV_WEATHER_TOKEN", required=False)
+    if token is None:
+        hint = ""
+        if read_secret("EV_OPERATOR_TOKEN", required=False):
+            hint = "; the office no longer takes EV_OPERATOR_TOKEN: give it (and Central) its own"
+        raise ConfigError(
+            "EV_WEATHER_TOKEN", f"not set (set EV_WEATHER_TOKEN or EV_WEATHER_TOKEN_FILE{hint})"
+        )
+    return token
+
+
 def _serve(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     setup_logging("weather", args.log_level)
-    token = read_secret("EV_OPERATOR_TOKEN")
-    assert token is not None
+    token = _weather_token()
     api_key = read_secret("EV_OPENWEATHER_API_KEY", required=args.provider == "openweather")
     install_redaction([api_key] if api_key else [])  # urllib3 logs URLs, appid included
     provider = _provider(args, api_key)

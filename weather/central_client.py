@@ -13,7 +13,7 @@ __all__ = ["CentralClient"]
 
 
 class CentralClient:
-    """Calls API_Central with the operator token.
+    """Calls API_Central with the weather office's token (``EV_WEATHER_TOKEN``).
 
     Every method returns once Central confirmed, or raises
     :class:`~weather.errors.CentralUnavailable` (try again later) or
@@ -22,7 +22,8 @@ class CentralClient:
     Args:
         base_url: ``EV_CENTRAL_API``, e.g. ``http://127.0.0.1:8001`` (a trailing ``/api``
             is accepted too).
-        token: the operator bearer token.
+        token: the weather office's bearer token: Central accepts it on these three
+            routes only.
         timeout: seconds for connecting and for each read.
         session: a ``requests.Session`` (one is made if omitted).
     """

@@ -3,7 +3,8 @@
 ``GET /locations`` → ``{"locations": [{location, status, temperature_c, reason, alert,
 delivered}]}``; ``POST /locations {"location": NAME}`` → 201 (200 if already watched);
 ``DELETE /locations/<name>`` → 200 (404 if not watched); ``GET /health``. Writes need
-the operator bearer token, like API_Central's.
+the office's own bearer token (``EV_WEATHER_TOKEN``): changing what is watched is no
+more than what that token already allows at Central.
 """
 
 from __future__ import annotations
@@ -20,19 +21,19 @@ from weather.errors import InvalidLocation, LocationsFileError
 __all__ = ["create_app"]
 
 
-def create_app(office: WeatherOffice, operator_token: str) -> Flask:
+def create_app(office: WeatherOffice, token: str) -> Flask:
     """The Flask app over a running office."""
     app = Flask("weather")
     install_json_errors(app)
 
-    def require_operator() -> None:
+    def require_token() -> None:
         header = request.headers.get("Authorization", "")
-        token = header[7:] if header.startswith("Bearer ") else ""
-        if not token or not hmac.compare_digest(token.encode(), operator_token.encode()):
+        sent = header[7:] if header.startswith("Bearer ") else ""
+        if not sent or not hmac.compare_digest(sent.encode(), token.encode()):
             raise ApiError(
                 401,
                 "unauthorized",
-                "operator token required (Authorization: Bearer ...)",
+                "the weather office's token required (Authorization: Bearer ...)",
                 {"WWW-Authenticate": "Bearer"},
             )
 
@@ -52,7 +53,7 @@ def create_app(office: WeatherOffice, operator_token: str) -> Flask:
 
     @app.post("/locations")
     def add_location() -> tuple[Response, int]:
-        require_operator()
+        require_token()
         name = body_location()
         if not isinstance(name, str):
             raise ApiError(400, "bad_request", "location must be a string")
@@ -66,7 +67,7 @@ def create_app(office: WeatherOffice, operator_token: str) -> Flask:
 
     @app.delete("/locations/<path:name>")
     def remove_location(name: str) -> Response:
-        require_operator()
+        require_token()
         try:
             removed = office.book.remove(name)
         except LocationsFileError as exc:

@@ -294,7 +294,10 @@ class Demo:
         if any(cp.ocpp for cp in self.plan.cps):
             args += ["--ocpp", f"{s.host}:0"]  # OCPP chargers join the same board
         self._central = self._child(
-            "central", "central", args, self._env(EV_OPERATOR_TOKEN=s.operator_token)
+            "central",
+            "central",
+            args,
+            self._env(EV_OPERATOR_TOKEN=s.operator_token, EV_WEATHER_TOKEN=s.weather_token),
         )
         self.supervisor.start(self._central)
 
@@ -309,7 +312,7 @@ class Demo:
         args += ["--listen", f"{self.s.host}:0", "--central-api", api, "--no-menu"]
         args += ["--data-dir", str(d)]
         child = self._child(
-            "weather", "weather", args, self._env(EV_OPERATOR_TOKEN=self.s.operator_token)
+            "weather", "weather", args, self._env(EV_WEATHER_TOKEN=self.s.weather_token)
         )
         self._edges.append(child)
         self.supervisor.start(child)

@@ -7,7 +7,7 @@ import os
 import secrets
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.config import ServiceParser, parse_positive_float, read_secret
@@ -128,6 +128,8 @@ class DemoSettings:
     notes: tuple[str, ...]  # said once at start (a default port that was taken...)
     host: str = HOST
     ocpp_cps: int = 0
+    # Between Central and the weather office only, so never asked for: fresh each run.
+    weather_token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
 
 
 def resolve_settings(

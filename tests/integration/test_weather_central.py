@@ -6,6 +6,8 @@ The user edits the simulated temperatures file; Central's charge points follow.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +18,7 @@ import requests
 
 from central.drivers import add_driver
 from common.protocol.messages import MessageType
+from tests.support.broker import wait_until
 from tests.support.central import (
     TEST_SCRYPT,
     CentralProcess,
@@ -59,7 +62,7 @@ def start_weather(
             "--no-menu",
             *extra,
         ],
-        env={"EV_OPERATOR_TOKEN": token},
+        env={"EV_WEATHER_TOKEN": token},
         name="weather",
     )
     match = proc.wait_for_line(r"weather office on (http://127\.0\.0\.1:\d+)", timeout=20)
@@ -91,7 +94,7 @@ def test_cold_file_stops_the_location_after_its_supply_and_warm_resumes(
     temperatures = tmp_path / "temperatures.txt"
     write(temperatures, "# edited by the test\nOslo: 5\nSevilla: 21.5\n")
     write(tmp_path / "locations.txt", "Oslo\nSevilla\n")
-    weather, weather_url = start_weather(services, tmp_path, central.api, central.token)
+    weather, weather_url = start_weather(services, tmp_path, central.api, central.weather_token)
 
     async def scenario() -> None:
         cps = {c: await ScriptedCP(c, s, central.addr).connect() for c, s in secrets_.items()}
@@ -138,7 +141,7 @@ def test_cold_file_stops_the_location_after_its_supply_and_warm_resumes(
             requests.post,
             f"{weather_url}/locations",
             json={"location": "Atlantis"},
-            headers={"Authorization": f"Bearer {central.token}"},
+            headers={"Authorization": f"Bearer {central.weather_token}"},
             timeout=5,
         )
         assert added.status_code == 201
@@ -173,7 +176,7 @@ def test_an_alert_decided_while_central_is_down_is_delivered_when_it_is_back(
     write(tmp_path / "locations.txt", "Oslo\n")
     weather, _ = start_weather(services, tmp_path, f"http://127.0.0.1:{api_port}", token)
     weather.wait_for_line(r"API_Central at .* is unreachable \(connection refused\)")
-    central = start_central(tmp_path, sqlite_url, port, api_port, token=token)
+    central = start_central(tmp_path, sqlite_url, port, api_port, weather_token=token)
     try:
         secret = provision_cp(sqlite_url, "CP1", "Oslo")
 
@@ -191,3 +194,49 @@ def test_an_alert_decided_while_central_is_down_is_delivered_when_it_is_back(
         assert "Traceback" not in log
     finally:
         central.proc.stop()
+
+
+def test_the_weather_token_opens_the_weather_routes_and_nothing_else(
+    central: CentralProcess,
+) -> None:
+    provision_cp(central.db_url, "CP1", "Oslo")
+    wait_until(lambda: central.cp("CP1")["state"] != "UNKNOWN", 10, "Central to load CP1")
+
+    def call(method: str, path: str, token: str, body: Any = None) -> int:
+        headers = {"Authorization": f"Bearer {token}"}
+        url = f"{central.api}{path}"
+        return requests.request(method, url, json=body, headers=headers, timeout=20).status_code
+
+    office = central.weather_token
+    # What the office does: raise, clear, report.
+    assert call("POST", "/weather/alerts", office, {"location": "Oslo", "temperature_c": -3}) == 201
+    assert call("DELETE", "/weather/alerts/Oslo", office) == 200
+    reading = {"location": "Oslo", "temperature_c": 4.5, "status": "ok"}
+    assert call("POST", "/weather/readings", office, reading) == 202
+    # What a thief of the office's token used to be able to do with the operator token.
+    refused = [
+        ("PUT", "/chargepoints/CP1/price", {"price_eur_kwh": 9}),
+        ("POST", "/chargepoints/CP1/stop", None),
+        ("POST", "/chargepoints/CP1/revoke-key", None),
+        ("POST", "/chargepoints/stop-all", None),
+        ("POST", "/sessions", {"driver_id": "D1", "cp_id": "CP1"}),
+    ]
+    for method, path, body in refused:
+        assert call(method, path, office, body) == 401, (method, path)
+    # The operator keeps every right, weather routes included.
+    assert call("POST", "/weather/alerts", central.token, {"location": "Oslo"}) == 201
+    assert call("POST", "/chargepoints/CP1/stop", central.token) == 200
+    # Neither token is the other.
+    assert call("POST", "/weather/alerts", "not-a-token", {"location": "Oslo"}) == 401
+
+
+def test_the_office_does_not_take_the_operator_token(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EV_")}
+    env["EV_OPERATOR_TOKEN"] = "operator-token-of-old-setups"
+    done = subprocess.run(
+        [sys.executable, "-m", "weather", "--no-menu", "--data-dir", str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "EV_WEATHER_TOKEN: not set" in done.stderr
+    assert "no longer takes EV_OPERATOR_TOKEN" in done.stderr

@@ -79,7 +79,7 @@ def test_the_api_key_never_appears_in_logs_or_output(
             "--no-menu",
         ],
         env={
-            "EV_OPERATOR_TOKEN": "operator-token-for-test",
+            "EV_WEATHER_TOKEN": "weather-token-for-test",
             "EV_OPENWEATHER_API_KEY_FILE": str(key_file),
             "EV_OPENWEATHER_URL": fake.url,
         },
@@ -135,7 +135,7 @@ def test_menu_on_stdin_adds_lists_and_quits(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "EV_OPERATOR_TOKEN": "t", "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "EV_WEATHER_TOKEN": "t", "PYTHONUNBUFFERED": "1"},
     )
     try:
         assert proc.stdin is not None

@@ -52,6 +52,7 @@ class CentralProcess:
     token: str
     db_url: str
     ocpp_url: str | None = None  # ws[s]://127.0.0.1:PORT/ocpp when started with ocpp_port
+    weather_token: str = ""  # EV_WEATHER_TOKEN: the weather office's, weather routes only
 
     def get(self, path: str, **kw: Any) -> requests.Response:
         return requests.get(f"{self.api}{path}", timeout=20, **kw)
@@ -96,6 +97,7 @@ def start_central(
     max_kw: float = 3000,
     ocpp_port: int | None = None,
     ocpp_tls: tuple[Path, Path] | None = None,
+    weather_token: str | None = None,
 ) -> CentralProcess:
     """Start ``python -m central``; with ``kafka`` its outbox relay publishes there.
 
@@ -103,6 +105,7 @@ def start_central(
     ``ocpp_tls``, a certificate and its key).
     """
     token = token or secrets.token_urlsafe(16)
+    weather_token = weather_token or secrets.token_urlsafe(16)
     extra = {"EV_KAFKA_BOOTSTRAP": kafka} if kafka else {}
     ocpp_args: list[str] = []
     if ocpp_port is not None:
@@ -129,6 +132,7 @@ def start_central(
         env={
             "EV_DATABASE_URL": db_url,
             "EV_OPERATOR_TOKEN": token,
+            "EV_WEATHER_TOKEN": weather_token,
             "EV_SCRYPT_N": "1024",
             "EV_DATA_DIR": str(tmp_path / "data"),
             **extra,
@@ -145,6 +149,7 @@ def start_central(
         token,
         db_url,
         f"{scheme}://127.0.0.1:{ocpp_port}/ocpp" if ocpp_port is not None else None,
+        weather_token,
     )
 
 

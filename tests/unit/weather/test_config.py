@@ -28,8 +28,9 @@ def _restore_logging() -> Iterator[None]:
 @pytest.mark.parametrize(
     ("argv", "env", "message"),
     [
-        ([], {}, "EV_OPERATOR_TOKEN: not set"),
-        (["--provider", "openweather"], {"EV_OPERATOR_TOKEN": "t"}, "EV_OPENWEATHER_API_KEY"),
+        ([], {}, "EV_WEATHER_TOKEN: not set"),
+        ([], {"EV_OPERATOR_TOKEN": "t"}, "no longer takes EV_OPERATOR_TOKEN"),
+        (["--provider", "openweather"], {"EV_WEATHER_TOKEN": "t"}, "EV_OPENWEATHER_API_KEY"),
         (["--provider", "metoffice"], {}, "--provider: 'metoffice': expected one of"),
         (["--interval", "0"], {}, "--interval: '0': must be greater than 0"),
         (["--hysteresis", "-1"], {}, "--hysteresis: '-1': must be 0 or more"),
@@ -45,7 +46,12 @@ def test_bad_settings_exit_2_with_one_line(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
-    for name in ("EV_OPERATOR_TOKEN", "EV_OPENWEATHER_API_KEY", "EV_WEATHER_INTERVAL"):
+    for name in (
+        "EV_OPERATOR_TOKEN",
+        "EV_WEATHER_TOKEN",
+        "EV_OPENWEATHER_API_KEY",
+        "EV_WEATHER_INTERVAL",
+    ):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(f"{name}_FILE", raising=False)
     for name, value in env.items():
