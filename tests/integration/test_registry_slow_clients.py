@@ -9,10 +9,7 @@ read; real registrations waited more than 20 s. Attackers here come from 127.0.0
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import socket
-import ssl
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,99 +20,16 @@ import requests
 from tests.integration.test_registry import PROV, Registry, start_registry
 from tests.integration.test_registry import registry as registry  # the module's fixture
 from tests.support.broker import wait_until
+from tests.support.slowclient import SlowClient, can_use_source, closed_by_peer
 
 pytestmark = pytest.mark.integration
 
-SLOW_HEAD = b"POST /api/chargepoints HTTP/1.1\r\nHost: localhost\r\n" + b"X-Slow: y\r\n" * 100
 
-
-def _loopback_alias(address: str) -> None:
-    """Skip when this machine cannot use ``address`` as a source (not Linux, say)."""
-    probe = socket.socket()
-    try:
-        probe.bind((address, 0))
-    except OSError as exc:
-        pytest.skip(f"cannot bind {address} as a client address: {exc.strerror}")
-    finally:
-        probe.close()
-
-
-class SlowClient:
-    """``count`` connections from ``source`` trickling a request head, one byte a second.
-
-    With ``tls`` they finish the TLS handshake first (a worker does it), else they speak
-    plain HTTP to the HTTPS port (the refusal path). ``held`` counts connections that got
-    that far; ``cut`` records, per connection the server closed, how long it had lived.
-    """
-
-    def __init__(self, reg: Registry, source: str, count: int, *, tls: bool = True) -> None:
-        _loopback_alias(source)
-        self._port = reg.port
-        self._ctx = ssl.create_default_context(cafile=str(reg.ca)) if tls else None
-        self._source = source
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self.held = 0
-        self.cut: list[float] = []
-        self._threads = [
-            threading.Thread(target=self._one, daemon=True, name=f"slow-{source}-{i}")
-            for i in range(count)
-        ]
-
-    def __enter__(self) -> SlowClient:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
-
-    def _one(self) -> None:
-        opened = time.monotonic()
-        try:
-            with contextlib.ExitStack() as stack:
-                sock = stack.enter_context(
-                    socket.create_connection(
-                        ("127.0.0.1", self._port), timeout=30, source_address=(self._source, 0)
-                    )
-                )
-                if self._ctx is not None:
-                    sock = stack.enter_context(
-                        self._ctx.wrap_socket(sock, server_hostname="localhost")
-                    )
-                with self._lock:
-                    self.held += 1
-                for byte in SLOW_HEAD:
-                    if self._stop.wait(1.0):
-                        return
-                    sock.sendall(bytes([byte]))
-                    if self._ctx is None:
-                        _raise_if_closed(sock)
-        except OSError:  # reset, EOF during the handshake, broken pipe: the server cut us
-            with self._lock:
-                self.cut.append(time.monotonic() - opened)
-
-
-def _closed(sock: socket.socket) -> bool:
-    """Has the server closed ``sock``? (A peek that does not block.)"""
-    timeout = sock.gettimeout()
-    sock.setblocking(False)
-    try:
-        return sock.recv(1, socket.MSG_PEEK) == b""
-    except BlockingIOError:
-        return False
-    except ConnectionResetError:
-        return True
-    finally:
-        sock.settimeout(timeout)
-
-
-def _raise_if_closed(sock: socket.socket) -> None:
-    """A plain socket sees the server's close only on read."""
-    if _closed(sock):
-        raise ConnectionResetError("closed by the server")
+def _loopback_alias(*addresses: str) -> None:
+    """Skip when this machine cannot use the addresses as sources (not Linux, say)."""
+    for address in addresses:
+        if why := can_use_source(address):
+            pytest.skip(why)
 
 
 def _register_many(reg: Registry, prefix: str, count: int) -> list[int]:
@@ -136,9 +50,10 @@ def _register_many(reg: Registry, prefix: str, count: int) -> list[int]:
 
 
 def test_slow_clients_do_not_starve_real_registrations(registry: Registry) -> None:
+    _loopback_alias("127.0.0.2", "127.0.0.3")
     with (
-        SlowClient(registry, "127.0.0.2", 16) as first,
-        SlowClient(registry, "127.0.0.3", 16) as second,
+        SlowClient(registry.port, "127.0.0.2", 16, ca=registry.ca) as first,
+        SlowClient(registry.port, "127.0.0.3", 16, ca=registry.ca) as second,
     ):
         # The attack is on once they hold 8 workers (4 each, their share, with the fix).
         wait_until(lambda: first.held + second.held >= 8, 15, "the slow clients' handshakes")
@@ -162,10 +77,11 @@ def quick_registry(tmp_path: Path) -> Iterator[Registry]:
 
 
 def test_a_slow_request_head_is_cut_at_the_deadline(quick_registry: Registry) -> None:
+    _loopback_alias("127.0.0.2", "127.0.0.3")
     reg = quick_registry
     with (
-        SlowClient(reg, "127.0.0.2", 6) as tls,
-        SlowClient(reg, "127.0.0.3", 6, tls=False) as plain,
+        SlowClient(reg.port, "127.0.0.2", 6, ca=reg.ca) as tls,
+        SlowClient(reg.port, "127.0.0.3", 6) as plain,
     ):
         # Every connection is closed by the server: those in a worker at the head
         # deadline, those waiting for their address's turn at theirs too.
@@ -189,7 +105,7 @@ def test_too_many_connections_from_one_address_are_refused(quick_registry: Regis
     try:
 
         def refused() -> int:
-            return sum(_closed(sock) for sock in socks)
+            return sum(closed_by_peer(sock) for sock in socks)
 
         wait_until(lambda: refused() >= 72 - 68, 5, "the connections past the cap refused")
         assert refused() == 72 - 68  # and only those: the others are served or waiting
