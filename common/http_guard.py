@@ -40,6 +40,7 @@ __all__ = ["ConnectionLimits", "GuardedConnection", "GuardedRequest", "GuardedSe
 log = logging.getLogger(__name__)
 
 _REAP_EVERY = 0.25  # seconds between deadline checks: the deadline's resolution
+_LOG_EVERY = 60.0  # an attacker must not flood the log: one line per address and kind a minute
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class _Guard:
         self._deadlines: dict[Any, float] = {}
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
+        self._said: dict[tuple[str, str], tuple[float, int]] = {}  # (addr, what): (at, since)
 
     def admit(self, conn: Any) -> None:
         """A connection has something to read: give it a worker, make it wait, or refuse it."""
@@ -112,7 +114,7 @@ class _Guard:
                     return
                 self._busy[addr] += 1
         if refused:
-            log.info("connection refused: too many from one address", extra=_fields(addr))
+            self._say(addr, "connection refused: too many from one address")
             conn.close()
             return
         self._dispatch(conn)
@@ -154,6 +156,7 @@ class _Guard:
         """Close every connection whose head deadline has passed."""
         now = self._clock()
         parked = []
+        cut: list[str] = []
         with self._lock:
             for conn in [c for c, due in self._deadlines.items() if due <= now]:
                 del self._deadlines[conn]
@@ -169,12 +172,27 @@ class _Guard:
                     # read return. Under the lock, so the head cannot complete meanwhile.
                     # socket.socket's own shutdown: SSLSocket's would drop its TLS state
                     # under the worker's feet.
-                    log.info("request head too slow: connection closed", extra=_fields(addr))
+                    cut.append(addr)
                     with contextlib.suppress(OSError):  # already gone
                         socket.socket.shutdown(conn.socket, socket.SHUT_RDWR)
         for conn in parked:
-            log.info("request head too slow: connection closed", extra=_fields(_address(conn)))
+            cut.append(_address(conn))
             conn.close()
+        for addr in cut:
+            self._say(addr, "request head too slow: connection closed")
+
+    def _say(self, addr: str, what: str) -> None:
+        """Log ``what`` about ``addr`` at most once a minute, with how often it happened."""
+        now = self._clock()
+        with self._lock:
+            at, since = self._said.get((addr, what), (-_LOG_EVERY, 0))
+            if now - at < _LOG_EVERY:
+                self._said[(addr, what)] = (at, since + 1)
+                return
+            if len(self._said) > 10_000:  # bound the memory many addresses can take
+                self._said.clear()
+            self._said[(addr, what)] = (now, 0)
+        log.info(what, extra={"fields": {"peer": addr, "since_last_line": since}})
 
     def start(self) -> None:
         self._stop.clear()
@@ -202,10 +220,6 @@ class _Guard:
 
 def _address(conn: Any) -> str:
     return str(conn.remote_addr or "")
-
-
-def _fields(addr: str) -> dict[str, Any]:
-    return {"fields": {"peer": addr}}
 
 
 class GuardedRequest(cheroot_server.HTTPRequest):

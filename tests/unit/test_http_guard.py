@@ -111,3 +111,17 @@ def test_without_a_cap_only_the_deadline_applies() -> None:
     for conn in conns:
         guard.admit(conn)
     assert served == conns
+
+
+def test_an_attacker_cannot_flood_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    guard, _, clock = make(per_address=1, waiting=0)
+    caplog.set_level("INFO", logger="common.http_guard")
+    first = FakeConn("10.0.0.9")
+    guard.admit(first)
+    for _ in range(50):
+        guard.admit(FakeConn("10.0.0.9"))  # each refused at accept
+    assert len(caplog.records) == 1
+    clock.now += 61
+    guard.admit(FakeConn("10.0.0.9"))
+    assert len(caplog.records) == 2
+    assert caplog.records[1].fields["since_last_line"] == 49  # type: ignore[attr-defined]
