@@ -23,6 +23,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.database_url == f"sqlite:///{tmp_path.resolve() / 'evcharging.db'}"
     assert s.operator_token is None and s.tls_cert is None and s.tls_san == ()
     assert s.kafka_bootstrap is None
+    assert (s.threads, s.concurrency_per_ip, s.head_timeout) == (16, 4, 10.0)
     assert parse_settings([], {**ENV, "EV_KAFKA_BOOTSTRAP": "k:9092"}).kafka_bootstrap == "k:9092"
 
 
@@ -31,6 +32,13 @@ def test_flag_beats_environment_beats_default() -> None:
     assert parse_settings([], env).listen == HostPort("127.0.0.1", 9000)
     s = parse_settings(["--listen", "[::1]:0", "--default-price", "0.5"], env)
     assert s.listen == HostPort("::1", 0) and s.default_price == Decimal("0.5")
+
+
+def test_slow_client_limits_from_flags_or_environment() -> None:
+    env = {**ENV, "EV_REGISTRY_CONCURRENCY_PER_IP": "2", "EV_REGISTRY_HEAD_TIMEOUT": "2.5"}
+    s = parse_settings([], env)
+    assert (s.concurrency_per_ip, s.head_timeout) == (2, 2.5)
+    assert parse_settings(["--concurrency-per-ip", "8"], env).concurrency_per_ip == 8
 
 
 def test_tokens_from_files_and_kept_out_of_repr(tmp_path: Path) -> None:
@@ -65,6 +73,8 @@ def test_database_url_and_san_and_scrypt() -> None:
         (["--scrypt-n", "1000"], ENV, "--scrypt-n"),
         (["--max-failures-per-id", "0"], ENV, "--max-failures-per-id"),
         (["--failure-window", "0"], ENV, "--failure-window"),
+        (["--concurrency-per-ip", "0"], ENV, "--concurrency-per-ip"),
+        ([], {**ENV, "EV_REGISTRY_HEAD_TIMEOUT": "soon"}, "EV_REGISTRY_HEAD_TIMEOUT"),
         (["--tls-san", "not a host"], ENV, "--tls-san"),
         (["--log-level", "LOUD"], ENV, "--log-level"),
         (["--no-such-flag"], ENV, "ev-registry"),
