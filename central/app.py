@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from central.api import Bridge, create_app
+from central.auditlog import Checkpointer, latest_published
 from central.console import Console
 from central.network import Network
 from central.server import CentralServer
@@ -25,6 +26,8 @@ from central.store import load_alerts, load_cps, load_open_sessions
 from central.writer import DbWriter
 from common.config import HostPort
 from common.db import Database, open_database
+from common.db.auditkeys import AuditKeys
+from common.db.chain import ChainVerifier
 from common.http import WsgiServer
 from common.protocol.keys import ScryptParams
 
@@ -49,6 +52,8 @@ class CentralSettings:
     scrypt: ScryptParams
     console: bool
     data_dir: Path
+    audit_keys: AuditKeys
+    audit_checkpoint_interval: float = 60.0
     ocpp: HostPort | None = None  # OCPP 1.6J listener (central/ocpp); None: off
     ocpp_tls: tuple[Path, Path] | None = None  # certificate and key: security profile 2
 
@@ -78,7 +83,9 @@ def _start_relay(db: Database, bootstrap: str | None) -> object | None:
 async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
     """Run Central until ``stop`` is set."""
     loop = asyncio.get_running_loop()
-    db = await loop.run_in_executor(None, open_database, settings.database_url)
+    db = await loop.run_in_executor(
+        None, lambda: open_database(settings.database_url, audit_keys=settings.audit_keys)
+    )
     relay = _start_relay(db, settings.kafka_bootstrap)
     writer = DbWriter(db, on_commit=getattr(relay, "wake", None))
     writer.start()
@@ -99,8 +106,9 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
     network.chargepoints.load(cps, alerts, open_sessions)
     server = CentralServer(network, writer, db, scrypt_params=settings.scrypt)
     host, port = await server.start(settings.listen.host, settings.listen.port)
+    verifier = ChainVerifier(settings.audit_keys)
     api = WsgiServer(
-        create_app(Bridge(loop, network), db, settings.operator_token),
+        create_app(Bridge(loop, network), db, settings.operator_token, verifier),
         settings.api.host,
         settings.api.port,
         threads=16,
@@ -125,6 +133,7 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
     tasks = [
         asyncio.create_task(_every(1.0, network.chargepoints.check_heartbeats)),
         asyncio.create_task(_every(2.0, server.network_refresh)),
+        asyncio.create_task(_audit_checkpoints(settings, Checkpointer(db, writer, verifier))),
     ]
     console = Console(network, stop, interactive=sys.stdin.isatty()) if settings.console else None
     if console is not None:
@@ -143,6 +152,23 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
         if relay is not None:
             await loop.run_in_executor(None, relay.stop)  # type: ignore[attr-defined]
         db.dispose()
+
+
+async def _audit_checkpoints(settings: CentralSettings, checkpointer: Checkpointer) -> None:
+    """Learn the newest checkpoint published before we started, then sign new ones."""
+    if settings.kafka_bootstrap:
+        from common.events import BrokerUnavailable
+
+        loop = asyncio.get_running_loop()
+        try:
+            published = await loop.run_in_executor(None, latest_published, settings.kafka_bootstrap)
+        except BrokerUnavailable as exc:
+            log.warning("cannot read published audit checkpoints: %s", exc)
+            published = []
+        for checkpoint in published:
+            if not checkpointer.verifier.saw(checkpoint):
+                log.warning("published audit checkpoint with a bad signature ignored")
+    await _every(settings.audit_checkpoint_interval, checkpointer.tick)
 
 
 async def _start_ocpp(settings: CentralSettings, network: Network, server: CentralServer) -> Any:

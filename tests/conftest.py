@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,9 +11,14 @@ import pytest
 
 from common.infra import EmbeddedBroker
 from common.tcp import free_port as _free_port
+from tests.support.auditkeys import TEST_AUDIT_KEY
 from tests.support.broker import start_broker
 from tests.support.databases import fresh_postgres_database, postgres_server
 from tests.support.services import ServiceProcess
+
+# Every service a test starts (Registry, Central, 'ev-central drivers add') inherits this
+# environment, so all of them sign the one audit chain with one key, as in a deployment.
+os.environ["EV_AUDIT_KEY"] = TEST_AUDIT_KEY
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from common.db.models import ChargePoint, Credential, PrincipalKind
 from common.protocol.handshake import Role
 from common.protocol.keys import ScryptParams, make_verifier, new_secret
 from common.protocol.messages import Message, MessageType
+from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.services import ServiceProcess
 
 __all__ = ["CentralProcess", "ScriptedCP", "provision_cp", "start_central"]
@@ -36,7 +37,7 @@ def provision_cp(url: str, cp_id: str, location: str = "Madrid", price: str = "0
     """Put a registered CP and its verifier in the shared DB (what the Registry does)."""
     secret = new_secret()
     verifier = make_verifier(secret, TEST_SCRYPT)
-    db = open_database(url)
+    db = open_database(url, audit_keys=TEST_AUDIT_KEYS)
     with db.transaction() as session:
         session.add(ChargePoint(id=cp_id, location=location, price_eur_kwh=Decimal(price)))
         session.add(Credential.of(PrincipalKind.CP, cp_id, verifier))
@@ -53,8 +54,10 @@ class CentralProcess:
     db_url: str
     ocpp_url: str | None = None  # ws[s]://127.0.0.1:PORT/ocpp when started with ocpp_port
 
-    def get(self, path: str, **kw: Any) -> requests.Response:
-        return requests.get(f"{self.api}{path}", timeout=20, **kw)
+    def get(self, path: str, *, anonymous: bool = False, **kw: Any) -> requests.Response:
+        """GET as the operator (the full read model), or ``anonymous`` (the public one)."""
+        headers = {} if anonymous else {"Authorization": f"Bearer {self.token}"}
+        return requests.get(f"{self.api}{path}", timeout=20, headers=headers, **kw)
 
     def post(self, path: str, json: Any = None, token: str | None = None) -> requests.Response:
         return requests.post(
