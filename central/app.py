@@ -107,6 +107,7 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
     server = CentralServer(network, writer, db, scrypt_params=settings.scrypt)
     host, port = await server.start(settings.listen.host, settings.listen.port)
     verifier = ChainVerifier(settings.audit_keys)
+    await _learn_published_checkpoints(settings, verifier)  # before anyone can ask
     api = WsgiServer(
         create_app(Bridge(loop, network), db, settings.operator_token, verifier),
         settings.api.host,
@@ -133,7 +134,9 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
     tasks = [
         asyncio.create_task(_every(1.0, network.chargepoints.check_heartbeats)),
         asyncio.create_task(_every(2.0, server.network_refresh)),
-        asyncio.create_task(_audit_checkpoints(settings, Checkpointer(db, writer, verifier))),
+        asyncio.create_task(
+            _every(settings.audit_checkpoint_interval, Checkpointer(db, writer, verifier).tick)
+        ),
     ]
     console = Console(network, stop, interactive=sys.stdin.isatty()) if settings.console else None
     if console is not None:
@@ -154,21 +157,21 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
         db.dispose()
 
 
-async def _audit_checkpoints(settings: CentralSettings, checkpointer: Checkpointer) -> None:
-    """Learn the newest checkpoint published before we started, then sign new ones."""
-    if settings.kafka_bootstrap:
-        from common.events import BrokerUnavailable
+async def _learn_published_checkpoints(settings: CentralSettings, verifier: ChainVerifier) -> None:
+    """The newest audit checkpoints on Kafka: a chain cut while we were down fails at once."""
+    if not settings.kafka_bootstrap:
+        return
+    from common.events import BrokerUnavailable
 
-        loop = asyncio.get_running_loop()
-        try:
-            published = await loop.run_in_executor(None, latest_published, settings.kafka_bootstrap)
-        except BrokerUnavailable as exc:
-            log.warning("cannot read published audit checkpoints: %s", exc)
-            published = []
-        for checkpoint in published:
-            if not checkpointer.verifier.saw(checkpoint):
-                log.warning("published audit checkpoint with a bad signature ignored")
-    await _every(settings.audit_checkpoint_interval, checkpointer.tick)
+    loop = asyncio.get_running_loop()
+    try:
+        published = await loop.run_in_executor(None, latest_published, settings.kafka_bootstrap)
+    except BrokerUnavailable as exc:
+        log.warning("cannot read published audit checkpoints: %s", exc)
+        return
+    for checkpoint in published:
+        if not verifier.saw(checkpoint):
+            log.warning("published audit checkpoint with a bad signature ignored")
 
 
 async def _start_ocpp(settings: CentralSettings, network: Network, server: CentralServer) -> Any:

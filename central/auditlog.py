@@ -83,7 +83,7 @@ def store(session: Session, checkpoint: Checkpoint) -> None:
     )
 
 
-def latest_published(bootstrap: str, timeout: float = 5.0) -> list[Checkpoint]:
+def latest_published(bootstrap: str, timeout: float = 3.0) -> list[Checkpoint]:
     """The last message of each partition of ``evcharging.audit`` that is a checkpoint.
 
     Raises:

@@ -4,8 +4,7 @@ Each entry's ``hash`` is HMAC-SHA256, under the key named by its ``key_id``, ove
 previous entry's hash and the canonical JSON of its own fields (``key_id`` included).
 Without the key nobody can recompute the chain after an edit. The keys come from
 outside the database (:mod:`common.db.auditkeys`) and reach :func:`append` through the
-session (``open_database(url, audit_keys=...)``). Entries written before the chain was
-keyed have ``key_id`` NULL and a plain SHA-256; verifying is :mod:`common.db.chain`.
+session (``open_database(url, audit_keys=...)``); verifying is :mod:`common.db.chain`.
 
 Appenders lock the single ``audit_head`` row, so entries written by several processes
 (Registry, Central) still form one chain.
@@ -13,7 +12,6 @@ Appenders lock the single ``audit_head`` row, so entries written by several proc
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,9 +54,9 @@ def session_keys(session: Session) -> AuditKeys:
 
 def entry_hash(
     prev_hash: str,
-    keys: AuditKeys | None,
+    keys: AuditKeys,
     *,
-    key_id: str | None,
+    key_id: str,
     ts: datetime,
     actor: str,
     source_ip: str | None,
@@ -67,27 +65,25 @@ def entry_hash(
     params: str,
     event_id: str | None,
 ) -> str:
-    """The entry's hash: HMAC under ``key_id``, or the legacy SHA-256 if ``key_id`` is None.
+    """HMAC-SHA256 under ``key_id`` of the previous hash and the entry's canonical JSON.
 
     Raises:
         KeyError: ``key_id`` is not one of ``keys``.
     """
-    fields: dict[str, Any] = {
-        "ts": ts.astimezone(UTC).isoformat(timespec="microseconds"),
-        "actor": actor,
-        "source_ip": source_ip,
-        "action": action,
-        "cp_id": cp_id,
-        "params": params,
-        "event_id": event_id,
-    }
-    if key_id is None:
-        body = json.dumps(fields, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(f"{prev_hash}{body}".encode()).hexdigest()
-    if keys is None:
-        raise KeyError(key_id)
-    fields["key_id"] = key_id
-    body = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    body = json.dumps(
+        {
+            "ts": ts.astimezone(UTC).isoformat(timespec="microseconds"),
+            "actor": actor,
+            "source_ip": source_ip,
+            "action": action,
+            "cp_id": cp_id,
+            "params": params,
+            "event_id": event_id,
+            "key_id": key_id,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
     return keys.sign(key_id, f"{prev_hash}{body}".encode())
 
 

@@ -134,18 +134,10 @@ def verify_chain(session: Session, keys: AuditKeys | None) -> ChainReport:
 def verify_from(
     session: Session, keys: AuditKeys | None, start: Mark, batch: int = 5000
 ) -> tuple[ChainReport, Mark]:
-    """Verify the entries after ``start`` up to the head; return the report and new mark.
-
-    Legacy (unkeyed) entries are accepted only before the first keyed one: an entry
-    after a keyed one with ``key_id`` NULL is forged.
-    """
+    """Verify the entries after ``start`` up to the head; return the report and new mark."""
     head = session.get(AuditHead, 1)
     last_id = head.last_id if head is not None else 0
     prev_id, prev = start
-    legacy_ok = (
-        prev_id == 0
-        or session.scalar(select(AuditEntry.key_id).where(AuditEntry.id == prev_id)) is None
-    )
     checked = 0
     while True:
         rows = session.scalars(
@@ -157,10 +149,9 @@ def verify_from(
         if not rows:
             break
         for row in rows:
-            bad = _check(row, prev, keys, legacy_ok)
+            bad = _check(row, prev, keys)
             if bad:
                 return ChainReport(False, checked, prev_id, row.id, bad), (prev_id, prev)
-            legacy_ok = row.key_id is None
             prev_id, prev = row.id, row.hash
             checked += 1
     if head is not None and (head.last_id, head.last_hash) != (prev_id, prev):
@@ -169,13 +160,15 @@ def verify_from(
     return ChainReport(True, checked, prev_id), (prev_id, prev)
 
 
-def _check(row: AuditEntry, prev: str, keys: AuditKeys | None, legacy_ok: bool) -> str:
+def _check(row: AuditEntry, prev: str, keys: AuditKeys | None) -> str:
     """Why ``row`` breaks the chain, or "" if it does not."""
     if row.prev_hash != prev:
         return "link to previous entry broken"
-    if row.key_id is None and not legacy_ok:
-        return "unkeyed entry after keyed ones"
-    if row.key_id is not None and (keys is None or row.key_id not in keys.keys):
+    if row.key_id is None:
+        # Written before migration 0002 or by someone without a key: nothing outside the
+        # database vouches for it, so it cannot be told from a forgery.
+        return "unkeyed entry"
+    if keys is None or row.key_id not in keys.keys:
         return f"signed with unknown key {row.key_id} (list it in EV_AUDIT_KEY)"
     expected = entry_hash(
         prev,
@@ -193,8 +186,13 @@ def _check(row: AuditEntry, prev: str, keys: AuditKeys | None, legacy_ok: bool) 
 
 
 def _reaches(session: Session, checkpoint: Checkpoint) -> bool:
-    found = session.scalar(select(AuditEntry.hash).where(AuditEntry.id == checkpoint.entry_id))
-    return found is not None and hmac.compare_digest(found, checkpoint.hash)
+    return _reaches_mark(session, (checkpoint.entry_id, checkpoint.hash))
+
+
+def _reaches_mark(session: Session, mark: Mark) -> bool:
+    """The chain still holds entry ``mark[0]`` with hash ``mark[1]``."""
+    found = session.scalar(select(AuditEntry.hash).where(AuditEntry.id == mark[0]))
+    return found is not None and hmac.compare_digest(found, mark[1])
 
 
 def newest_stored(session: Session, keys: AuditKeys) -> Checkpoint | None:
@@ -243,6 +241,15 @@ class ChainVerifier:
                 start = _START
                 if stored is not None and _reaches(session, stored):
                     start = (stored.entry_id, stored.hash)
+            elif start != _START and not _reaches_mark(session, start):
+                return ChainReport(
+                    False,
+                    0,
+                    start[0],
+                    start[0],
+                    f"entry {start[0]} is missing or changed since it was verified: "
+                    "entries were removed or rewritten",
+                )
             report, mark = verify_from(session, self.keys, start)
             if not report.ok:
                 return report

@@ -229,9 +229,9 @@ class ChargingSession(Base):
 class AuditEntry(Base):
     """Append-only, hash-chained record of a security- or state-relevant action.
 
-    ``hash = HMAC-SHA256(key[key_id], prev_hash || canonical JSON of the other columns)``;
-    entries written before keys existed have ``key_id`` NULL and a plain SHA-256 (see
-    ``common.db.audit`` for appending and ``common.db.chain`` for verifying).
+    ``hash = HMAC-SHA256(key[key_id], prev_hash || canonical JSON of the other columns)``
+    (``common.db.audit`` appends, ``common.db.chain`` verifies). ``key_id`` is NULL only
+    in entries written before migration 0002, which no longer verify.
     """
 
     __tablename__ = "audit_entries"

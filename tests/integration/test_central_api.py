@@ -21,7 +21,7 @@ def _auth(central: CentralProcess, token: str | None = None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token or central.token}"}
 
 
-def test_reads_are_open_and_describe_the_network(central: CentralProcess) -> None:
+def test_operator_reads_describe_the_network(central: CentralProcess) -> None:
     provision_cp(central.db_url, "CP1", "Madrid", "0.35")
     add_driver(central.db_url, "D1", TEST_SCRYPT, TEST_AUDIT_KEYS)
     asyncio.run(central.wait_state("CP1", "DISCONNECTED"))

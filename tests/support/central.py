@@ -54,10 +54,18 @@ class CentralProcess:
     db_url: str
     ocpp_url: str | None = None  # ws[s]://127.0.0.1:PORT/ocpp when started with ocpp_port
 
-    def get(self, path: str, *, anonymous: bool = False, **kw: Any) -> requests.Response:
+    def get(
+        self,
+        path: str,
+        *,
+        anonymous: bool = False,
+        headers: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> requests.Response:
         """GET as the operator (the full read model), or ``anonymous`` (the public one)."""
-        headers = {} if anonymous else {"Authorization": f"Bearer {self.token}"}
-        return requests.get(f"{self.api}{path}", timeout=20, headers=headers, **kw)
+        sent = {} if anonymous else {"Authorization": f"Bearer {self.token}"}
+        sent.update(headers or {})
+        return requests.get(f"{self.api}{path}", timeout=20, headers=sent, **kw)
 
     def post(self, path: str, json: Any = None, token: str | None = None) -> requests.Response:
         return requests.post(
@@ -99,14 +107,18 @@ def start_central(
     max_kw: float = 3000,
     ocpp_port: int | None = None,
     ocpp_tls: tuple[Path, Path] | None = None,
+    audit_checkpoint_interval: float | None = None,
 ) -> CentralProcess:
     """Start ``python -m central``; with ``kafka`` its outbox relay publishes there.
 
     With ``ocpp_port`` it also listens for OCPP 1.6J chargers (over TLS with
-    ``ocpp_tls``, a certificate and its key).
+    ``ocpp_tls``, a certificate and its key). It signs audit entries with
+    ``TEST_AUDIT_KEY`` (tests/conftest.py puts it in every child's environment).
     """
     token = token or secrets.token_urlsafe(16)
     extra = {"EV_KAFKA_BOOTSTRAP": kafka} if kafka else {}
+    if audit_checkpoint_interval is not None:
+        extra["EV_AUDIT_CHECKPOINT_INTERVAL"] = str(audit_checkpoint_interval)
     ocpp_args: list[str] = []
     if ocpp_port is not None:
         ocpp_args = ["--ocpp", f"127.0.0.1:{ocpp_port}"]

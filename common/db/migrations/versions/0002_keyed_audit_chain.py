@@ -4,9 +4,9 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-07 01:45:00.000000
 
-Entries already in the chain keep ``key_id`` NULL: they were hashed with plain
-SHA-256 and stay verifiable as such, but only before the first keyed entry (whose
-HMAC covers their last hash); docs/security.md.
+Entries already in the chain keep ``key_id`` NULL and their plain SHA-256: nothing
+outside the database vouches for them, so verification reports them as unkeyed
+(docs/security.md, "Audit log": export them, then start a new log).
 """
 
 from __future__ import annotations
