@@ -8,8 +8,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, update
 
+from central.auditlog import store
 from common.db import open_database
-from common.db.chain import verify_chain
+from common.db.auditkeys import AuditKeys, new_key_text
+from common.db.chain import ChainReport, ChainVerifier, Checkpoint, verify_chain
 from common.db.models import AuditEntry, ChargePoint, OutboxRow
 from common.errors import ConfigError
 from common.events import Event, EventType, record
@@ -74,6 +76,58 @@ def test_audit_chain_detects_tampering_and_truncation(db_url: str) -> None:
         s.delete(last)
     with db.transaction() as s:
         assert verify_chain(s, TEST_AUDIT_KEYS).reason == "entries removed from the end"
+    db.dispose()
+
+
+def test_rotated_keys_keep_old_entries_verifiable(db_url: str) -> None:
+    old, new = new_key_text(), new_key_text()
+    before, after = AuditKeys.from_text(old), AuditKeys.from_text(f"{new} {old}")
+    for keys in (before, after):
+        db = open_database(db_url, audit_keys=keys)
+        with db.transaction() as s:
+            record(s, Event(EventType.OPERATOR_COMMAND, "api", {"k": keys.current}))
+        db.dispose()
+    db = open_database(db_url)
+    with db.read() as s:
+        assert [e.key_id for e in s.scalars(select(AuditEntry).order_by(AuditEntry.id))] == [
+            before.current,
+            after.current,
+        ]
+        assert verify_chain(s, after).ok
+        dropped = verify_chain(s, AuditKeys.from_text(new))
+        assert not dropped.ok and dropped.first_bad_id == 1
+        assert (
+            dropped.reason == f"signed with unknown key {before.current} (list it in EV_AUDIT_KEY)"
+        )
+    # A service set up without keys writes no audited event at all (never an unkeyed one).
+    with pytest.raises(ConfigError, match=r"EV_AUDIT_KEY: .*no audit key"), db.transaction() as s:
+        record(s, Event(EventType.OPERATOR_COMMAND, "api", {}))
+    db.dispose()
+
+
+def test_the_verifier_reads_only_what_was_appended(db_url: str) -> None:
+    db = open_database(db_url, audit_keys=TEST_AUDIT_KEYS)
+
+    def write(n: int) -> None:
+        with db.transaction() as s:
+            for i in range(n):
+                record(s, Event(EventType.CP_STATE_CHANGED, "central", {"i": i}, cp_id="CP1"))
+
+    verifier = ChainVerifier(TEST_AUDIT_KEYS)
+    write(30)
+    with db.read() as s:
+        assert verifier.check(s) == ChainReport(True, 30, 30)
+        assert verifier.check(s) == ChainReport(True, 0, 30)
+    write(5)
+    with db.read() as s:
+        assert verifier.check(s) == ChainReport(True, 5, 35)
+    with db.transaction() as s:  # what Central stores every checkpoint interval
+        store(s, Checkpoint.make(TEST_AUDIT_KEYS, (35, s.get(AuditEntry, 35).hash)))
+    write(2)
+    restarted = ChainVerifier(TEST_AUDIT_KEYS)
+    with db.read() as s:
+        assert restarted.check(s) == ChainReport(True, 2, 37)
+        assert restarted.check(s, full=True) == ChainReport(True, 37, 37)
     db.dispose()
 
 
