@@ -167,7 +167,10 @@ async def _learn_published_checkpoints(settings: CentralSettings, verifier: Chai
     try:
         published = await loop.run_in_executor(None, latest_published, settings.kafka_bootstrap)
     except BrokerUnavailable as exc:
-        log.warning("cannot read published audit checkpoints: %s", exc)
+        # Stored checkpoints and this run's own still count; the next start tries again.
+        log.warning(
+            "cannot read published audit checkpoints", extra={"fields": {"reason": str(exc)}}
+        )
         return
     for checkpoint in published:
         if not verifier.saw(checkpoint):

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from central.writer import DbWriter
 from common.db import Database
-from common.db.chain import ChainVerifier, Checkpoint, Mark
+from common.db.chain import ChainReport, ChainVerifier, Checkpoint, Mark
 from common.db.models import AuditCheckpoint
 from common.events import Event, EventType, record
 from common.events.types import AUDIT_TOPIC
@@ -60,7 +60,7 @@ class Checkpointer:
         self._signed = mark
         return checkpoint
 
-    def _check(self) -> Any:
+    def _check(self) -> ChainReport:
         with self._db.read() as session:
             return self.verifier.check(session)
 
@@ -89,7 +89,7 @@ def latest_published(bootstrap: str, timeout: float = 3.0) -> list[Checkpoint]:
     Raises:
         BrokerUnavailable: the broker did not answer.
     """
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    from confluent_kafka import Consumer, KafkaException
     from confluent_kafka.admin import AdminClient
 
     from common.events.kafka import (
@@ -102,15 +102,22 @@ def latest_published(bootstrap: str, timeout: float = 3.0) -> list[Checkpoint]:
     info = describe_topic(AdminClient(admin_config(bootstrap)), AUDIT_TOPIC, timeout=timeout)
     if info is None:
         return []
-    consumer = Consumer(consumer_config(bootstrap))
+    try:
+        return _last_of_each_partition(
+            Consumer(consumer_config(bootstrap)), info.partitions, timeout
+        )
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"Kafka at {bootstrap}: {exc}") from None
+
+
+def _last_of_each_partition(consumer: Any, partitions: int, timeout: float) -> list[Checkpoint]:
+    from confluent_kafka import TopicPartition
+
     try:
         wanted = []
-        for partition in range(info.partitions):
+        for partition in range(partitions):
             tp = TopicPartition(AUDIT_TOPIC, partition)
-            try:
-                low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
-            except KafkaException as exc:
-                raise BrokerUnavailable(f"Kafka at {bootstrap}: {exc}") from None
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
             if high > low:
                 wanted.append(TopicPartition(AUDIT_TOPIC, partition, high - 1))
         consumer.assign(wanted)
@@ -122,7 +129,9 @@ def latest_published(bootstrap: str, timeout: float = 3.0) -> list[Checkpoint]:
             try:
                 found.append(Checkpoint.from_dict(json.loads(message.value() or b"")["data"]))
             except (ValueError, KeyError, TypeError):
-                log.warning("malformed checkpoint on %s ignored", AUDIT_TOPIC)
+                log.warning(
+                    "malformed checkpoint ignored", extra={"fields": {"topic": AUDIT_TOPIC}}
+                )
         return found
     finally:
         consumer.close()
