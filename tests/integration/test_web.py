@@ -166,8 +166,14 @@ def test_central_going_away_shows_in_the_stream_and_recovers(
         central.proc.kill()
         _, status = stream.wait_for("status", lambda s: s["central"] is False, timeout=10)
         assert "Central is unreachable" in status["message"]
-        central = start_central_with_events(
-            tmp_path, sqlite_url, port, api_port, broker.bootstrap, name="central-again"
+        central = start_central_with_events(  # the same operator token: the web UI's
+            tmp_path,
+            sqlite_url,
+            port,
+            api_port,
+            broker.bootstrap,
+            name="central-again",
+            token=central.token,
         )
         _, status = stream.wait_for("status", lambda s: s["ok"], timeout=15)
         assert status["message"] == ""
