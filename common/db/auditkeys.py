@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 from collections.abc import Mapping
@@ -27,6 +28,8 @@ from common.config import read_secret
 from common.errors import ConfigError
 
 __all__ = ["KEY_FILE", "MIN_KEY_CHARS", "AuditKeys", "load_audit_keys", "new_key_text"]
+
+log = logging.getLogger(__name__)
 
 KEY_FILE = "audit.key"  # under the data dir when no key is given
 MIN_KEY_CHARS = 32  # secrets.token_urlsafe(32) gives 43
@@ -102,4 +105,6 @@ def _read_or_create(path: Path) -> str:
     text = new_key_text() + "\n"
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
+    # Worth a line: every other writer of the chain must be given this same key.
+    log.warning("made a new audit key", extra={"fields": {"path": str(path)}})
     return text
