@@ -21,8 +21,8 @@ from central.api import Bridge, create_app
 from central.auditlog import Checkpointer, latest_published
 from central.console import Console
 from central.network import Network
+from central.reads import load_alerts, load_cps, load_open_sessions
 from central.server import CentralServer
-from central.store import load_alerts, load_cps, load_open_sessions
 from central.writer import DbWriter
 from common.config import HostPort
 from common.db import Database, open_database

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 
 from central.fleet import Fleet
 from central.model import HOLD_OPERATOR, HOLD_REVOKED, HOLD_WEATHER, ChargePointView, Link
+from central.reads import CPRow, OpenSession
 from central.sessions import Sessions
 from central.states import CPState, Trigger
-from central.store import CPRow, OpenSession
 from common.protocol.messages import MessageType
 
 __all__ = ["ChargePoints"]

@@ -19,13 +19,14 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from central import store
+from central import reads, store
 from central.energy import DEFAULT_MAX_KW, check_energy
 from central.errors import CentralError, Conflict, InvalidInput, NotFound
 from central.fleet import SOURCE, Fleet
 from central.model import ActiveSession, ChargePointView, Link
+from central.reads import OpenSession
 from central.states import CPState, Trigger
-from central.store import OpenSession, Ticket
+from central.store import Ticket
 from common.db.models import SessionStatus
 from common.events import Event, EventType
 from common.protocol.messages import (
@@ -400,7 +401,7 @@ class Sessions:
 
     # ------------------------------------------------------------- drivers
     async def history(self, driver_id: str) -> list[dict[str, Any]]:
-        return await self._fleet.writer.call(partial(store.history, driver_id=driver_id))
+        return await self._fleet.writer.call(partial(reads.history, driver_id=driver_id))
 
     async def status(self, driver_id: str) -> dict[str, Any]:
         """The driver's live session and the tickets it missed while away."""

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from central.states import CPState
@@ -21,25 +21,15 @@ from common.db import batch
 from common.db.models import (
     ChargePoint,
     ChargingSession,
-    Credential,
-    Driver,
     SessionStatus,
     WeatherAlert,
     utcnow,
 )
 from common.events import Event, EventType, record
-from common.protocol.keys import ScryptParams, Verifier
 
 __all__ = [
-    "CPRow",
-    "OpenSession",
     "Ticket",
     "compute_total",
-    "history",
-    "load_alerts",
-    "load_cps",
-    "load_open_sessions",
-    "load_verifiers",
     "mark_delivered",
     "pending_tickets",
     "persist_alert",
@@ -60,41 +50,6 @@ KWH = Decimal("0.001")
 
 def compute_total(kwh: Decimal, price: Decimal) -> Decimal:
     return (kwh * price).quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-@dataclass(frozen=True)
-class CPRow:
-    id: str
-    location: str
-    price: Decimal
-    registered: bool
-    operator_stopped: bool
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, cp: ChargePoint) -> CPRow:
-        return cls(
-            cp.id,
-            cp.location,
-            cp.price_eur_kwh,
-            cp.registered,
-            cp.operator_stopped,
-            cp.updated_at,
-        )
-
-
-@dataclass(frozen=True)
-class OpenSession:
-    """A session that was running when Central last stopped."""
-
-    id: str
-    cp_id: str
-    driver_id: str | None
-    status: str
-    energy_kwh: Decimal
-    price: Decimal
-    target_kwh: Decimal | None
-    started_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -138,86 +93,6 @@ class Ticket:
             "total_eur": float(self.total_eur),
             "reason": self.end_reason,
         }
-
-
-def _verifier_query(principal: type[ChargePoint] | type[Driver], active: Any) -> Any:
-    cred = Credential
-    return (
-        select(
-            cred.principal_id,
-            cred.salt,
-            cred.scrypt_n,
-            cred.scrypt_r,
-            cred.scrypt_p,
-            cred.stored_key,
-            cred.server_key,
-        )
-        .join(principal, principal.id == cred.principal_id)
-        .where(
-            cred.principal_kind == bindparam("kind"),
-            cred.principal_id.in_(bindparam("ids", expanding=True)),
-        )
-        .where(active)
-    )
-
-
-# Built once: a login storm runs thousands of these, and building one costs more than
-# running it.
-_VERIFIERS = {
-    "cp": _verifier_query(ChargePoint, ChargePoint.deregistered_at.is_(None)),
-    "driver": _verifier_query(Driver, Driver.disabled_at.is_(None)),
-}
-
-
-def load_verifiers(
-    conn: Connection | Session, kind: str, principal_ids: list[str]
-) -> dict[str, Verifier]:
-    """The verifiers of those of ``principal_ids`` that are active (a registered CP, an
-    enabled driver); ``kind`` is ``cp`` or ``driver``."""
-    rows = conn.execute(_VERIFIERS[kind], {"kind": kind, "ids": principal_ids})
-    return {
-        principal_id: Verifier(salt, ScryptParams(n, r, p), stored_key, server_key)
-        for principal_id, salt, n, r, p, stored_key, server_key in rows
-    }
-
-
-def load_cps(conn: Connection | Session, since: datetime | None = None) -> list[CPRow]:
-    """Every CP row (changed at or after ``since``), as plain columns: no ORM objects."""
-    cp = ChargePoint
-    query = select(
-        cp.id, cp.location, cp.price_eur_kwh, cp.deregistered_at, cp.operator_stopped, cp.updated_at
-    ).order_by(cp.id)
-    if since is not None:
-        query = query.where(cp.updated_at >= since)
-    return [
-        CPRow(cp_id, location, price, gone is None, stopped, updated)
-        for cp_id, location, price, gone, stopped, updated in conn.execute(query)
-    ]
-
-
-def load_alerts(session: Session) -> list[str]:
-    return list(session.scalars(select(WeatherAlert.location)))
-
-
-def load_open_sessions(session: Session) -> list[OpenSession]:
-    rows = session.scalars(
-        select(ChargingSession).where(
-            ChargingSession.status.in_([SessionStatus.AUTHORIZED, SessionStatus.SUPPLYING])
-        )
-    )
-    return [
-        OpenSession(
-            r.id,
-            r.cp_id,
-            r.driver_id,
-            r.status,
-            r.energy_kwh,
-            r.price_eur_kwh,
-            r.target_kwh,
-            r.started_at,
-        )
-        for r in rows
-    ]
 
 
 def settle(
@@ -457,17 +332,4 @@ def pending_tickets(session: Session, driver_id: str) -> list[dict[str, Any]]:
     ).all()
     for row in rows:
         row.ticket_delivered_at = utcnow()
-    return [Ticket.of(r).to_body() for r in rows]
-
-
-def history(session: Session, driver_id: str, limit: int = 50) -> list[dict[str, Any]]:
-    rows = session.scalars(
-        select(ChargingSession)
-        .where(
-            ChargingSession.driver_id == driver_id,
-            ChargingSession.status == SessionStatus.ENDED,
-        )
-        .order_by(ChargingSession.ended_at.desc())
-        .limit(limit)
-    ).all()
     return [Ticket.of(r).to_body() for r in rows]

@@ -13,7 +13,7 @@ import asyncio
 from collections import defaultdict
 from itertools import islice
 
-from central.store import load_verifiers
+from central.reads import load_verifiers
 from common.db import Database
 from common.protocol.keys import Verifier
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from central import store
+from central import reads, store
 from central.states import CPState
 from central.writer import DbWriter
 from common.db import Database, open_database
@@ -146,6 +146,6 @@ def test_state_changes_are_not_registration_changes(db_url: str) -> None:
     with db.transaction() as session:
         cp = session.get(ChargePoint, "CP1")
         assert cp.last_state == "BROKEN" and cp.updated_at == registered_at
-        assert store.load_cps(session, since=registered_at + timedelta(microseconds=1)) == []
+        assert reads.load_cps(session, since=registered_at + timedelta(microseconds=1)) == []
         assert len(session.scalars(select(OutboxRow)).all()) == 2
     db.dispose()

@@ -18,9 +18,10 @@ from typing import Any, TypeVar
 
 from central import routing
 from central.network import Network
+from central.reads import CPRow, OpenSession
 from central.routing import Peer
 from central.states import CPState
-from central.store import CPRow, OpenSession, Ticket, compute_total
+from central.store import Ticket, compute_total
 from common.events import Event, EventType
 from common.protocol.handshake import Role
 from common.protocol.messages import Message, MessageType

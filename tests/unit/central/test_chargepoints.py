@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 
 from central.__main__ import heartbeat_timing
+from central.reads import CPRow
 from central.states import CPState
-from central.store import CPRow
 from common.errors import ConfigError
 from common.events import EventType
 from tests.unit.central.fakes import M, World, fl, run

@@ -17,8 +17,8 @@ from typing import Any
 from central.ocpp.charger import OcppCharger
 from central.ocpp.mapping import transaction_id
 from central.ocpp.transactions import Transactions
+from central.reads import OpenSession
 from central.states import CPState
-from central.store import OpenSession
 from tests.unit.central.fakes import START, M, World, fl, run
 
 NOW = "2026-12-04T12:00:00Z"

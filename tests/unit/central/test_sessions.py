@@ -10,8 +10,8 @@ import pytest
 
 from central.energy import energy_bound
 from central.errors import Conflict, NotFound
+from central.reads import OpenSession
 from central.states import CPState
-from central.store import OpenSession
 from common.events import EventType
 from common.protocol.messages import ErrorCode
 from tests.unit.central.fakes import START, M, World, fl, run
