@@ -7,10 +7,11 @@ named by ``EV_AUDIT_KEY_FILE``, else from ``<data dir>/audit.key``, created (mod
 0600, 256 random bits) on first start. Every service that writes audit entries
 (Registry, Central and ``ev-central drivers``) must be given the same keys.
 
-Rotation: the setting holds several keys, separated by white space or new lines; the
-first signs new entries and checkpoints, the others only verify older ones. Each entry
-stores the id of its key (a fingerprint, not the key), so old entries stay verifiable
-for as long as their key is listed.
+Rotation: the setting holds several keys, newest first, separated by white space or new
+lines; the first signs new entries and checkpoints, the others only verify older ones
+(and the chain may never go back to an older key: :func:`common.db.chain.verify_from`).
+Each entry stores the id of its key (a fingerprint, not the key), so old entries stay
+verifiable for as long as their key is listed.
 """
 
 from __future__ import annotations

@@ -134,10 +134,22 @@ def verify_chain(session: Session, keys: AuditKeys | None) -> ChainReport:
 def verify_from(
     session: Session, keys: AuditKeys | None, start: Mark, batch: int = 5000
 ) -> tuple[ChainReport, Mark]:
-    """Verify the entries after ``start`` up to the head; return the report and new mark."""
+    """Verify the entries after ``start`` up to the head; return the report and new mark.
+
+    Keys are listed newest first, and the chain may only move to newer ones: an entry
+    signed with a retired key after one signed with its successor is refused, so a
+    retired key that leaked cannot append to the chain.
+    """
     head = session.get(AuditHead, 1)
     last_id = head.last_id if head is not None else 0
     prev_id, prev = start
+    ranks = {key_id: rank for rank, key_id in enumerate(keys.keys)} if keys else {}
+    newest = len(ranks)  # rank of the newest key used so far (lower is newer)
+    if prev_id:
+        newest = ranks.get(
+            session.scalar(select(AuditEntry.key_id).where(AuditEntry.id == prev_id)) or "",
+            newest,
+        )
     checked = 0
     while True:
         rows = session.scalars(
@@ -150,8 +162,12 @@ def verify_from(
             break
         for row in rows:
             bad = _check(row, prev, keys)
+            rank = ranks.get(row.key_id or "", newest)
+            if not bad and rank > newest:
+                bad = f"signed with retired key {row.key_id} after a newer one"
             if bad:
                 return ChainReport(False, checked, prev_id, row.id, bad), (prev_id, prev)
+            newest = rank
             prev_id, prev = row.id, row.hash
             checked += 1
     if head is not None and (head.last_id, head.last_hash) != (prev_id, prev):

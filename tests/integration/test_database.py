@@ -99,6 +99,16 @@ def test_rotated_keys_keep_old_entries_verifiable(db_url: str) -> None:
         assert (
             dropped.reason == f"signed with unknown key {before.current} (list it in EV_AUDIT_KEY)"
         )
+    # A writer still on the retired key after the rotation: refused, so a leaked old key
+    # cannot append either.
+    late = open_database(db_url, audit_keys=before)
+    with late.transaction() as s:
+        record(s, Event(EventType.OPERATOR_COMMAND, "api", {"late": True}))
+    late.dispose()
+    with db.read() as s:
+        report = verify_chain(s, after)
+        assert not report.ok and report.first_bad_id == 3
+        assert report.reason == f"signed with retired key {before.current} after a newer one"
     # A service set up without keys writes no audited event at all (never an unkeyed one).
     with pytest.raises(ConfigError, match=r"EV_AUDIT_KEY: .*no audit key"), db.transaction() as s:
         record(s, Event(EventType.OPERATOR_COMMAND, "api", {}))
