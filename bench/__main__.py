@@ -20,6 +20,7 @@ SUITE: dict[str, tuple[str, list[str]]] = {
     "codec": ("codec", []),
     "handshake": ("handshake", []),
     "slowclients": ("slowclients", []),
+    "auditcheck": ("auditcheck", []),
     "throughput": ("throughput", ["--connections", "1000", "--duration", "60"]),
     "scale": ("scale", ["--cps", "1000,5000,9400,10000", "--duration", "60", "--storm"]),
     "scale-1hz": ("scale", ["--cps", "1000,5000,9400", "--heartbeat-interval", "1"]),

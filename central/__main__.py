@@ -28,6 +28,7 @@ from common.config import (
     run_main,
 )
 from common.db import database_url
+from common.db.auditkeys import load_audit_keys
 from common.errors import ConfigError
 from common.logs import setup_logging
 from common.protocol.keys import ScryptParams
@@ -45,11 +46,19 @@ With OCPP 1.6J:         ev-central ... --ocpp 0.0.0.0:9000 --ocpp-tls-cert C --o
 Create a driver:        ev-central drivers add D1 --secret-file d1.secret
 List drivers:           ev-central drivers list
 
-Secrets (environment, or a file named by NAME_FILE; never flags):
-  EV_OPERATOR_TOKEN   required; every API_Central write
-  EV_WEATHER_TOKEN    optional; the weather office's own token: it may raise and clear
-                      weather alerts and post readings, nothing else (unset: only the
-                      operator token may)
+Secrets (environment only):
+  EV_OPERATOR_TOKEN  (or EV_OPERATOR_TOKEN_FILE)  required; API_Central writes and private
+                     reads (drivers, sessions, stats, audit, drivers' ids) need it
+  EV_AUDIT_KEY       (or EV_AUDIT_KEY_FILE)  the audit chain's HMAC keys, separated by white
+                     space, the first signs; the same for Registry, Central and
+                     'drivers add'; unset: DATA_DIR/audit.key, made on first start
+  EV_WEATHER_TOKEN   (or EV_WEATHER_TOKEN_FILE)  optional; the weather office's own
+                     token: it may raise and clear weather alerts and post readings,
+                     nothing else (unset: only the operator token may)
+
+API_Central listens on 127.0.0.1 unless --api says otherwise: its public reads (charge
+points, prices, states, weather) are safe to expose; put it behind TLS if it leaves the
+host (docs/security.md).
 
 Console commands (type them while it runs): status, stop CP|all, resume CP|all,
 revoke CP, price CP EUR, alert LOCATION, clear LOCATION, quit."""
@@ -106,9 +115,18 @@ def _serve(argv: list[str]) -> int:
     parser.option(
         "--api",
         env="EV_CENTRAL_API_LISTEN",
-        default=parse_host_port("0.0.0.0:8001"),
+        default=parse_host_port("127.0.0.1:8001"),
         parse=parse_host_port,
-        help="HTTP address of API_Central",
+        help="HTTP address of API_Central (0.0.0.0:8001 to serve other hosts)",
+    )
+    parser.option(
+        "--audit-checkpoint-interval",
+        env="EV_AUDIT_CHECKPOINT_INTERVAL",
+        default=60.0,
+        parse=parse_positive_float,
+        metavar="S",
+        help="seconds between signed checkpoints of the audit chain's head, published to "
+        "Kafka so a truncated chain is noticed",
     )
     parser.option(
         "--kafka-bootstrap",
@@ -203,6 +221,8 @@ def _serve(argv: list[str]) -> int:
         scrypt=ScryptParams(n=args.scrypt_n),
         console=not args.no_console,
         data_dir=args.data_dir,
+        audit_keys=load_audit_keys(args.data_dir),
+        audit_checkpoint_interval=args.audit_checkpoint_interval,
         ocpp=args.ocpp,
         ocpp_tls=ocpp_tls,
     )
@@ -239,7 +259,8 @@ def _drivers(argv: list[str]) -> int:
     setup_logging("central", "WARNING")
     url = args.database_url or database_url(args.data_dir)
     if args.action == "add":
-        secret = add_driver(url, args.driver_id, ScryptParams(n=args.scrypt_n))
+        keys = load_audit_keys(args.data_dir)
+        secret = add_driver(url, args.driver_id, ScryptParams(n=args.scrypt_n), keys)
         if args.secret_file:
             args.secret_file.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(args.secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

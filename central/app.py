@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from central.api import Bridge, create_app
+from central.auditlog import Checkpointer, latest_published
 from central.console import Console
 from central.network import Network
 from central.reads import load_alerts, load_cps, load_open_sessions
@@ -25,6 +26,8 @@ from central.server import CentralServer
 from central.writer import DbWriter
 from common.config import HostPort
 from common.db import Database, open_database
+from common.db.auditkeys import AuditKeys
+from common.db.chain import ChainVerifier
 from common.http import WsgiServer
 from common.protocol.keys import ScryptParams
 
@@ -49,6 +52,8 @@ class CentralSettings:
     scrypt: ScryptParams
     console: bool
     data_dir: Path
+    audit_keys: AuditKeys
+    audit_checkpoint_interval: float = 60.0
     ocpp: HostPort | None = None  # OCPP 1.6J listener (central/ocpp); None: off
     ocpp_tls: tuple[Path, Path] | None = None  # certificate and key: security profile 2
     weather_token: str | None = None  # EV_WEATHER_TOKEN: weather routes only
@@ -79,7 +84,9 @@ def _start_relay(db: Database, bootstrap: str | None) -> object | None:
 async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
     """Run Central until ``stop`` is set."""
     loop = asyncio.get_running_loop()
-    db = await loop.run_in_executor(None, open_database, settings.database_url)
+    db = await loop.run_in_executor(
+        None, lambda: open_database(settings.database_url, audit_keys=settings.audit_keys)
+    )
     relay = _start_relay(db, settings.kafka_bootstrap)
     writer = DbWriter(db, on_commit=getattr(relay, "wake", None))
     writer.start()
@@ -100,8 +107,16 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
     network.chargepoints.load(cps, alerts, open_sessions)
     server = CentralServer(network, writer, db, scrypt_params=settings.scrypt)
     host, port = await server.start(settings.listen.host, settings.listen.port)
+    verifier = ChainVerifier(settings.audit_keys)
+    await _learn_published_checkpoints(settings, verifier)  # before anyone can ask
     api = WsgiServer(
-        create_app(Bridge(loop, network), db, settings.operator_token, settings.weather_token),
+        create_app(
+            Bridge(loop, network),
+            db,
+            settings.operator_token,
+            verifier,
+            weather_token=settings.weather_token,
+        ),
         settings.api.host,
         settings.api.port,
         threads=16,
@@ -126,6 +141,9 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
     tasks = [
         asyncio.create_task(_every(1.0, network.chargepoints.check_heartbeats)),
         asyncio.create_task(_every(2.0, server.network_refresh)),
+        asyncio.create_task(
+            _every(settings.audit_checkpoint_interval, Checkpointer(db, writer, verifier).tick)
+        ),
     ]
     console = Console(network, stop, interactive=sys.stdin.isatty()) if settings.console else None
     if console is not None:
@@ -144,6 +162,26 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
         if relay is not None:
             await loop.run_in_executor(None, relay.stop)  # type: ignore[attr-defined]
         db.dispose()
+
+
+async def _learn_published_checkpoints(settings: CentralSettings, verifier: ChainVerifier) -> None:
+    """The newest audit checkpoints on Kafka: a chain cut while we were down fails at once."""
+    if not settings.kafka_bootstrap:
+        return
+    from common.events import BrokerUnavailable
+
+    loop = asyncio.get_running_loop()
+    try:
+        published = await loop.run_in_executor(None, latest_published, settings.kafka_bootstrap)
+    except BrokerUnavailable as exc:
+        # Stored checkpoints and this run's own still count; the next start tries again.
+        log.warning(
+            "cannot read published audit checkpoints", extra={"fields": {"reason": str(exc)}}
+        )
+        return
+    for checkpoint in published:
+        if not verifier.saw(checkpoint):
+            log.warning("published audit checkpoint with a bad signature ignored")
 
 
 async def _start_ocpp(settings: CentralSettings, network: Network, server: CentralServer) -> Any:

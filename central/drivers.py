@@ -6,6 +6,7 @@ from typing import Any
 
 from central.api.queries import drivers as query_drivers
 from common.db import open_database
+from common.db.auditkeys import AuditKeys
 from common.db.models import Credential, Driver, PrincipalKind
 from common.errors import ConfigError
 from common.events import Event, EventType, record
@@ -15,7 +16,7 @@ from common.protocol.keys import ScryptParams, make_verifier, new_secret
 __all__ = ["add_driver", "list_drivers"]
 
 
-def add_driver(url: str, driver_id: str, params: ScryptParams) -> str:
+def add_driver(url: str, driver_id: str, params: ScryptParams, audit_keys: AuditKeys) -> str:
     """Create a driver account; returns its secret (never stored).
 
     Raises:
@@ -25,7 +26,7 @@ def add_driver(url: str, driver_id: str, params: ScryptParams) -> str:
         raise ConfigError("ID", "driver ids are 1-32 letters, digits, '-' or '_'")
     secret = new_secret()
     verifier = make_verifier(secret, params)
-    db = open_database(url)
+    db = open_database(url, audit_keys=audit_keys)
     try:
         with db.transaction() as session:
             if session.get(Driver, driver_id) is not None:

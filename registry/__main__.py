@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from common.config import HostPort, argv_or_default, run_main
 from common.db import Database, open_database
+from common.db.auditkeys import load_audit_keys
 from common.errors import ConfigError
 from common.events.relay import OutboxRelay
 from common.http import ConnectionLimits
@@ -44,7 +45,7 @@ def _run(argv: list[str]) -> int:
     settings = parse_settings(argv)
     setup_logging("registry", settings.log_level)
     tls = _tls(settings)
-    db = open_database(settings.database_url)
+    db = open_database(settings.database_url, audit_keys=load_audit_keys(settings.data_dir))
     relay: OutboxRelay | None = None
     if settings.kafka_bootstrap:
         relay = OutboxRelay(db, settings.kafka_bootstrap)

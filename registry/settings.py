@@ -40,6 +40,9 @@ give that file to clients (EV_REGISTRY_CA). Secrets, never flags:
   EV_PROVISIONING_TOKEN (or EV_PROVISIONING_TOKEN_FILE)  required; registers CPs
   EV_OPERATOR_TOKEN     (or EV_OPERATOR_TOKEN_FILE)      optional; lists, deregisters,
                                                          rotates any CP
+  EV_AUDIT_KEY          (or EV_AUDIT_KEY_FILE)           the audit chain's HMAC keys, the
+                                                         same as Central's; unset:
+                                                         DATA_DIR/audit.key, made once
 """
 _EPILOG = """\
 endpoints (JSON over HTTPS; see docs/registry.md):

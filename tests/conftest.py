@@ -11,6 +11,7 @@ import pytest
 
 from common.infra import EmbeddedBroker
 from common.tcp import free_port as _free_port
+from tests.support.auditkeys import TEST_AUDIT_KEY
 from tests.support.broker import start_broker
 from tests.support.databases import fresh_postgres_database, postgres_server
 from tests.support.services import ServiceProcess
@@ -20,6 +21,13 @@ from tests.support.services import ServiceProcess
 # (ServiceProcess passes os.environ on), accepts them through the documented test-only
 # setting; a peer cannot set it. test_scrypt_floor.py runs clients without it.
 os.environ.setdefault("EV_SCRYPT_MIN_N", "16")
+# Every service a test starts (Registry, Central, 'ev-central drivers add') inherits this
+# environment, so all of them sign the one audit chain with one key, as in a deployment.
+os.environ["EV_AUDIT_KEY"] = TEST_AUDIT_KEY
+# With one key and one session-wide broker, a checkpoint one test's Central published
+# would be read by the next test's Central as its own chain's: only the tests that ask
+# for checkpoints (with a broker of their own) get them.
+os.environ["EV_AUDIT_CHECKPOINT_INTERVAL"] = "86400"
 
 
 @pytest.fixture

@@ -21,7 +21,11 @@ SERVICE = "Central"
 
 
 class CentralClient:
-    """Calls API_Central; writes carry the operator token, which never leaves this server.
+    """Calls API_Central with the operator token, which never leaves this server.
+
+    Every call carries the token when there is one: API_Central's private reads
+    (sessions, drivers, stats, audit, driver ids on charge points) need it too. Without
+    one the dashboard gets the public read model and no operator area.
 
     Args:
         base_url: ``EV_CENTRAL_API``, e.g. ``http://127.0.0.1:8001`` (``/api`` optional).
@@ -131,9 +135,9 @@ class CentralClient:
         write: bool = False,
     ) -> requests.Response:
         headers = {"Accept": "application/json"}
-        if write:
-            if self._token is None:
-                raise UpstreamRejected(SERVICE, 401, "unauthorized", "no operator token set")
+        if write and self._token is None:
+            raise UpstreamRejected(SERVICE, 401, "unauthorized", "no operator token set")
+        if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token}"
         try:
             response = self._session().request(

@@ -328,11 +328,14 @@ class LiveBoard:
         as_of = self._now()
         try:
             cps = self._central.chargepoints()
-            drivers = self._central.drivers()
             weather = self._central.weather()
-            tickets = self._central.sessions({"status": "ended", "limit": 10})
+            # Drivers, tickets and the audit log are API_Central's operator reads: without
+            # the token the board is the public one (no drivers, no tickets, no feed).
+            private = self._central.can_write
+            drivers = self._central.drivers() if private else []
+            tickets = self._central.sessions({"status": "ended", "limit": 10}) if private else []
             first = not self._ready.is_set()
-            audit = self._central.audit({"limit": 200}) if first else None
+            audit = self._central.audit({"limit": 200}) if first and private else None
         except WebError as exc:
             if self._status.central is not False:
                 log.warning("snapshot failed", extra={"fields": {"reason": str(exc)}})

@@ -90,7 +90,8 @@ class LiveSession:
     @classmethod
     def of(cls, data: Mapping[str, Any]) -> LiveSession:
         return cls(
-            session_id=str(data["session_id"]),
+            # API_Central's public view of a charge point names no session (docs/security.md).
+            session_id=str(data.get("session_id") or ""),
             driver_id=data.get("driver_id"),
             status=str(data.get("status") or "authorized"),
             kw=float(data.get("kw") or 0.0),

@@ -9,7 +9,14 @@ __all__ = ["ENDPOINTS", "openapi"]
 # (method, path, summary, needs operator token, request body fields, success status)
 ENDPOINTS: list[tuple[str, str, str, bool, dict[str, str], int]] = [
     ("get", "/api/health", "Liveness and CP counts by state", False, {}, 200),
-    ("get", "/api/chargepoints", "Every charge point with its live state", False, {}, 200),
+    (
+        "get",
+        "/api/chargepoints",
+        "Every charge point (public view; all of it with the token)",
+        False,
+        {},
+        200,
+    ),
     ("get", "/api/chargepoints/{cp_id}", "One charge point", False, {}, 200),
     (
         "put",
@@ -24,12 +31,12 @@ ENDPOINTS: list[tuple[str, str, str, bool, dict[str, str], int]] = [
     ("post", "/api/chargepoints/{cp_id}/revoke-key", "Revoke the CP's session key", True, {}, 200),
     ("post", "/api/chargepoints/stop-all", "Stop every CP", True, {}, 200),
     ("post", "/api/chargepoints/resume-all", "Resume every CP", True, {}, 200),
-    ("get", "/api/drivers", "Driver accounts and who is connected", False, {}, 200),
+    ("get", "/api/drivers", "Driver accounts and who is connected", True, {}, 200),
     (
         "get",
         "/api/sessions",
         "Charging sessions (filters: status, cp_id, driver_id, limit)",
-        False,
+        True,
         {},
         200,
     ),
@@ -42,16 +49,17 @@ ENDPOINTS: list[tuple[str, str, str, bool, dict[str, str], int]] = [
         201,
     ),
     ("post", "/api/sessions/{session_id}/stop", "End a session; returns the ticket", True, {}, 200),
-    ("get", "/api/stats", "Counts by state, active sessions, energy and revenue", False, {}, 200),
+    ("get", "/api/stats", "Counts by state, active sessions, energy and revenue", True, {}, 200),
     (
         "get",
         "/api/audit",
-        "Audit log (filters: actor, action, cp_id, since, until, limit)",
-        False,
+        "Audit log and chain check (filters: actor, action, cp_id, since, until, limit; "
+        "verify=full)",
+        True,
         {},
         200,
     ),
-    ("get", "/api/audit.csv", "Audit log as CSV (same filters)", False, {}, 200),
+    ("get", "/api/audit.csv", "Audit log as CSV (same filters)", True, {}, 200),
     ("get", "/api/weather", "Weather alerts and latest readings", False, {}, 200),
     (
         "post",

@@ -1,4 +1,10 @@
-"""API_Central endpoints (DESIGN.md). Reads are open; writes need the operator token."""
+"""API_Central endpoints (DESIGN.md).
+
+Two read models (docs/security.md, "API_Central"): anyone may read the public one,
+charge points' id, location, state, price and live power, and the weather; the
+operator token unlocks the rest, driver ids, sessions, drivers, stats, the audit log,
+and every write. A wrong token is refused (401), never read as "anonymous".
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from central.api.bridge import Bridge
 from central.errors import CentralError
 from central.network import Network
 from common.db import Database
+from common.db.chain import ChainVerifier
 from common.http import ApiError
 from common.protocol.errors import MessageError
 from common.protocol.messages import ChargeRequest
@@ -44,13 +51,11 @@ def _operator(*, weather: bool = False) -> str:
     With ``weather``, the weather office's own token (``EV_WEATHER_TOKEN``) is accepted
     too, as actor ``weather``: only the weather routes pass it.
     """
-    header = request.headers.get("Authorization", "")
-    token = header[7:] if header.startswith("Bearer ") else ""
-    expected: str = current_app.config["OPERATOR_TOKEN"]
     office: str | None = current_app.config.get("WEATHER_TOKEN")
+    token = _bearer()
     if token and weather and office and hmac.compare_digest(token.encode(), office.encode()):
         return "weather"
-    if not token or not hmac.compare_digest(token.encode(), expected.encode()):
+    if not _is_operator():
         raise ApiError(
             401,
             "unauthorized",
@@ -58,6 +63,39 @@ def _operator(*, weather: bool = False) -> str:
             {"WWW-Authenticate": "Bearer"},
         )
     return "operator"
+
+
+def _bearer() -> str | None:
+    """The bearer token sent ("" if the header is not a bearer one); None without one."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    return header[7:] if header.startswith("Bearer ") else ""
+
+
+def _is_operator() -> bool:
+    """True with the right token, False with none; a wrong token is a 401."""
+    token = _bearer()
+    if token is None:
+        return False
+    expected: str = current_app.config["OPERATOR_TOKEN"]
+    if not token or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise ApiError(401, "unauthorized", "wrong operator token", {"WWW-Authenticate": "Bearer"})
+    return True
+
+
+def _public_cp(cp: dict[str, Any]) -> dict[str, Any]:
+    """A charge point as anyone may see it: no driver, no session id, no internals."""
+    session = cp.get("session")
+    return {
+        "id": cp["id"],
+        "location": cp["location"],
+        "price_eur_kwh": cp["price_eur_kwh"],
+        "state": cp["state"],
+        "registered": cp["registered"],
+        "stopped_by": cp["stopped_by"],
+        "session": {"kw": session["kw"], "kwh": session["kwh"]} if session else None,
+    }
 
 
 def _json_body() -> dict[str, Any]:
@@ -110,12 +148,16 @@ def health() -> Response:
 
 @api.get("/chargepoints")
 def chargepoints() -> Response:
-    return jsonify(chargepoints=_bridge().run(lambda n: n.fleet.snapshot()))
+    operator = _is_operator()
+    cps = _bridge().run(lambda n: n.fleet.snapshot())
+    return jsonify(chargepoints=cps if operator else [_public_cp(cp) for cp in cps])
 
 
 @api.get("/chargepoints/<cp_id>")
 def chargepoint(cp_id: str) -> Response:
-    return jsonify(_net_sync(lambda n: n.fleet.get(cp_id).to_dict()))
+    operator = _is_operator()
+    cp = _net_sync(lambda n: n.fleet.get(cp_id).to_dict())
+    return jsonify(cp if operator else _public_cp(cp))
 
 
 @api.put("/chargepoints/<cp_id>/price")
@@ -159,6 +201,7 @@ def resume_all() -> Response:
 
 @api.get("/drivers")
 def drivers() -> Response:
+    _operator()
     rows = _read(queries.drivers)
     connected = set(_bridge().run(lambda n: list(n.fleet.drivers)))
     for row in rows:
@@ -168,6 +211,7 @@ def drivers() -> Response:
 
 @api.get("/sessions")
 def sessions() -> Response:
+    _operator()
     args = request.args
     rows = _read(
         queries.sessions,
@@ -208,6 +252,7 @@ def stop_session(session_id: str) -> Response:
 
 @api.get("/stats")
 def stats() -> Response:
+    _operator()
     finished = _read(queries.stats)
 
     def live(n: Network) -> dict[str, Any]:
@@ -230,11 +275,23 @@ def _audit_filter() -> queries.AuditFilter:
 
 @api.get("/audit")
 def audit() -> Response:
-    return jsonify(_read(queries.audit_entries, f=_audit_filter()))
+    """The entries, and the chain checked since the last look (``?verify=full``: all of it).
+
+    Both from one read snapshot, never in the writer's turn; checks run one at a time.
+    """
+    _operator()
+    f = _audit_filter()
+    full = request.args.get("verify") == "full"
+    verifier: ChainVerifier = current_app.extensions["audit_verifier"]
+    with _db().read() as session:
+        body = queries.audit_entries(session, f)
+        body["chain"] = verifier.check(session, full=full).to_dict()
+    return jsonify(body)
 
 
 @api.get("/audit.csv")
 def audit_csv() -> Response:
+    _operator()
     text = _read(queries.audit_csv, f=_audit_filter())
     return Response(
         text,

@@ -1,13 +1,17 @@
-"""The audit log: append-only and hash-chained, so tampering is detectable.
+"""The audit log: append-only and chained under a key, so tampering is detectable.
 
-Each entry's ``hash`` is SHA-256 over the previous entry's hash and the canonical
-JSON of its own fields. Appenders lock the single ``audit_head`` row, so entries
-written by several processes (Registry, Central) still form one chain.
+Each entry's ``hash`` is HMAC-SHA256, under the key named by its ``key_id``, over the
+previous entry's hash and the canonical JSON of its own fields (``key_id`` included).
+Without the key nobody can recompute the chain after an edit. The keys come from
+outside the database (:mod:`common.db.auditkeys`) and reach :func:`append` through the
+session (``open_database(url, audit_keys=...)``); verifying is :mod:`common.db.chain`.
+
+Appenders lock the single ``audit_head`` row, so entries written by several processes
+(Registry, Central) still form one chain.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,24 +21,42 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from common.db.auditkeys import AuditKeys
+from common.db.engine import KEYS_INFO
 from common.db.models import AuditEntry, AuditHead
+from common.errors import ConfigError
 
 __all__ = [
     "GENESIS",
-    "ChainReport",
+    "KEYS_INFO",
     "Entry",
     "append",
     "entry_hash",
     "params_json",
-    "verify_chain",
+    "session_keys",
 ]
 
 GENESIS = "0" * 64
 
 
+def session_keys(session: Session) -> AuditKeys:
+    """The audit keys this session's database was opened with.
+
+    Raises:
+        ConfigError: the database was opened without them (a bug in the service's set-up:
+            an unkeyed entry would break the chain, so none is written).
+    """
+    keys: AuditKeys | None = session.info.get(KEYS_INFO)
+    if keys is None:
+        raise ConfigError("EV_AUDIT_KEY", "this service writes audit entries but has no audit key")
+    return keys
+
+
 def entry_hash(
     prev_hash: str,
+    keys: AuditKeys,
     *,
+    key_id: str,
     ts: datetime,
     actor: str,
     source_ip: str | None,
@@ -43,6 +65,11 @@ def entry_hash(
     params: str,
     event_id: str | None,
 ) -> str:
+    """HMAC-SHA256 under ``key_id`` of the previous hash and the entry's canonical JSON.
+
+    Raises:
+        KeyError: ``key_id`` is not one of ``keys``.
+    """
     body = json.dumps(
         {
             "ts": ts.astimezone(UTC).isoformat(timespec="microseconds"),
@@ -52,11 +79,12 @@ def entry_hash(
             "cp_id": cp_id,
             "params": params,
             "event_id": event_id,
+            "key_id": key_id,
         },
         sort_keys=True,
         separators=(",", ":"),
     )
-    return hashlib.sha256(f"{prev_hash}{body}".encode()).hexdigest()
+    return keys.sign(key_id, f"{prev_hash}{body}".encode())
 
 
 @dataclass(frozen=True)
@@ -84,6 +112,7 @@ def append(session: Session, entries: Sequence[Entry]) -> None:
     """
     if not entries:
         return
+    keys = session_keys(session)
     head = session.execute(
         select(AuditHead).where(AuditHead.id == 1).with_for_update()
     ).scalar_one()
@@ -100,55 +129,10 @@ def append(session: Session, entries: Sequence[Entry]) -> None:
             "params": entry.params,
             "event_id": entry.event_id,
         }
-        digest = entry_hash(prev, **fields)
-        rows.append({**fields, "prev_hash": prev, "hash": digest})
+        digest = entry_hash(prev, keys, key_id=keys.current, **fields)
+        rows.append({**fields, "key_id": keys.current, "prev_hash": prev, "hash": digest})
         prev = digest
     session.execute(insert(AuditEntry), rows)
     # Nobody else appends while we hold the head, so the newest id is our last entry's.
     head.last_id = session.scalar(select(func.max(AuditEntry.id))) or 0
     head.last_hash = prev
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    """Result of :func:`verify_chain`: ``ok`` and, if not, the first entry that breaks it."""
-
-    ok: bool
-    checked: int
-    first_bad_id: int | None = None
-    reason: str = ""
-
-
-def verify_chain(session: Session, batch: int = 5000) -> ChainReport:
-    """Recompute every hash in id order; report the first entry that does not match."""
-    prev = GENESIS
-    checked = 0
-    last_id = 0
-    while True:
-        rows = session.scalars(
-            select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch)
-        ).all()
-        if not rows:
-            break
-        for row in rows:
-            if row.prev_hash != prev:
-                return ChainReport(False, checked, row.id, "link to previous entry broken")
-            expected = entry_hash(
-                prev,
-                ts=row.ts,
-                actor=row.actor,
-                source_ip=row.source_ip,
-                action=row.action,
-                cp_id=row.cp_id,
-                params=row.params,
-                event_id=row.event_id,
-            )
-            if row.hash != expected:
-                return ChainReport(False, checked, row.id, "entry altered")
-            prev = row.hash
-            checked += 1
-            last_id = row.id
-    head = session.get(AuditHead, 1)
-    if head is not None and head.last_hash != prev:
-        return ChainReport(False, checked, head.last_id, "entries removed from the end")
-    return ChainReport(True, checked)

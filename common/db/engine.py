@@ -25,15 +25,25 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.config import make_private_dir
+from common.db.auditkeys import AuditKeys
 from common.errors import ConfigError
 
-__all__ = ["Database", "TurnLock", "database_url", "make_engine", "open_database", "upgrade"]
+__all__ = [
+    "KEYS_INFO",
+    "Database",
+    "TurnLock",
+    "database_url",
+    "make_engine",
+    "open_database",
+    "upgrade",
+]
 
 log = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 7_411_001  # pg_advisory_lock key: one migrator at a time
 _READ_ONLY = "ev_read_only"  # execution option of Database.read's connections
+KEYS_INFO = "ev_audit_keys"  # Session.info entry with the AuditKeys (common.db.audit)
 
 
 def database_url(data_dir: Path, env: Mapping[str, str] | None = None) -> str:
@@ -180,6 +190,7 @@ class Database:
     sessions: sessionmaker[Session]
     turns: TurnLock | None = field(default=None)  # SQLite: threads take turns (FIFO)
     reader: Engine | None = field(default=None)  # the engine with the read-only BEGIN
+    audit_keys: AuditKeys | None = field(default=None)  # what audit.append signs with
 
     def __post_init__(self) -> None:
         self._readers = sessionmaker(self.reader or self.engine, expire_on_commit=False)
@@ -214,8 +225,13 @@ class Database:
         self.engine.dispose()
 
 
-def open_database(url: str, *, migrate: bool = True) -> Database:
+def open_database(
+    url: str, *, migrate: bool = True, audit_keys: AuditKeys | None = None
+) -> Database:
     """Connect, migrate to head, and return the :class:`Database`.
+
+    A service that writes audit entries (any audited event) must pass ``audit_keys``;
+    without them an audited write fails rather than break the chain.
 
     Raises:
         ConfigError: the URL is unusable or the server cannot be reached.
@@ -233,4 +249,6 @@ def open_database(url: str, *, migrate: bool = True) -> Database:
         raise ConfigError("EV_DATABASE_URL", f"cannot open the database: {reason}") from None
     turns = TurnLock() if engine.dialect.name == "sqlite" else None
     reader = engine.execution_options(**{_READ_ONLY: True})
-    return Database(engine, sessionmaker(engine, expire_on_commit=False), turns, reader)
+    info = {KEYS_INFO: audit_keys} if audit_keys is not None else {}
+    sessions = sessionmaker(engine, expire_on_commit=False, info=info)
+    return Database(engine, sessions, turns, reader, audit_keys)

@@ -31,6 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from common.protocol.keys import ScryptParams, Verifier
 
 __all__ = [
+    "AuditCheckpoint",
     "AuditEntry",
     "AuditHead",
     "Base",
@@ -228,8 +229,9 @@ class ChargingSession(Base):
 class AuditEntry(Base):
     """Append-only, hash-chained record of a security- or state-relevant action.
 
-    ``hash = sha256(prev_hash || canonical JSON of the other columns)``; see
-    ``common.db.audit`` for appending and verifying.
+    ``hash = HMAC-SHA256(key[key_id], prev_hash || canonical JSON of the other columns)``
+    (``common.db.audit`` appends, ``common.db.chain`` verifies). ``key_id`` is NULL only
+    in entries written before migration 0002, which no longer verify.
     """
 
     __tablename__ = "audit_entries"
@@ -245,6 +247,7 @@ class AuditEntry(Base):
     event_id: Mapped[str | None] = mapped_column(String(36), unique=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(16))
 
 
 class AuditHead(Base):
@@ -255,6 +258,23 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_id: Mapped[int] = mapped_column(_AUTO_ID, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """A signed statement "the chain's head was entry ``entry_id`` with ``hash``".
+
+    Central writes one when the head has moved and publishes it to Kafka; a database
+    whose chain no longer reaches a published checkpoint has lost entries.
+    """
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(_AUTO_ID, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(_AUTO_ID, index=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(64))
 
 
 class WeatherAlert(Base):

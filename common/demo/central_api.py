@@ -25,9 +25,10 @@ class CentralApi:
 
     def __init__(self, base: str, operator_token: str, timeout: float = 3.0) -> None:
         self.base = base.rstrip("/")
-        self._token = operator_token
         self._timeout = timeout
         self._http = requests.Session()
+        # Stats are an operator read too (docs/security.md): every call carries the token.
+        self._http.headers["Authorization"] = f"Bearer {operator_token}"
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -51,13 +52,7 @@ class CentralApi:
         return list(self._call("GET", "/chargepoints")["chargepoints"])
 
     def set_price(self, cp_id: str, price: Decimal) -> None:
-        headers = {"Authorization": f"Bearer {self._token}"}
-        self._call(
-            "PUT",
-            f"/chargepoints/{cp_id}/price",
-            json={"price_eur_kwh": str(price)},
-            headers=headers,
-        )
+        self._call("PUT", f"/chargepoints/{cp_id}/price", json={"price_eur_kwh": str(price)})
 
     def stats(self) -> dict[str, Any]:
         return dict(self._call("GET", "/stats"))

@@ -12,6 +12,7 @@ DATA_DIR layout::
 
     evcharging.db             the shared SQLite database
     operator.token            the operator token (0600), for curl and EV_OPERATOR_TOKEN_FILE
+    audit.key                 the audit chain's HMAC key (0600): Registry and Central sign with it
     logs/NAME.log             each child's stdout and stderr (appended across runs)
     registry/registry-tls/    the Registry's CA (ca.pem) and certificate
     cps/cp-ID/                each CP's secret, pairing key and journal
@@ -33,6 +34,7 @@ from types import FrameType
 from typing import Any
 
 from common.db import database_url, open_database
+from common.db.auditkeys import KEY_FILE, load_audit_keys
 from common.demo.central_api import ApiUnavailable, CentralApi
 from common.demo.plan import (
     ChargePointPlan,
@@ -157,6 +159,9 @@ class Demo:
         env["PYTHONUNBUFFERED"] = "1"
         env["EV_DATABASE_URL"] = self._db_url
         env["EV_DATA_DIR"] = str(self.s.data_dir)
+        # Registry, Central and 'drivers add' sign one audit chain: one key file for all
+        # (made in _start; the registry's own data dir would otherwise get its own key).
+        env["EV_AUDIT_KEY_FILE"] = str(self.s.data_dir / KEY_FILE)
         if self._broker is not None:
             env["EV_KAFKA_BOOTSTRAP"] = self._broker.broker.bootstrap
         env.update(extra)
@@ -176,6 +181,7 @@ class Demo:
         fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(s.operator_token + "\n")
+        load_audit_keys(s.data_dir, env={})  # makes DATA_DIR/audit.key (0600) on first run
         self.screen.say(f"EVCharging demo: data and logs in {s.data_dir}")
         for note in s.notes:
             self.screen.say(f"note: {note}")

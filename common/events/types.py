@@ -15,9 +15,12 @@ from typing import Any
 
 from common.errors import EVChargingError
 
-__all__ = ["AUDITED", "TOPIC", "Event", "EventDecodeError", "EventType"]
+__all__ = ["AUDITED", "AUDIT_TOPIC", "TOPIC", "Event", "EventDecodeError", "EventType"]
 
 TOPIC = "evcharging.events"
+# Signed checkpoints of the audit chain's head (common.db.chain): a copy outside the
+# database, so a truncated chain is noticed. Only Central reads it.
+AUDIT_TOPIC = "evcharging.audit"
 
 
 class EventDecodeError(EVChargingError):
@@ -48,10 +51,16 @@ class EventType(StrEnum):
     WEATHER_CLEARED = "weather.cleared"
     OPERATOR_COMMAND = "operator.command"
     ERROR = "error"
+    AUDIT_CHECKPOINT = "audit.checkpoint"
 
 
-# Everything but the high-rate, low-value streams goes to the audit log.
-AUDITED = frozenset(EventType) - {EventType.SESSION_PROGRESS, EventType.WEATHER_READING}
+# Everything but the high-rate, low-value streams goes to the audit log; a checkpoint
+# is about the log itself (auditing it would move the head it names).
+AUDITED = frozenset(EventType) - {
+    EventType.SESSION_PROGRESS,
+    EventType.WEATHER_READING,
+    EventType.AUDIT_CHECKPOINT,
+}
 
 
 def _utcnow() -> datetime:

@@ -25,6 +25,7 @@ from common.client import ClientLink
 from common.infra import EmbeddedBroker
 from common.protocol.messages import MessageType
 from common.tcp import free_port
+from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.broker import wait_until
 from tests.support.central import (
     TEST_SCRYPT,
@@ -95,7 +96,7 @@ def system(
     db_url = f"sqlite:///{tmp / 'evcharging.db'}"
     central = start_central_with_events(tmp, db_url, free_port(), free_port(), broker.bootstrap)
     secrets = {cp_id: provision_cp(db_url, cp_id, *where) for cp_id, where in CPS.items()}
-    driver_secret = add_driver(db_url, "D1", TEST_SCRYPT)
+    driver_secret = add_driver(db_url, "D1", TEST_SCRYPT, TEST_AUDIT_KEYS)
     wait_until(
         lambda: all(central.cp(cp_id)["state"] != "UNKNOWN" for cp_id in CPS),
         10,

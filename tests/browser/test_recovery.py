@@ -55,8 +55,14 @@ def test_the_banner_shows_outages_and_the_page_recovers_without_a_reload(
         assert page.is_visible("#cp-CP1")  # the last known state stays on screen
         page.screenshot(path=str(artifacts / "board-central-down.png"), full_page=True)
 
-        central = start_central_with_events(
-            tmp_path, db_url, port, api_port, fresh_broker.bootstrap, name="central-again"
+        central = start_central_with_events(  # with the token the web UI holds
+            tmp_path,
+            db_url,
+            port,
+            api_port,
+            fresh_broker.bootstrap,
+            name="central-again",
+            token=central.token,
         )
         page.wait_for_selector("#banner", state="hidden")
 

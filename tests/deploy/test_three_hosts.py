@@ -191,11 +191,16 @@ def test_a_charge_crosses_three_hosts_and_a_cut_cable_disconnects_its_cps(
 
     # The traffic really crossed hosts: Central saw each party at its own host's address.
     api = f"http://{a.address}:{API}/api"
-    audit = requests.get(f"{api}/audit", params={"limit": 500}, timeout=10).json()["entries"]
+    operator = {"Authorization": f"Bearer {token}"}  # the audit log is an operator read
+    audit = requests.get(
+        f"{api}/audit", params={"limit": 500}, headers=operator, timeout=10
+    ).json()["entries"]
     seen = {(e["action"], e["actor"], e["source_ip"]) for e in audit}
     assert ("cp.authenticated", "CP1", b.address) in seen, seen
     assert any(x == "session.authorized" and z == c.address for x, _, z in seen), seen
-    sessions = requests.get(f"{api}/sessions", params={"driver_id": "D1"}, timeout=10).json()
+    sessions = requests.get(
+        f"{api}/sessions", params={"driver_id": "D1"}, headers=operator, timeout=10
+    ).json()
     assert [s["status"] for s in sessions["sessions"]] == ["ended"], sessions
 
     # -- unplug host B: its CPs go DISCONNECTED on the board; replug: they recover -------

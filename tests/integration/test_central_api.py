@@ -11,6 +11,7 @@ import requests
 
 from central.drivers import add_driver
 from common.protocol.messages import MessageType
+from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.central import TEST_SCRYPT, CentralProcess, ScriptedCP, provision_cp
 
 pytestmark = pytest.mark.integration
@@ -20,9 +21,9 @@ def _auth(central: CentralProcess, token: str | None = None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token or central.token}"}
 
 
-def test_reads_are_open_and_describe_the_network(central: CentralProcess) -> None:
+def test_operator_reads_describe_the_network(central: CentralProcess) -> None:
     provision_cp(central.db_url, "CP1", "Madrid", "0.35")
-    add_driver(central.db_url, "D1", TEST_SCRYPT)
+    add_driver(central.db_url, "D1", TEST_SCRYPT, TEST_AUDIT_KEYS)
     asyncio.run(central.wait_state("CP1", "DISCONNECTED"))
     health = central.get("/health").json()
     assert health["status"] == "ok" and health["chargepoints"]["DISCONNECTED"] == 1
@@ -96,7 +97,7 @@ def test_price_commands_and_errors(central: CentralProcess) -> None:
 def test_sessions_endpoint_201_400_404_409(central: CentralProcess) -> None:
     secret = provision_cp(central.db_url, "CP1", "Madrid", "0.40")
     provision_cp(central.db_url, "CP2")
-    add_driver(central.db_url, "D1", TEST_SCRYPT)
+    add_driver(central.db_url, "D1", TEST_SCRYPT, TEST_AUDIT_KEYS)
 
     async def scenario() -> None:
         cp = await ScriptedCP("CP1", secret, central.addr).connect()

@@ -30,6 +30,7 @@ from common.protocol import ClientHandshake, Connection
 from common.protocol.handshake import Role
 from common.protocol.messages import ErrorCode, Message, MessageType
 from common.tcp import read_message
+from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.central import (
     TEST_SCRYPT,
     CentralProcess,
@@ -160,7 +161,7 @@ async def online(
     """Registered CPs (0.40 €/kWh), monitor and engine connected and ACTIVATED, and a
     connected driver D1; all closed afterwards."""
     cps = [ScriptedCP(cp_id, provision_cp(central.db_url, cp_id), central.addr) for cp_id in cp_ids]
-    d_secret = add_driver(central.db_url, "D1", TEST_SCRYPT)
+    d_secret = add_driver(central.db_url, "D1", TEST_SCRYPT, TEST_AUDIT_KEYS)
     for cp in cps:
         await cp.connect()
     drv = await driver(central.addr, "D1", d_secret)
@@ -392,7 +393,9 @@ def test_wrong_driver_secrets_for_an_id_do_not_delay_its_monitor(
     central: CentralProcess,
 ) -> None:
     secret = provision_cp(central.db_url, "CP1")
-    d_secret = add_driver(central.db_url, "CP1", TEST_SCRYPT)  # a driver named like the CP
+    d_secret = add_driver(
+        central.db_url, "CP1", TEST_SCRYPT, TEST_AUDIT_KEYS
+    )  # a driver named like the CP
 
     async def scenario() -> None:
         for _ in range(3):  # the id's whole free allowance: the next login of it waits

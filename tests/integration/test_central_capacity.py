@@ -9,6 +9,7 @@ from central.network import Network
 from central.server import CentralServer
 from central.writer import DbWriter
 from common.db import open_database
+from tests.support.auditkeys import TEST_AUDIT_KEYS
 
 Peer = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -26,7 +27,7 @@ async def _closed_at_once(peers: list[Peer]) -> list[bool]:
 
 def test_peers_beyond_capacity_are_closed_at_once_and_the_others_stay(sqlite_url: str) -> None:
     async def scenario() -> tuple[list[bool], list[bool]]:
-        db = open_database(sqlite_url)
+        db = open_database(sqlite_url, audit_keys=TEST_AUDIT_KEYS)
         writer = DbWriter(db)
         writer.start()
         server = CentralServer(Network(writer, time.monotonic), writer, db, max_connections=3)

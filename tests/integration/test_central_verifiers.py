@@ -13,12 +13,13 @@ from central.verifiers import VerifierLookups
 from common.db import open_database
 from common.db.models import ChargePoint, Credential, Driver
 from common.protocol.keys import ScryptParams, make_verifier
+from tests.support.auditkeys import TEST_AUDIT_KEYS
 
 WEAK = ScryptParams(n=16)  # the look-up, not the hash, is under test
 
 
 def test_logins_arriving_together_share_one_query(db_url: str) -> None:
-    db = open_database(db_url)
+    db = open_database(db_url, audit_keys=TEST_AUDIT_KEYS)
     secrets = {f"CP{i}": make_verifier(f"secret-{i}", WEAK) for i in range(50)}
     with db.transaction() as s:
         for cp_id, verifier in secrets.items():

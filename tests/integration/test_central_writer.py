@@ -14,9 +14,10 @@ from central import reads, store
 from central.states import CPState
 from central.writer import DbWriter
 from common.db import Database, open_database
-from common.db.audit import verify_chain
+from common.db.chain import verify_chain
 from common.db.models import AuditEntry, ChargePoint, ChargingSession, OutboxRow, SessionStatus
 from common.events import Event, EventType, record
+from tests.support.auditkeys import TEST_AUDIT_KEYS
 
 
 def _progress(session_id: str, kwh: float) -> dict[str, object]:
@@ -48,7 +49,7 @@ def _setup(session: Session) -> None:
 
 def _run_batch(db_url: str, items: list) -> tuple[list, Database]:
     """On a fresh database with CP1 and its sessions, ``items`` as one batch; their outcomes."""
-    db = open_database(db_url)
+    db = open_database(db_url, audit_keys=TEST_AUDIT_KEYS)
     with db.transaction() as session:
         _setup(session)
     return _one_batch(db, items), db
@@ -82,7 +83,7 @@ def test_a_batch_writes_its_events_in_order_and_keeps_the_chain(db_url: str) -> 
         states = [row.payload for row in outbox if '"cp.state_changed"' in row.payload]
         assert [f'"n": {n}' in p or f'"n":{n}' in p for n, p in enumerate(states)] == [True] * 50
         assert len(audited) == 50  # progress is not audited
-        assert verify_chain(session).ok
+        assert verify_chain(session, TEST_AUDIT_KEYS).ok
         # The latest energy of each session, not the order of the UPDATEs, wins.
         assert session.get(ChargingSession, "s1").energy_kwh == Decimal("2.5")
         assert session.get(ChargingSession, "s2").energy_kwh == Decimal("0.5")
@@ -102,7 +103,7 @@ def test_a_failing_item_fails_alone_and_its_neighbours_keep_their_events(db_url:
     with db.transaction() as session:
         assert len(session.scalars(select(OutboxRow)).all()) == 3
         assert len(session.scalars(select(AuditEntry)).all()) == 2
-        assert verify_chain(session).ok
+        assert verify_chain(session, TEST_AUDIT_KEYS).ok
         assert session.get(ChargingSession, "s1").energy_kwh == Decimal("3.0")
     db.dispose()
 
@@ -126,7 +127,7 @@ def test_settle_in_a_batch_bills_the_energy_recorded_before_it(db_url: str) -> N
 def test_batches_of_any_size_verify(db_url: str, n: int) -> None:
     _, db = _run_batch(db_url, [partial(record, event=_state_event(i)) for i in range(n)])
     with db.transaction() as session:
-        report = verify_chain(session)
+        report = verify_chain(session, TEST_AUDIT_KEYS)
         assert report.ok and report.checked == n
     db.dispose()
 

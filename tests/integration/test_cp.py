@@ -29,6 +29,7 @@ from central.drivers import add_driver
 from common.protocol.framing import NACK
 from common.protocol.messages import MessageType
 from common.tcp import free_port
+from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.central import (
     TEST_SCRYPT,
     CentralProcess,
@@ -207,7 +208,7 @@ async def up(
 
 
 def test_register_authenticate_charge_unplug_ticket(site: Site, cp: str) -> None:
-    d_secret = add_driver(site.central.db_url, f"D{cp[:8]}", TEST_SCRYPT)
+    d_secret = add_driver(site.central.db_url, f"D{cp[:8]}", TEST_SCRYPT, TEST_AUDIT_KEYS)
 
     async def scenario() -> None:
         engine, monitor, _port = await up(site, cp, auto=False)

@@ -22,6 +22,7 @@ import pytest
 
 from central.drivers import add_driver
 from common.protocol.messages import MessageType
+from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.central import (
     TEST_SCRYPT,
     CentralProcess,
@@ -46,7 +47,9 @@ class Drivers:
     started: list[ServiceProcess] = field(default_factory=list)
 
     def add(self, driver_id: str) -> str:
-        self.secrets[driver_id] = add_driver(self.central.db_url, driver_id, TEST_SCRYPT)
+        self.secrets[driver_id] = add_driver(
+            self.central.db_url, driver_id, TEST_SCRYPT, TEST_AUDIT_KEYS
+        )
         return self.secrets[driver_id]
 
     def start(

@@ -16,6 +16,7 @@ from common.db import Database, open_database
 from common.db.models import OutboxRow
 from common.events import Event, EventType, OutboxRelay, record
 from common.infra import EmbeddedBroker
+from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.broker import EventCollector, wait_until
 
 
@@ -27,7 +28,7 @@ def _now_ms() -> datetime:
 
 @pytest.fixture
 def db(db_url: str) -> Iterator[Database]:
-    database = open_database(db_url)
+    database = open_database(db_url, audit_keys=TEST_AUDIT_KEYS)
     yield database
     database.dispose()
 

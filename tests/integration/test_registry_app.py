@@ -20,11 +20,12 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import sessionmaker
 
 from common.db import Database, open_database
-from common.db.audit import verify_chain
+from common.db.chain import verify_chain
 from common.db.models import AuditEntry, ChargePoint, Credential, OutboxRow
 from common.protocol.keys import ScryptParams
 from registry.app import create_app
 from registry.settings import Settings
+from tests.support.auditkeys import TEST_AUDIT_KEYS
 
 PROV = "provisioning-token-for-tests"
 OPER = "operator-token-for-tests"
@@ -40,7 +41,7 @@ class Clock:
 
 @pytest.fixture
 def db(db_url: str) -> Iterator[Database]:
-    database = open_database(db_url)
+    database = open_database(db_url, audit_keys=TEST_AUDIT_KEYS)
     yield database
     database.dispose()
 
@@ -153,7 +154,7 @@ def test_lifecycle_register_verify_deregister_reregister_rotate(db: Database, cl
     ]
     assert all(e.get("source_ip") == "127.0.0.1" and e["cp_id"] == "CP1" for e in events(db))
     with db.transaction() as s:
-        assert verify_chain(s).ok
+        assert verify_chain(s, TEST_AUDIT_KEYS).ok
         assert len(s.scalars(select(AuditEntry)).all()) == len(types)
 
 

@@ -20,10 +20,18 @@ from typing import Any
 import pytest
 import requests
 
+from central.drivers import add_driver
 from common.infra import EmbeddedBroker
 from common.protocol.messages import MessageType
+from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.broker import wait_until
-from tests.support.central import CentralProcess, ScriptedCP, provision_cp
+from tests.support.central import (
+    TEST_SCRYPT,
+    CentralProcess,
+    ScriptedCP,
+    provision_cp,
+    start_central,
+)
 from tests.support.web import LoopThread, WebProcess, start_central_with_events, start_web
 
 pytestmark = pytest.mark.integration
@@ -221,13 +229,41 @@ def test_central_going_away_shows_in_the_stream_and_recovers(
         central.proc.kill()
         _, status = stream.wait_for("status", lambda s: s["central"] is False, timeout=10)
         assert "Central is unreachable" in status["message"]
-        central = start_central_with_events(
-            tmp_path, sqlite_url, port, api_port, broker.bootstrap, name="central-again"
+        central = start_central_with_events(  # the same operator token: the web UI's
+            tmp_path,
+            sqlite_url,
+            port,
+            api_port,
+            broker.bootstrap,
+            name="central-again",
+            token=central.token,
         )
         _, status = stream.wait_for("status", lambda s: s["ok"], timeout=15)
         assert status["message"] == ""
     finally:
         stream.close()
+        web.proc.stop()
+        central.proc.stop()
+
+
+def test_without_the_operator_token_the_board_is_the_public_one(
+    tmp_path: Path, sqlite_url: str, free_port: Callable[[], int]
+) -> None:
+    central = start_central(tmp_path, sqlite_url, free_port(), free_port())
+    provision_cp(sqlite_url, "CP1", "Madrid", "0.40")
+    add_driver(sqlite_url, "DRIVER7", TEST_SCRYPT, TEST_AUDIT_KEYS)
+    wait_until(lambda: central.cp("CP1")["state"] != "UNKNOWN", 10, "Central to load CP1")
+    web = start_web(tmp_path, central.api, free_port(), "")  # EV_OPERATOR_TOKEN empty: none
+    try:
+        wait_until(
+            lambda: 'id="cp-CP1"' in requests.get(f"{web.url}/", timeout=5).text,
+            15,
+            "the board to show CP1 from API_Central's public view",
+        )
+        assert "DRIVER7" not in requests.get(f"{web.url}/", timeout=5).text
+        revenue = requests.get(f"{web.url}/revenue", timeout=5)
+        assert revenue.status_code == 502 and "operator token required" in revenue.text
+    finally:
         web.proc.stop()
         central.proc.stop()
 

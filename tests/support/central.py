@@ -25,6 +25,7 @@ from common.db.models import ChargePoint, Credential, PrincipalKind
 from common.protocol.handshake import Role
 from common.protocol.keys import ScryptParams, make_verifier, new_secret
 from common.protocol.messages import Message, MessageType
+from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.services import ServiceProcess
 
 __all__ = ["CentralProcess", "ScriptedCP", "provision_cp", "start_central"]
@@ -36,7 +37,7 @@ def provision_cp(url: str, cp_id: str, location: str = "Madrid", price: str = "0
     """Put a registered CP and its verifier in the shared DB (what the Registry does)."""
     secret = new_secret()
     verifier = make_verifier(secret, TEST_SCRYPT)
-    db = open_database(url)
+    db = open_database(url, audit_keys=TEST_AUDIT_KEYS)
     with db.transaction() as session:
         session.add(ChargePoint(id=cp_id, location=location, price_eur_kwh=Decimal(price)))
         session.add(Credential.of(PrincipalKind.CP, cp_id, verifier))
@@ -54,8 +55,18 @@ class CentralProcess:
     ocpp_url: str | None = None  # ws[s]://127.0.0.1:PORT/ocpp when started with ocpp_port
     weather_token: str = ""  # EV_WEATHER_TOKEN: the weather office's, weather routes only
 
-    def get(self, path: str, **kw: Any) -> requests.Response:
-        return requests.get(f"{self.api}{path}", timeout=20, **kw)
+    def get(
+        self,
+        path: str,
+        *,
+        anonymous: bool = False,
+        headers: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> requests.Response:
+        """GET as the operator (the full read model), or ``anonymous`` (the public one)."""
+        sent = {} if anonymous else {"Authorization": f"Bearer {self.token}"}
+        sent.update(headers or {})
+        return requests.get(f"{self.api}{path}", timeout=20, headers=sent, **kw)
 
     def post(self, path: str, json: Any = None, token: str | None = None) -> requests.Response:
         return requests.post(
@@ -98,15 +109,19 @@ def start_central(
     ocpp_port: int | None = None,
     ocpp_tls: tuple[Path, Path] | None = None,
     weather_token: str | None = None,
+    audit_checkpoint_interval: float | None = None,
 ) -> CentralProcess:
     """Start ``python -m central``; with ``kafka`` its outbox relay publishes there.
 
     With ``ocpp_port`` it also listens for OCPP 1.6J chargers (over TLS with
-    ``ocpp_tls``, a certificate and its key).
+    ``ocpp_tls``, a certificate and its key). It signs audit entries with
+    ``TEST_AUDIT_KEY`` (tests/conftest.py puts it in every child's environment).
     """
     token = token or secrets.token_urlsafe(16)
     weather_token = weather_token or secrets.token_urlsafe(16)
     extra = {"EV_KAFKA_BOOTSTRAP": kafka} if kafka else {}
+    if audit_checkpoint_interval is not None:
+        extra["EV_AUDIT_CHECKPOINT_INTERVAL"] = str(audit_checkpoint_interval)
     ocpp_args: list[str] = []
     if ocpp_port is not None:
         ocpp_args = ["--ocpp", f"127.0.0.1:{ocpp_port}"]

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from common.db import Database, open_database
 from common.db.models import OutboxRow
 from common.events import BrokerUnavailable, Event, EventType, OutboxRelay, record
+from tests.support.auditkeys import TEST_AUDIT_KEYS
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 
@@ -101,7 +102,7 @@ class Harness:
 
 @pytest.fixture
 def harness(sqlite_url: str) -> Iterator[Harness]:
-    db = open_database(sqlite_url)
+    db = open_database(sqlite_url, audit_keys=TEST_AUDIT_KEYS)
     yield Harness(db)
     db.dispose()
 
@@ -201,7 +202,7 @@ def test_purge_removes_only_rows_sent_long_enough_ago(harness: Harness) -> None:
 
 def test_one_relay_cycle_at_a_time_per_database(harness: Harness, sqlite_url: str) -> None:
     """A second relay (another service) on the same file waits its turn: no interleaving."""
-    other_db = open_database(sqlite_url)
+    other_db = open_database(sqlite_url, audit_keys=TEST_AUDIT_KEYS)
     other = OutboxRelay(
         other_db, "127.0.0.1:1", producer_factory=harness.factory, create_topics=False
     )

@@ -93,7 +93,13 @@ class FakeCentral:
     def audit(self, filters: dict[str, Any] | None = None) -> dict[str, Any]:
         self._check("audit", filters)
         checked = len(self.audit_entries)
-        chain = {"ok": True, "checked": checked, "first_bad_id": None, "reason": None}
+        chain = {
+            "ok": True,
+            "checked": checked,
+            "verified_through": checked,
+            "first_bad_id": None,
+            "reason": None,
+        }
         return {"entries": list(self.audit_entries), "total": checked, "chain": chain}
 
     def audit_csv(self, filters: dict[str, Any] | None = None) -> bytes:

@@ -39,6 +39,23 @@ def test_snapshot_builds_tiles_drivers_and_weather() -> None:
     assert b.counts()["ACTIVATED"] == 1 and b.counts()["STOPPED"] == 1
 
 
+def test_the_public_view_of_a_supplying_cp_is_a_tile_without_driver() -> None:
+    """Without the operator token API_Central shows power and energy, no session or driver."""
+    public = {
+        "id": "CP1",
+        "location": "Madrid",
+        "price_eur_kwh": 0.4,
+        "state": "SUPPLYING",
+        "registered": True,
+        "stopped_by": [],
+        "session": {"kw": 11.0, "kwh": 2.5},
+    }
+    b = Board.from_snapshot([public], [], {"alerts": [], "readings": {}}, [], T0)
+    session = b.tiles["CP1"].session
+    assert session is not None and (session.kw, session.kwh) == (11.0, 2.5)
+    assert session.driver_id is None and session.session_id == ""
+
+
 def test_a_charge_goes_from_authorised_to_supplying_with_rising_figures_then_a_ticket() -> None:
     b = board()
     changes = b.apply(event(E.SESSION_AUTHORIZED, cp_id="CP1", driver_id="D1", session_id="S1"))
