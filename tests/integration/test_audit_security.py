@@ -329,11 +329,13 @@ def test_truncating_the_chain_is_detected_by_the_checkpoint_on_kafka(
     central = start("central-1")
     try:
         operator_commands(central, 6)
-        total = wait_for(lambda: head_id(db_url) >= 6 and head_id(db_url))
+        written = wait_for(lambda: head_id(db_url) >= 6 and head_id(db_url))
+        # The newest checkpoint on Kafka covers at least those entries (an entry written
+        # meanwhile may move it further: then that one is the head the attack cuts).
         published = wait_for(
-            lambda: [c for c in latest_published(bootstrap) if c.entry_id == total], timeout=30
+            lambda: [c for c in latest_published(bootstrap) if c.entry_id >= written], timeout=30
         )
-        assert published
+        total = max(c.entry_id for c in published)
         assert central.get("/audit").json()["chain"]["ok"]
     finally:
         central.proc.stop()
