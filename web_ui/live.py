@@ -14,12 +14,10 @@ no event announces (a driver disconnecting).
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,9 +26,13 @@ from typing import Any, Protocol
 from common.events import Event
 from web_ui.central_client import CentralClient
 from web_ui.errors import WebError
+from web_ui.fanout import Hub, Subscription, sse
+from web_ui.fleet import Page, Query, select
+from web_ui.kafka_edge import BrokerProbe, kafka_consumer
 from web_ui.view import PANELS, Board, Changes, FeedItem, feed_item_from_audit
 
 __all__ = [
+    "BOARD_PANELS",
     "Consumer",
     "Hub",
     "LiveBoard",
@@ -41,6 +43,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# The board page's panels: the view model's, plus the map (drawn from the summary).
+BOARD_PANELS = (*PANELS, "map")
+TICKETS_KEPT = 100  # tickets remembered for pages that have not been sent them yet
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,13 @@ class Renderer(Protocol):
         """The tile of ``cp_id``, or "" if the board does not show it."""
         ...
 
-    def panel(self, board: Board, name: str) -> str: ...
+    def panel(self, board: Board, name: str) -> str:
+        """A panel of :data:`BOARD_PANELS`."""
+        ...
+
+    def listing(self, board: Board, page: Page) -> str:
+        """The list of a view's page: its count, its tiles, its pager."""
+        ...
 
 
 class Consumer(Protocol):
@@ -94,83 +106,6 @@ class Consumer(Protocol):
     def assigned_partitions(self) -> int: ...
     def poll(self, timeout: float = ..., max_events: int = ...) -> list[Event]: ...
     def close(self) -> None: ...
-
-
-def sse(event: str, data: Any) -> bytes:
-    """One Server-Sent Event; ``data`` as one line of JSON."""
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
-
-class Subscription:
-    """One open page's queue of pre-encoded events.
-
-    A page that stops reading (its queue is full) is closed; its browser reconnects and
-    starts again from a snapshot.
-    """
-
-    def __init__(self, capacity: int = 1000) -> None:
-        self._queue: queue.Queue[bytes | None] = queue.Queue(capacity)
-        self.closed = False
-
-    def put(self, message: bytes) -> None:
-        if self.closed:
-            return
-        try:
-            self._queue.put_nowait(message)
-        except queue.Full:
-            self.close()
-
-    def get(self, timeout: float) -> bytes | None:
-        """The next message; b"" if none came within ``timeout``; None once closed."""
-        if self.closed and self._queue.empty():
-            return None
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None if self.closed else b""
-
-    def close(self) -> None:
-        self.closed = True
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)  # wake the reader
-
-
-class Hub:
-    """The open pages, each with its :class:`Subscription`."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._subs: set[Subscription] = set()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._subs)
-
-    def add(self, sub: Subscription) -> bool:
-        with self._lock:
-            if len(self._subs) >= self.limit:
-                return False
-            self._subs.add(sub)
-            return True
-
-    def remove(self, sub: Subscription) -> None:
-        with self._lock:
-            self._subs.discard(sub)
-        sub.close()
-
-    def publish(self, message: bytes) -> None:
-        with self._lock:
-            subs = list(self._subs)
-        for sub in subs:
-            sub.put(message)
-            if sub.closed:
-                self.remove(sub)
-
-    def close(self) -> None:
-        with self._lock:
-            subs, self._subs = list(self._subs), set()
-        for sub in subs:
-            sub.close()
 
 
 def _utcnow() -> datetime:
@@ -186,6 +121,8 @@ class LiveBoard:
         resync_interval: seconds between full snapshots while all is well.
         health_interval: seconds between checks of Central and the broker.
         max_subscribers: open pages at most (each holds a server thread).
+        frame_interval: seconds between two updates of a page, at most; changes within
+            are coalesced (the latest state of each CP shown).
         consumer_factory: builds the event consumer (tests inject one).
         broker_probe: returns whether the broker answers (tests inject one).
         now: wall clock (UTC) that stamps snapshots.
@@ -199,6 +136,7 @@ class LiveBoard:
         resync_interval: float = 10.0,
         health_interval: float = 2.0,
         max_subscribers: int = 48,
+        frame_interval: float = 0.25,
         consumer_factory: Callable[[], Consumer] | None = None,
         broker_probe: Callable[[], bool] | None = None,
         now: Callable[[], datetime] = _utcnow,
@@ -208,9 +146,9 @@ class LiveBoard:
         self._resync_interval = resync_interval
         self._health_interval = health_interval
         self._consumer_factory = consumer_factory or (
-            (lambda: _kafka_consumer(bootstrap)) if bootstrap else None
+            (lambda: kafka_consumer(bootstrap)) if bootstrap else None
         )
-        self._broker_probe = broker_probe or (_BrokerProbe(bootstrap) if bootstrap else None)
+        self._broker_probe = broker_probe or (BrokerProbe(bootstrap) if bootstrap else None)
         self._now = now
         self._renderer: Renderer | None = None
         self.hub = Hub(max_subscribers)
@@ -224,6 +162,19 @@ class LiveBoard:
         self._next_snapshot = 0.0
         self._missing_until = 0.0  # stop re-asking for CPs Central still lacks after this
         self._next_health = 0.0
+        # Fan-out (web_ui/fanout.py): a change counter, when each CP and panel last
+        # changed, and frames that wake the pages' stream threads a few times a second.
+        self._frame_interval = frame_interval
+        self._frames = threading.Condition(self._lock)
+        self._frame = 0
+        self._frame_seq = 0
+        self._next_frame = 0.0
+        self._seq = 0
+        self._tile_seq: dict[str, int] = {}
+        self._panel_seq: dict[str, int] = {}
+        self._tickets: deque[tuple[int, dict[str, Any]]] = deque(maxlen=TICKETS_KEPT)
+        self._panel_cache: dict[str, tuple[int, str]] = {}
+        self._row_cache: dict[str, tuple[int, dict[str, Any]]] = {}
 
     # ----------------------------------------------------------------- wiring
     def set_renderer(self, renderer: Renderer) -> None:
@@ -239,6 +190,8 @@ class LiveBoard:
     def stop(self, timeout: float = 5) -> None:
         self._stopping.set()
         self.hub.close()
+        with self._frames:
+            self._frames.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -252,21 +205,57 @@ class LiveBoard:
         return self._status
 
     def view(self) -> tuple[Board, Status]:
-        """A copy of the board and the status, for rendering a page."""
+        """A copy of the board and the status (slow with thousands of CPs: see :meth:`read`)."""
         with self._lock:
             return self._board.copy(), self._status
 
-    def subscribe(self) -> Subscription | None:
-        """A new page's subscription, starting with a snapshot; None if too many are open."""
-        sub = Subscription()
-        with self._lock:  # no update can slip between the snapshot and the subscription
+    def read(self, fn: Callable[[Board], Any]) -> Any:
+        """``fn(board)`` while no event changes it: render a page without copying the board."""
+        with self._lock:
+            return fn(self._board)
+
+    def subscribe(
+        self, kind: str = "board", query: Query | None = None, client: str = ""
+    ) -> tuple[Subscription, bytes] | None:
+        """A new page's subscription and its first message (the snapshot of its view).
+
+        None when too many pages are open. An older stream of the same ``client`` (the
+        page changed its filters) is closed.
+        """
+        sub = Subscription(kind, query or Query(), client)
+        with self._frames:
             if not self.hub.add(sub):
                 return None
-            sub.put(self._snapshot_message())
-        return sub
+            self._frames.notify_all()  # wakes a replaced stream, so its thread ends
+            return sub, self._snapshot_message(sub)
 
     def unsubscribe(self, sub: Subscription) -> None:
         self.hub.remove(sub)
+
+    def next_message(self, sub: Subscription, timeout: float) -> bytes | None:
+        """What changed for ``sub`` at the next frame; b"" if none came within ``timeout``.
+
+        None once the page is closed or the board stops. However long the page took to
+        come back for it, this is the state of now: nothing queues up meanwhile.
+        """
+        with self._frames:
+            self._frames.wait_for(
+                lambda: sub.closed or self._stopping.is_set() or sub.frame != self._frame,
+                timeout,
+            )
+            if sub.closed or self._stopping.is_set():
+                return None
+            if sub.frame == self._frame:
+                return b""
+            return self._update_message(sub)
+
+    def flush(self) -> None:
+        """Start a frame now (tests; the thread does it every ``frame_interval``)."""
+        with self._frames:
+            self._frame += 1
+            self._frame_seq = self._seq
+            self._next_frame = time.monotonic() + self._frame_interval
+            self._frames.notify_all()
 
     # ----------------------------------------------------------------- the thread
     def _run(self) -> None:
@@ -301,10 +290,13 @@ class LiveBoard:
             self._check_health()
         if time.monotonic() >= self._next_snapshot:
             self.resync()
+        wait = min(0.2, self._frame_interval)
         if self._consumer is not None:
-            self.apply(self._consumer.poll(0.2))
+            self.apply(self._consumer.poll(wait))
         else:
-            self._stopping.wait(0.2)
+            self._stopping.wait(wait)
+        if self._seq != self._frame_seq and time.monotonic() >= self._next_frame:
+            self.flush()
 
     def _check_health(self) -> None:
         if self._broker_probe is not None:
@@ -388,111 +380,115 @@ class LiveBoard:
             if status == self._status:
                 return
             self._status = status
-            self.hub.publish(sse("status", status.to_json()))
+            self.flush()  # a banner is shown at once, not at the next frame
 
     def _publish(self, changes: Changes) -> None:
-        if not changes or self._renderer is None:
+        """Remember what changed; pages are sent it at the next frame."""
+        if not changes:
             return
-        for cp_id in sorted(changes.tiles):
-            self.hub.publish(sse("tile", self._tile(cp_id)))
-        for name in PANELS:
-            if name in changes.panels:
-                html = self._renderer.panel(self._board, name)
-                self.hub.publish(sse("panel", {"name": name, "html": html}))
+        self._seq += 1
+        for cp_id in changes.tiles:
+            self._tile_seq[cp_id] = self._seq
+        panels = set(changes.panels)
+        if panels & {"summary", "weather"}:
+            panels |= {"summary", "map"}  # counts per place, alerts
+        for name in panels:
+            self._panel_seq[name] = self._seq
         for ticket in changes.tickets:
-            self.hub.publish(sse("ticket", ticket))
+            self._tickets.append((self._seq, ticket))
 
-    def _tile(self, cp_id: str) -> dict[str, Any]:
+    def _panel(self, name: str) -> str:
+        """A panel as of now, rendered once per change whatever the number of pages."""
         assert self._renderer is not None
+        seq = self._panel_seq.get(name, 0)
+        cached = self._panel_cache.get(name)
+        if cached is None or cached[0] != seq:
+            cached = self._panel_cache[name] = (seq, self._renderer.panel(self._board, name))
+        return cached[1]
+
+    def _row(self, cp_id: str, html: bool = True) -> dict[str, Any]:
         tile = self._board.tiles.get(cp_id)
-        return {
+        row: dict[str, Any] = {
             "id": cp_id,
             "state": tile.state if tile else None,
             "label": tile.label if tile else None,
-            "html": self._renderer.tile(self._board, cp_id),
+        }
+        if not html:
+            return row
+        seq = self._tile_seq.get(cp_id, 0)
+        cached = self._row_cache.get(cp_id)
+        if cached is None or cached[0] != seq:
+            assert self._renderer is not None
+            row["html"] = self._renderer.tile(self._board, cp_id)
+            cached = self._row_cache[cp_id] = (seq, row)
+        return cached[1]
+
+    def _listing(self, sub: Subscription, page: Page) -> dict[str, Any]:
+        assert self._renderer is not None
+        sub.ids, sub.total, sub.page = page.ids, page.total, page.page
+        return {
+            "html": self._renderer.listing(self._board, page),
+            "rows": [self._row(cp_id, html=False) for cp_id in page.ids],
+            "total": page.total,
+            "page": page.page,
         }
 
-    def _snapshot_message(self) -> bytes:
-        assert self._renderer is not None
-        board = self._board
-        return sse(
-            "snapshot",
-            {
-                "tiles": [self._tile(t.id) for t in board.visible_tiles()],
-                "panels": {name: self._renderer.panel(board, name) for name in PANELS},
-                "status": self._status.to_json(),
-            },
-        )
+    def _sent(self, sub: Subscription) -> None:
+        sub.frame, sub.seq, sub.status = self._frame, self._seq, self._status
+        sub.ticket_seq = self._seq
+
+    def _snapshot_message(self, sub: Subscription) -> bytes:
+        """Everything ``sub``'s page shows (the first message, and after falling behind)."""
+        data: dict[str, Any] = {"t": _millis(), "status": self._status.to_json()}
+        if sub.kind == "board":
+            data["panels"] = {name: self._panel(name) for name in BOARD_PANELS}
+            data["list"] = self._listing(sub, select(self._board, sub.query))
+        elif sub.kind == "operator":
+            data["rows"] = [self._row(cp_id, html=False) for cp_id in sorted(self._board.tiles)]
+        self._sent(sub)
+        return sse("snapshot", data)
+
+    def _update_message(self, sub: Subscription) -> bytes:
+        """What changed for ``sub`` since it was last sent: the latest state only."""
+        out = b""
+        if sub.status != self._status:
+            out += sse("status", self._status.to_json())
+        if sub.seq == self._seq:
+            self._sent(sub)
+            return out
+        data: dict[str, Any] = {"t": _millis()}
+        if sub.kind == "board":
+            data["panels"] = {
+                name: self._panel(name)
+                for name in BOARD_PANELS
+                if self._panel_seq.get(name, 0) > sub.seq
+            }
+            page = select(self._board, sub.query)
+            if (page.ids, page.total, page.page) != (sub.ids, sub.total, sub.page):
+                data["list"] = self._listing(sub, page)
+            else:
+                data["rows"] = [
+                    self._row(cp_id) for cp_id in page.ids if self._tile_seq.get(cp_id, 0) > sub.seq
+                ]
+        elif sub.kind == "operator":
+            data["rows"] = [
+                self._row(cp_id, html=False)
+                for cp_id, seq in self._tile_seq.items()
+                if seq > sub.seq
+            ]
+        tickets = [ticket for seq, ticket in self._tickets if seq > sub.ticket_seq]
+        self._sent(sub)
+        if sub.kind == "revenue":
+            return out + b"".join(sse("ticket", ticket) for ticket in tickets)
+        return out + sse("update", data)
+
+
+def _millis() -> int:
+    """The server's clock, for a page to tell how far behind it is."""
+    return int(time.time() * 1000)
 
 
 def _feed_from_audit(audit: dict[str, Any]) -> list[FeedItem]:
     """Newest first, like the audit log's answer."""
     items = (feed_item_from_audit(entry) for entry in audit.get("entries") or [])
     return [item for item in items if item is not None]
-
-
-def _kafka_consumer(bootstrap: str) -> Consumer:
-    from common.events import EventConsumer
-
-    return EventConsumer(
-        bootstrap, from_beginning=False, check_interval=1.0, consumer_factory=_EndPinnedConsumer
-    )
-
-
-class _EndPinnedConsumer:
-    """A Kafka consumer whose "from the end" is the end at ``assign()`` time.
-
-    librdkafka resolves ``OFFSET_END`` lazily, when it first fetches; an event published
-    between our snapshot and that moment would be skipped. Asking for the high-water
-    marks at once pins the start before the snapshot is taken.
-    """
-
-    def __init__(self, settings: dict[str, Any]) -> None:
-        from confluent_kafka import Consumer as KafkaConsumer
-
-        self._consumer = KafkaConsumer(settings)
-
-    def assign(self, partitions: list[Any]) -> None:
-        from confluent_kafka import OFFSET_END, KafkaException, TopicPartition
-
-        pinned = []
-        for tp in partitions:
-            if tp.offset == OFFSET_END:
-                try:
-                    _, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
-                    tp = TopicPartition(tp.topic, tp.partition, high)
-                except KafkaException:
-                    pass  # the broker is slow: keep the lazy end, a resync repairs any gap
-            pinned.append(tp)
-        self._consumer.assign(pinned)
-
-    def incremental_assign(self, partitions: list[Any]) -> None:
-        self._consumer.incremental_assign(partitions)
-
-    def poll(self, timeout: float = -1) -> Any:
-        return self._consumer.poll(timeout)
-
-    def close(self) -> None:
-        self._consumer.close()
-
-
-class _BrokerProbe:
-    """Answers whether the broker responds to a metadata request within a second."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self._bootstrap = bootstrap
-        self._admin: Any = None  # made on first use: nothing connects at construction
-
-    def __call__(self) -> bool:
-        from confluent_kafka import KafkaException
-        from confluent_kafka.admin import AdminClient
-
-        from common.events.kafka import admin_config
-
-        if self._admin is None:
-            self._admin = AdminClient(admin_config(self._bootstrap))
-        try:
-            self._admin.list_topics(timeout=1.0)
-        except KafkaException:
-            return False
-        return True
