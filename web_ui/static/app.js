@@ -56,6 +56,9 @@
 
   // ------------------------------------------------------------------ the board's view
   const filters = document.getElementById("filters");
+  // On a phone the list comes first: the map folds away (one tap opens it).
+  const places = document.getElementById("locations-panel");
+  if (places && window.matchMedia("(max-width: 40rem)").matches) places.open = false;
 
   // The view's query string, canonical: empty values and defaults left out.
   function canonical(params) {
