@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from web_ui.fleet import Query
+from web_ui.fleet import Page, Query, select
+from web_ui.view import PANELS, Board, Changes
 
-__all__ = ["KINDS", "Hub", "Subscription", "sse"]
+__all__ = ["BOARD_PANELS", "KINDS", "Changelog", "Hub", "Renderer", "Subscription", "sse"]
+
+# The board page's panels: the view model's, plus the map (drawn from the summary).
+BOARD_PANELS = (*PANELS, "map")
+TICKETS_KEPT = 100  # tickets remembered for pages that have not been sent them yet
 
 # What a stream carries, by the page that opened it.
 KINDS = (
@@ -51,6 +58,148 @@ class Subscription:
 
     def close(self) -> None:
         self.closed = True
+
+
+class Renderer(Protocol):
+    """Turns parts of the board into HTML fragments (the same ones the pages include)."""
+
+    def tile(self, board: Board, cp_id: str) -> str:
+        """The tile of ``cp_id``, or "" if the board does not show it."""
+        ...
+
+    def panel(self, board: Board, name: str) -> str:
+        """A panel of :data:`BOARD_PANELS`."""
+        ...
+
+    def listing(self, board: Board, page: Page) -> str:
+        """The list of a view's page: its count, its tiles, its pager."""
+        ...
+
+
+class Changelog:
+    """When each CP and panel last changed, and the messages that bring a page up to date.
+
+    A change counter (``seq``) goes up with each batch of changes; each CP and panel
+    remembers the value of its last change, each :class:`Subscription` the value it was
+    last sent. Panels and tiles are rendered once per change, whatever the number of
+    pages. The caller holds the board's lock around every call.
+    """
+
+    def __init__(self) -> None:
+        self.renderer: Renderer | None = None
+        self.seq = 0
+        self._tile_seq: dict[str, int] = {}
+        self._panel_seq: dict[str, int] = {}
+        self._tickets: deque[tuple[int, dict[str, Any]]] = deque(maxlen=TICKETS_KEPT)
+        self._panel_cache: dict[str, tuple[int, str]] = {}
+        self._row_cache: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def record(self, changes: Changes) -> None:
+        """Remember what changed; pages are sent it at the next frame."""
+        if not changes:
+            return
+        self.seq += 1
+        for cp_id in changes.tiles:
+            self._tile_seq[cp_id] = self.seq
+        panels = set(changes.panels)
+        if panels & {"summary", "weather"}:
+            panels |= {"summary", "map"}  # counts per place, alerts
+        for name in panels:
+            self._panel_seq[name] = self.seq
+        for ticket in changes.tickets:
+            self._tickets.append((self.seq, ticket))
+
+    def _panel(self, board: Board, name: str) -> str:
+        """A panel as of now, rendered once per change whatever the number of pages."""
+        assert self.renderer is not None
+        seq = self._panel_seq.get(name, 0)
+        cached = self._panel_cache.get(name)
+        if cached is None or cached[0] != seq:
+            cached = self._panel_cache[name] = (seq, self.renderer.panel(board, name))
+        return cached[1]
+
+    def _row(self, board: Board, cp_id: str, html: bool = True) -> dict[str, Any]:
+        tile = board.tiles.get(cp_id)
+        row: dict[str, Any] = {
+            "id": cp_id,
+            "state": tile.state if tile else None,
+            "label": tile.label if tile else None,
+        }
+        if not html:
+            return row
+        seq = self._tile_seq.get(cp_id, 0)
+        cached = self._row_cache.get(cp_id)
+        if cached is None or cached[0] != seq:
+            assert self.renderer is not None
+            row["html"] = self.renderer.tile(board, cp_id)
+            cached = self._row_cache[cp_id] = (seq, row)
+        return cached[1]
+
+    def _listing(self, board: Board, sub: Subscription, page: Page) -> dict[str, Any]:
+        assert self.renderer is not None
+        sub.ids, sub.total, sub.page = page.ids, page.total, page.page
+        return {
+            "html": self.renderer.listing(board, page),
+            "rows": [self._row(board, cp_id, html=False) for cp_id in page.ids],
+            "total": page.total,
+            "page": page.page,
+        }
+
+    def _sent(self, sub: Subscription, status: Any, frame: int) -> None:
+        sub.frame, sub.seq, sub.status = frame, self.seq, status
+        sub.ticket_seq = self.seq
+
+    def snapshot(self, sub: Subscription, board: Board, status: Any, frame: int) -> bytes:
+        """Everything ``sub``'s page shows (the first message, and after falling behind)."""
+        data: dict[str, Any] = {"t": _millis(), "status": status.to_json()}
+        if sub.kind == "board":
+            data["panels"] = {name: self._panel(board, name) for name in BOARD_PANELS}
+            data["list"] = self._listing(board, sub, select(board, sub.query))
+        elif sub.kind == "operator":
+            data["rows"] = [self._row(board, cp_id, html=False) for cp_id in sorted(board.tiles)]
+        self._sent(sub, status, frame)
+        return sse("snapshot", data)
+
+    def update(self, sub: Subscription, board: Board, status: Any, frame: int) -> bytes:
+        """What changed for ``sub`` since it was last sent: the latest state only."""
+        out = b""
+        if sub.status != status:
+            out += sse("status", status.to_json())
+        if sub.seq == self.seq:
+            self._sent(sub, status, frame)
+            return out
+        data: dict[str, Any] = {"t": _millis()}
+        if sub.kind == "board":
+            data["panels"] = {
+                name: self._panel(board, name)
+                for name in BOARD_PANELS
+                if self._panel_seq.get(name, 0) > sub.seq
+            }
+            page = select(board, sub.query)
+            if (page.ids, page.total, page.page) != (sub.ids, sub.total, sub.page):
+                data["list"] = self._listing(board, sub, page)
+            else:
+                data["rows"] = [
+                    self._row(board, cp_id)
+                    for cp_id in page.ids
+                    if self._tile_seq.get(cp_id, 0) > sub.seq
+                ]
+        elif sub.kind == "operator":
+            data["rows"] = [
+                self._row(board, cp_id, html=False)
+                for cp_id, seq in self._tile_seq.items()
+                if seq > sub.seq
+            ]
+        tickets = [ticket for seq, ticket in self._tickets if seq > sub.ticket_seq]
+        self._sent(sub, status, frame)
+        if sub.kind == "revenue":
+            return out + b"".join(sse("ticket", ticket) for ticket in tickets)
+        return out + sse("update", data)
+
+
+def _millis() -> int:
+    """The server's clock, for a page to tell how far behind it is."""
+    return int(time.time() * 1000)
 
 
 class Hub:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,10 +25,10 @@ from typing import Any, Protocol
 from common.events import Event
 from web_ui.central_client import CentralClient
 from web_ui.errors import WebError
-from web_ui.fanout import Hub, Subscription, sse
-from web_ui.fleet import Page, Query, select
+from web_ui.fanout import BOARD_PANELS, Changelog, Hub, Renderer, Subscription, sse
+from web_ui.fleet import Query
 from web_ui.kafka_edge import BrokerProbe, kafka_consumer
-from web_ui.view import PANELS, Board, Changes, FeedItem, feed_item_from_audit
+from web_ui.view import Board, Changes, FeedItem, feed_item_from_audit
 
 __all__ = [
     "BOARD_PANELS",
@@ -43,10 +42,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# The board page's panels: the view model's, plus the map (drawn from the summary).
-BOARD_PANELS = (*PANELS, "map")
-TICKETS_KEPT = 100  # tickets remembered for pages that have not been sent them yet
 
 
 @dataclass(frozen=True)
@@ -81,22 +76,6 @@ class Status:
             "broker": self.broker,
             "message": self.message,
         }
-
-
-class Renderer(Protocol):
-    """Turns parts of the board into HTML fragments (the same ones the pages include)."""
-
-    def tile(self, board: Board, cp_id: str) -> str:
-        """The tile of ``cp_id``, or "" if the board does not show it."""
-        ...
-
-    def panel(self, board: Board, name: str) -> str:
-        """A panel of :data:`BOARD_PANELS`."""
-        ...
-
-    def listing(self, board: Board, page: Page) -> str:
-        """The list of a view's page: its count, its tiles, its pager."""
-        ...
 
 
 class Consumer(Protocol):
@@ -150,7 +129,6 @@ class LiveBoard:
         )
         self._broker_probe = broker_probe or (BrokerProbe(bootstrap) if bootstrap else None)
         self._now = now
-        self._renderer: Renderer | None = None
         self.hub = Hub(max_subscribers)
         self._lock = threading.RLock()
         self._board = Board()
@@ -162,6 +140,8 @@ class LiveBoard:
         self._next_snapshot = 0.0
         self._missing_until = 0.0  # stop re-asking for CPs Central still lacks after this
         self._next_health = 0.0
+        self._failures = 0  # snapshots failed in a row
+        self._replay: list[Event] | None = None  # events applied while a snapshot is taken
         # Fan-out (web_ui/fanout.py): a change counter, when each CP and panel last
         # changed, and frames that wake the pages' stream threads a few times a second.
         self._frame_interval = frame_interval
@@ -169,19 +149,14 @@ class LiveBoard:
         self._frame = 0
         self._frame_seq = 0
         self._next_frame = 0.0
-        self._seq = 0
-        self._tile_seq: dict[str, int] = {}
-        self._panel_seq: dict[str, int] = {}
-        self._tickets: deque[tuple[int, dict[str, Any]]] = deque(maxlen=TICKETS_KEPT)
-        self._panel_cache: dict[str, tuple[int, str]] = {}
-        self._row_cache: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._log = Changelog()
 
     # ----------------------------------------------------------------- wiring
     def set_renderer(self, renderer: Renderer) -> None:
-        self._renderer = renderer
+        self._log.renderer = renderer
 
     def start(self) -> LiveBoard:
-        if self._renderer is None:
+        if self._log.renderer is None:
             raise RuntimeError("set_renderer() before start()")
         self._thread = threading.Thread(target=self._run, name="live-board", daemon=True)
         self._thread.start()
@@ -227,7 +202,7 @@ class LiveBoard:
             if not self.hub.add(sub):
                 return None
             self._frames.notify_all()  # wakes a replaced stream, so its thread ends
-            return sub, self._snapshot_message(sub)
+            return sub, self._log.snapshot(sub, self._board, self._status, self._frame)
 
     def unsubscribe(self, sub: Subscription) -> None:
         self.hub.remove(sub)
@@ -247,22 +222,24 @@ class LiveBoard:
                 return None
             if sub.frame == self._frame:
                 return b""
-            return self._update_message(sub)
+            return self._log.update(sub, self._board, self._status, self._frame)
 
     def flush(self) -> None:
         """Start a frame now (tests; the thread does it every ``frame_interval``)."""
         with self._frames:
             self._frame += 1
-            self._frame_seq = self._seq
+            self._frame_seq = self._log.seq
             self._next_frame = time.monotonic() + self._frame_interval
             self._frames.notify_all()
 
     # ----------------------------------------------------------------- the thread
     def _run(self) -> None:
+        reads = threading.Thread(target=self._read_central, name="live-board-reads", daemon=True)
         try:
             if self._consumer_factory is not None:
                 self._consumer = self._consumer_factory()
                 self._prime(self._consumer)
+            reads.start()
             while not self._stopping.is_set():
                 try:
                     self._step()
@@ -270,8 +247,30 @@ class LiveBoard:
                     log.exception("live board step failed")
                     self._stopping.wait(1.0)
         finally:
+            if reads.is_alive():
+                reads.join(5)
             if self._consumer is not None:
                 self._consumer.close()
+
+    def _read_central(self) -> None:
+        """Health checks and snapshots, in a thread of their own.
+
+        A loaded Central can take seconds to answer, and a snapshot of 10,000 CPs is a few
+        megabytes: events keep being applied meanwhile, and those that arrive during a
+        snapshot are applied again to it once it is in (see :meth:`resync`).
+        """
+        while not self._stopping.is_set():
+            try:
+                now = time.monotonic()
+                if now >= self._next_health:
+                    self._next_health = now + self._health_interval
+                    self._check_health()
+                if time.monotonic() >= self._next_snapshot:
+                    self.resync()
+            except Exception:
+                log.exception("reading from Central failed")
+                self._stopping.wait(1.0)
+            self._stopping.wait(0.05)
 
     def _prime(self, consumer: Consumer, timeout: float = 5.0) -> None:
         """Be assigned (at the end of the topic) before the first snapshot is taken."""
@@ -284,18 +283,12 @@ class LiveBoard:
             self._set_status(broker=True)
 
     def _step(self) -> None:
-        now = time.monotonic()
-        if now >= self._next_health:
-            self._next_health = now + self._health_interval
-            self._check_health()
-        if time.monotonic() >= self._next_snapshot:
-            self.resync()
         wait = min(0.2, self._frame_interval)
         if self._consumer is not None:
             self.apply(self._consumer.poll(wait))
         else:
             self._stopping.wait(wait)
-        if self._seq != self._frame_seq and time.monotonic() >= self._next_frame:
+        if self._log.seq != self._frame_seq and time.monotonic() >= self._next_frame:
             self.flush()
 
     def _check_health(self) -> None:
@@ -316,8 +309,15 @@ class LiveBoard:
                 self._next_snapshot = 0.0
 
     def resync(self) -> bool:
-        """Take the board again from Central; True if it answered."""
-        as_of = self._now()
+        """Take the board again from Central; True if it answered.
+
+        Events applied while the snapshot is on its way are kept and applied again to
+        the new board (those it already includes are ignored by their time stamp), so
+        none is lost by taking a snapshot while the stream flows.
+        """
+        with self._lock:
+            self._replay = []
+            as_of = self._now()
         try:
             cps = self._central.chargepoints()
             drivers = self._central.drivers()
@@ -328,13 +328,23 @@ class LiveBoard:
         except WebError as exc:
             if self._status.central is not False:
                 log.warning("snapshot failed", extra={"fields": {"reason": str(exc)}})
+            with self._lock:
+                self._replay = None
             self._set_status(central=False)
-            self._next_snapshot = time.monotonic() + min(1.0, self._resync_interval)
+            # Try again soon, then less and less often: a loaded Central is not helped
+            # by a snapshot of the whole fleet every second.
+            self._failures += 1
+            wait = min(2.0 ** (self._failures - 1), self._resync_interval)
+            self._next_snapshot = time.monotonic() + wait
             self._ready.set()
             return False
+        self._failures = 0
         with self._lock:
             feed = self._board.feed if audit is None else _feed_from_audit(audit)
             board = Board.from_snapshot(cps, drivers, weather, tickets, as_of, feed)
+            for event in self._replay or ():
+                board.apply(event)
+            self._replay = None
             board.keep_reasons(self._board)
             # Central picks up new registrations every few seconds: a CP an event named
             # may not be in this snapshot yet, so keep asking for it, briefly.
@@ -359,6 +369,8 @@ class LiveBoard:
         if not events:
             return
         with self._lock:
+            if self._replay is not None:
+                self._replay.extend(events)  # a snapshot is on its way: apply them to it too
             changes = Changes()
             for event in events:
                 changes = changes | self._board.apply(event)
@@ -384,108 +396,7 @@ class LiveBoard:
 
     def _publish(self, changes: Changes) -> None:
         """Remember what changed; pages are sent it at the next frame."""
-        if not changes:
-            return
-        self._seq += 1
-        for cp_id in changes.tiles:
-            self._tile_seq[cp_id] = self._seq
-        panels = set(changes.panels)
-        if panels & {"summary", "weather"}:
-            panels |= {"summary", "map"}  # counts per place, alerts
-        for name in panels:
-            self._panel_seq[name] = self._seq
-        for ticket in changes.tickets:
-            self._tickets.append((self._seq, ticket))
-
-    def _panel(self, name: str) -> str:
-        """A panel as of now, rendered once per change whatever the number of pages."""
-        assert self._renderer is not None
-        seq = self._panel_seq.get(name, 0)
-        cached = self._panel_cache.get(name)
-        if cached is None or cached[0] != seq:
-            cached = self._panel_cache[name] = (seq, self._renderer.panel(self._board, name))
-        return cached[1]
-
-    def _row(self, cp_id: str, html: bool = True) -> dict[str, Any]:
-        tile = self._board.tiles.get(cp_id)
-        row: dict[str, Any] = {
-            "id": cp_id,
-            "state": tile.state if tile else None,
-            "label": tile.label if tile else None,
-        }
-        if not html:
-            return row
-        seq = self._tile_seq.get(cp_id, 0)
-        cached = self._row_cache.get(cp_id)
-        if cached is None or cached[0] != seq:
-            assert self._renderer is not None
-            row["html"] = self._renderer.tile(self._board, cp_id)
-            cached = self._row_cache[cp_id] = (seq, row)
-        return cached[1]
-
-    def _listing(self, sub: Subscription, page: Page) -> dict[str, Any]:
-        assert self._renderer is not None
-        sub.ids, sub.total, sub.page = page.ids, page.total, page.page
-        return {
-            "html": self._renderer.listing(self._board, page),
-            "rows": [self._row(cp_id, html=False) for cp_id in page.ids],
-            "total": page.total,
-            "page": page.page,
-        }
-
-    def _sent(self, sub: Subscription) -> None:
-        sub.frame, sub.seq, sub.status = self._frame, self._seq, self._status
-        sub.ticket_seq = self._seq
-
-    def _snapshot_message(self, sub: Subscription) -> bytes:
-        """Everything ``sub``'s page shows (the first message, and after falling behind)."""
-        data: dict[str, Any] = {"t": _millis(), "status": self._status.to_json()}
-        if sub.kind == "board":
-            data["panels"] = {name: self._panel(name) for name in BOARD_PANELS}
-            data["list"] = self._listing(sub, select(self._board, sub.query))
-        elif sub.kind == "operator":
-            data["rows"] = [self._row(cp_id, html=False) for cp_id in sorted(self._board.tiles)]
-        self._sent(sub)
-        return sse("snapshot", data)
-
-    def _update_message(self, sub: Subscription) -> bytes:
-        """What changed for ``sub`` since it was last sent: the latest state only."""
-        out = b""
-        if sub.status != self._status:
-            out += sse("status", self._status.to_json())
-        if sub.seq == self._seq:
-            self._sent(sub)
-            return out
-        data: dict[str, Any] = {"t": _millis()}
-        if sub.kind == "board":
-            data["panels"] = {
-                name: self._panel(name)
-                for name in BOARD_PANELS
-                if self._panel_seq.get(name, 0) > sub.seq
-            }
-            page = select(self._board, sub.query)
-            if (page.ids, page.total, page.page) != (sub.ids, sub.total, sub.page):
-                data["list"] = self._listing(sub, page)
-            else:
-                data["rows"] = [
-                    self._row(cp_id) for cp_id in page.ids if self._tile_seq.get(cp_id, 0) > sub.seq
-                ]
-        elif sub.kind == "operator":
-            data["rows"] = [
-                self._row(cp_id, html=False)
-                for cp_id, seq in self._tile_seq.items()
-                if seq > sub.seq
-            ]
-        tickets = [ticket for seq, ticket in self._tickets if seq > sub.ticket_seq]
-        self._sent(sub)
-        if sub.kind == "revenue":
-            return out + b"".join(sse("ticket", ticket) for ticket in tickets)
-        return out + sse("update", data)
-
-
-def _millis() -> int:
-    """The server's clock, for a page to tell how far behind it is."""
-    return int(time.time() * 1000)
+        self._log.record(changes)
 
 
 def _feed_from_audit(audit: dict[str, Any]) -> list[FeedItem]:

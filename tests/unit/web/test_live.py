@@ -200,6 +200,35 @@ def test_a_page_that_opens_a_new_stream_closes_its_old_one_and_the_limit_holds()
     assert live.next_message(again[0], 0) is None  # the stream ends with the server
 
 
+def test_events_that_arrive_while_a_snapshot_is_taken_are_not_lost() -> None:
+    central = FakeCentral([cp("CP1"), cp("CP2")])
+    live = live_board(central)
+    live.resync()
+    answer = central.chargepoints
+
+    def slow_answer() -> list[dict[str, Any]]:
+        stale = answer()  # Central answered before CP1 broke...
+        live.apply([state("CP1", "BROKEN", at=5)])  # ...which the stream says meanwhile
+        return stale
+
+    central.chargepoints = slow_answer  # type: ignore[method-assign]
+    assert live.resync()
+    board, _ = live.view()
+    assert board.tiles["CP1"].state == "BROKEN" and board.tiles["CP2"].state == "ACTIVATED"
+
+
+def test_failed_snapshots_are_retried_less_and_less_often() -> None:
+    central = FakeCentral()
+    live = live_board(central, resync_interval=10)
+    central.down = True
+    waits = []
+    for _ in range(6):
+        before = time.monotonic()
+        assert not live.resync()
+        waits.append(round(live._next_snapshot - before))
+    assert waits == [1, 2, 4, 8, 10, 10]
+
+
 def test_central_down_shows_in_the_status_and_recovery_takes_a_new_snapshot() -> None:
     central = FakeCentral()
     live = live_board(central)
