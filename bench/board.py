@@ -358,6 +358,8 @@ def _screenshots(page: Any, board: str, where: Path) -> None:
     page.set_viewport_size({"width": 1280, "height": 1000})
     page.goto(board)
     page.wait_for_selector("body[data-shown]", state="attached")
+    with contextlib.suppress(Exception):  # a loaded Central may still be catching up
+        page.wait_for_selector("#banner", state="hidden", timeout=60_000)
     page.screenshot(path=str(where / "web-summary.png"))
     page.locator(".locations").screenshot(path=str(where / "web-map.png"))
     page.goto(board + "?state=BROKEN&location=Madrid&sort=state")

@@ -10,7 +10,7 @@ location for the summary and the map.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
@@ -43,8 +43,16 @@ _STATE_RANK = {"BROKEN": 0, "DISCONNECTED": 1, "STOPPED": 2, "SUPPLYING": 3, "AC
 _MAX_TEXT = 64
 
 
-def weather_stopped(tile: Tile) -> bool:
-    return tile.state == "STOPPED" and "weather" in tile.stopped_by
+def weather_stopped(tile: Tile, alerts: Set[str] = frozenset()) -> bool:
+    """Stopped by a weather alert: Central says so, or its location is under one.
+
+    Snapshots carry Central's reasons (``stopped_by``); between two, events only say why
+    the CP last changed (an engine that recovers brings it back to STOPPED "engine
+    recovered", the alert still in force), so the alerts in force decide as well.
+    """
+    if tile.state != "STOPPED":
+        return False
+    return "weather" in tile.stopped_by or tile.location in alerts
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,7 @@ class Query:
         """``?…`` for a link to this view with ``changes`` (``"?"`` alone: the default)."""
         return "?" + urlencode(self.params(**changes))
 
-    def matches(self, tile: Tile) -> bool:
+    def matches(self, tile: Tile, alerts: Set[str] = frozenset()) -> bool:
         if not tile.registered:
             return False
         if self.states and tile.state not in self.states:
@@ -129,7 +137,7 @@ class Query:
             return False
         if self.q and self.q.casefold() not in tile.id.casefold():
             return False
-        return not self.weather or weather_stopped(tile)
+        return not self.weather or weather_stopped(tile, alerts)
 
 
 @dataclass(frozen=True)
@@ -166,7 +174,8 @@ def _sort_key(sort: str) -> Any:
 
 def select(board: Board, query: Query) -> Page:
     """The page of ``board`` that ``query`` shows (10,000 CPs: a few milliseconds)."""
-    rows = [t for t in board.tiles.values() if query.matches(t)]
+    alerts = _alerts(board)
+    rows = [t for t in board.tiles.values() if query.matches(t, alerts)]
     rows.sort(key=_sort_key(query.sort), reverse=query.sort.startswith("-"))
     pages = max(1, -(-len(rows) // query.size))
     page = min(query.page, pages)
@@ -200,7 +209,12 @@ class Summary:
     weather_stopped: int
 
 
+def _alerts(board: Board) -> set[str]:
+    return {w.location for w in board.weather.values() if w.alert}
+
+
 def summarise(board: Board) -> Summary:
+    alerts_in_force = _alerts(board)
     counts = dict.fromkeys(STATE_LABELS, 0)
     per_location: dict[str, dict[str, int]] = {}
     stopped_here: dict[str, int] = {}
@@ -210,7 +224,7 @@ def summarise(board: Board) -> Summary:
         counts[tile.state] = counts.get(tile.state, 0) + 1
         here = per_location.setdefault(tile.location, dict.fromkeys(STATE_LABELS, 0))
         here[tile.state] = here.get(tile.state, 0) + 1
-        if weather_stopped(tile):
+        if weather_stopped(tile, alerts_in_force):
             stopped_here[tile.location] = stopped_here.get(tile.location, 0) + 1
     alerts = tuple(sorted(w.location for w in board.weather.values() if w.alert))
     for location in alerts:  # a place under alert shows even with no CP registered there

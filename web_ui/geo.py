@@ -103,7 +103,7 @@ _MID_LAT = math.radians((_NORTH + _SOUTH) / 2)
 WIDTH = round((_EAST - _WEST) * _SCALE * math.cos(_MID_LAT))
 LAND_HEIGHT = round((_NORTH - _SOUTH) * _SCALE)
 ROW_HEIGHT = 70  # each row of locations the table does not know
-PER_ROW = 5
+PER_ROW = 4
 
 
 @dataclass(frozen=True)

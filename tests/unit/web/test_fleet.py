@@ -90,6 +90,11 @@ def test_weather_stopped_cps_are_found_from_snapshots_and_from_events() -> None:
     assert select(board, Query(weather=True)).ids == ("CP1", "CP2")
     board.apply(event(EventType.CP_STATE_CHANGED, cp_id="CP2", data={"to": "ACTIVATED"}, at=2))
     assert select(board, Query(weather=True)).ids == ("CP1",)
+    # Back to STOPPED for another reason while an alert is in force where it stands.
+    board.apply(event(EventType.WEATHER_ALERT, data={"location": "Madrid"}, at=3))
+    board.apply(event(EventType.CP_STATE_CHANGED, cp_id="CP2", data={"to": "STOPPED"}, at=4))
+    assert select(board, Query(weather=True)).ids == ("CP1", "CP2", "CP3")
+    assert summarise(board).weather_stopped == 3
 
 
 def test_the_summary_counts_every_state_and_place_and_names_the_alerts() -> None:
