@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 import tempfile
 import threading
@@ -257,6 +258,7 @@ def run(
             probe = Probe(context, page)
             print(f"sending {args.rate:g} changes/s for {args.seconds:g} s ...", flush=True)
             before = {n: proc_stats(p).cpu_seconds for n, p in pids.items()}
+            load_before = os.getloadavg()[0]
             started = time.monotonic()
             running = loop_run_in_background(loop, gen.run(args.rate, args.seconds))
             filters: list[tuple[str, float]] = []
@@ -275,6 +277,7 @@ def run(
                     turn += 1
                 time.sleep(0.5)
             took_s = time.monotonic() - started
+            load_after = os.getloadavg()[0]
             cpu = {
                 name: round(100 * (proc_stats(pid).cpu_seconds - before[name]) / took_s, 1)
                 for name, pid in pids.items()
@@ -329,6 +332,9 @@ def run(
         "counts_api": api_final,
         "counts_agree_after_s": agree_after,
         "cpu_percent_during_run": cpu,
+        # The machine's 1-minute load average (2 cores, shared): figures above ~2 are
+        # slowed by whatever else runs.
+        "load_average_before_after": [round(load_before, 2), round(load_after, 2)],
     }
     return rows, meta
 
