@@ -64,6 +64,12 @@ class Status:
         if self.central is None:
             return "Connecting to Central…"
         if not self.central:
+            if self.broker:
+                # Its events still arrive (a loaded Central answers its API last).
+                return (
+                    "Central is unreachable: showing the last known state, kept current by "
+                    "the events that still arrive. Reconnecting…"
+                )
             return "Central is unreachable: showing the last known state. Reconnecting…"
         if self.broker is False:
             return "The event stream is unreachable: live updates are paused. Reconnecting…"

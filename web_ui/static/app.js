@@ -13,6 +13,7 @@
   const banner = document.getElementById("banner");
   const indicator = document.getElementById("live-indicator");
   let serverMessage = banner && !banner.hidden ? banner.textContent.trim() : "";
+  let eventsFlow = true; // false while the server says the broker is unreachable
   let connectionLost = false;
   let streamOpen = false;
 
@@ -32,7 +33,8 @@
     }
     document.body.dataset.stale = message ? "true" : "false";
     if (indicator) {
-      const state = connectionLost ? "lost" : !streamOpen ? "connecting" : message ? "paused" : "live";
+      // Central's API may be slow or down while its events still arrive: still live.
+      const state = connectionLost ? "lost" : !streamOpen ? "connecting" : !eventsFlow ? "paused" : "live";
       indicator.dataset.state = state;
       indicator.textContent = { lost: "reconnecting…", connecting: "connecting…", paused: "paused", live: "live" }[state];
     }
@@ -220,6 +222,7 @@
       offset = Date.now() - data.t;
       placeAll(data);
       serverMessage = data.status.message;
+      eventsFlow = data.status.broker !== false;
       showBanner();
       document.body.dataset.shown = view; // what the page shows now (tests wait on it)
     }));
@@ -232,7 +235,9 @@
       placeAll(data);
     }));
     stream.addEventListener("status", mine(function (event) {
-      serverMessage = JSON.parse(event.data).message;
+      const status = JSON.parse(event.data);
+      serverMessage = status.message;
+      eventsFlow = status.broker !== false;
       showBanner();
     }));
     stream.addEventListener("ticket", mine(function () {

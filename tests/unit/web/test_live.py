@@ -318,3 +318,6 @@ def test_status_messages() -> None:
     assert not Status(central=True, broker=False).ok
     assert "event stream" in Status(central=True, broker=False).message
     assert Status(central=True, broker=True).message == ""
+    # Central's API down while its events still arrive: the page says both.
+    assert "kept current by the events" in Status(central=False, broker=True).message
+    assert "events" not in Status(central=False, broker=None).message
