@@ -25,6 +25,11 @@ __all__ = ["BOARD_PANELS", "KINDS", "Changelog", "Hub", "Renderer", "Subscriptio
 # The board page's panels: the view model's, plus the map (drawn from the summary).
 BOARD_PANELS = (*PANELS, "map")
 TICKETS_KEPT = 100  # tickets remembered for pages that have not been sent them yet
+# Panels a page is sent at most once per so many seconds. The map (an SVG and a table)
+# changes with every count: redrawn four times a second it is most of what a browser
+# does under 1,000 changes/s, for nothing a person can read; the summary's counts stay
+# at every frame.
+SLOW_PANELS = {"map": 1.0}
 
 # What a stream carries, by the page that opened it.
 KINDS = (
@@ -53,7 +58,9 @@ class Subscription:
     total: int = -1
     page: int = 0
     status: Any = None
-    sent_panels: dict[str, int] = field(default_factory=dict)  # panel -> seq sent
+    panel_seqs: dict[str, int] = field(default_factory=dict)  # panel -> seq sent
+    slow_at: dict[str, float] = field(default_factory=dict)  # slow panel -> when sent
+    due: float | None = None  # when a slow panel held back is to be sent (monotonic)
     ticket_seq: int = -1
 
     def close(self) -> None:
@@ -149,11 +156,30 @@ class Changelog:
         sub.frame, sub.seq, sub.status = frame, self.seq, status
         sub.ticket_seq = self.seq
 
+    def _panels(self, sub: Subscription, board: Board, now: float) -> dict[str, str]:
+        """The panels ``sub`` has not been sent since they changed (slow ones when due)."""
+        out, sub.due = {}, None
+        for name in BOARD_PANELS:
+            seq = self._panel_seq.get(name, 0)
+            if seq <= sub.panel_seqs.get(name, -1):
+                continue
+            every = SLOW_PANELS.get(name)
+            if every is not None:
+                due = sub.slow_at.get(name, -every) + every
+                if now < due:
+                    sub.due = due if sub.due is None else min(sub.due, due)
+                    continue
+                sub.slow_at[name] = now
+            out[name] = self._panel(board, name)
+            sub.panel_seqs[name] = seq
+        return out
+
     def snapshot(self, sub: Subscription, board: Board, status: Any, frame: int) -> bytes:
         """Everything ``sub``'s page shows (the first message, and after falling behind)."""
         data: dict[str, Any] = {"t": _millis(), "status": status.to_json()}
         if sub.kind == "board":
-            data["panels"] = {name: self._panel(board, name) for name in BOARD_PANELS}
+            sub.panel_seqs, sub.slow_at = {}, {}
+            data["panels"] = self._panels(sub, board, time.monotonic())
             data["list"] = self._listing(board, sub, select(board, sub.query))
         elif sub.kind == "operator":
             data["rows"] = [self._row(board, cp_id, html=False) for cp_id in sorted(board.tiles)]
@@ -165,16 +191,13 @@ class Changelog:
         out = b""
         if sub.status != status:
             out += sse("status", status.to_json())
-        if sub.seq == self.seq:
+        now = time.monotonic()
+        if sub.seq == self.seq and (sub.due is None or now < sub.due):
             self._sent(sub, status, frame)
             return out
         data: dict[str, Any] = {"t": _millis()}
         if sub.kind == "board":
-            data["panels"] = {
-                name: self._panel(board, name)
-                for name in BOARD_PANELS
-                if self._panel_seq.get(name, 0) > sub.seq
-            }
+            data["panels"] = self._panels(sub, board, now)
             page = select(board, sub.query)
             if (page.ids, page.total, page.page) != (sub.ids, sub.total, sub.page):
                 data["list"] = self._listing(board, sub, page)

@@ -220,13 +220,19 @@ class LiveBoard:
         come back for it, this is the state of now: nothing queues up meanwhile.
         """
         with self._frames:
-            self._frames.wait_for(
-                lambda: sub.closed or self._stopping.is_set() or sub.frame != self._frame,
-                timeout,
-            )
+
+            def ready() -> bool:
+                if sub.closed or self._stopping.is_set() or sub.frame != self._frame:
+                    return True
+                return sub.due is not None and time.monotonic() >= sub.due  # a slow panel
+
+            if not ready():
+                # Until the next frame, or until a slow panel held back is due.
+                wait = timeout if sub.due is None else min(timeout, sub.due - time.monotonic())
+                self._frames.wait_for(ready, max(wait, 0.0))
             if sub.closed or self._stopping.is_set():
                 return None
-            if sub.frame == self._frame:
+            if not ready():
                 return b""
             return self._log.update(sub, self._board, self._status, self._frame)
 

@@ -109,8 +109,11 @@ def test_a_new_page_gets_a_snapshot_then_only_what_changes() -> None:
     assert data["rows"] == [
         {"id": "CP2", "state": "ACTIVATED", "label": "Available", "html": "CP2:ACTIVATED"}
     ]
-    assert set(data["panels"]) == {"summary", "map"}  # counts per state and per place
+    assert set(data["panels"]) == {"summary"}  # the counts at once...
     assert "list" not in data  # the same rows in the same order: only the changed one
+    [(kind, later)] = decode(live.next_message(sub, 5))  # ...the map once a second at most
+    assert kind == "update" and set(later["panels"]) == {"map"} and later["rows"] == []
+    assert live.next_message(sub, 0) == b""  # nothing else is held back
 
     ticket = {"session_id": "S1", "cp_id": "CP1", "kwh": 1.0, "total_eur": 0.4}
     revenue, _ = open_page(live, "revenue")
