@@ -11,6 +11,7 @@ now, never a backlog, so the server's memory per page stays the size of one page
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from collections import deque
@@ -61,6 +62,7 @@ class Subscription:
     panel_seqs: dict[str, int] = field(default_factory=dict)  # panel -> seq sent
     slow_at: dict[str, float] = field(default_factory=dict)  # slow panel -> when sent
     due: float | None = None  # when a slow panel held back is to be sent (monotonic)
+    complete: int = -1  # the change counter when it last had every panel up to date
     ticket_seq: int = -1
 
     def close(self) -> None:
@@ -94,6 +96,7 @@ class Changelog:
 
     def __init__(self) -> None:
         self.renderer: Renderer | None = None
+        self.epoch = secrets.token_hex(4)  # a mark of an earlier process is not ours
         self.seq = 0
         self._tile_seq: dict[str, int] = {}
         self._panel_seq: dict[str, int] = {}
@@ -172,14 +175,35 @@ class Changelog:
                 sub.slow_at[name] = now
             out[name] = self._panel(board, name)
             sub.panel_seqs[name] = seq
+        if sub.due is None:
+            sub.complete = self.seq
         return out
 
-    def snapshot(self, sub: Subscription, board: Board, status: Any, frame: int) -> bytes:
-        """Everything ``sub``'s page shows (the first message, and after falling behind)."""
+    def _mark(self, sub: Subscription) -> str:
+        """What ``sub``'s page has every panel as of, for it to say so later (``since``).
+
+        Not simply now: a slow panel held back is older than the rest.
+        """
+        return f"{self.epoch}.{sub.complete}"
+
+    def snapshot(
+        self, sub: Subscription, board: Board, status: Any, frame: int, since: str = ""
+    ) -> bytes:
+        """Everything ``sub``'s page shows (the first message, and after falling behind).
+
+        ``since`` (a mark the page was sent) spares a page that only changes its
+        view the panels it already has: they are left out unless they changed since.
+        """
         data: dict[str, Any] = {"t": _millis(), "status": status.to_json()}
         if sub.kind == "board":
-            sub.panel_seqs, sub.slow_at = {}, {}
-            data["panels"] = self._panels(sub, board, time.monotonic())
+            now = time.monotonic()
+            sub.panel_seqs, sub.slow_at, sub.complete = {}, {}, -1
+            epoch, _, seq = since.partition(".")
+            if epoch == self.epoch and seq.isdigit() and int(seq) <= self.seq:
+                sub.panel_seqs, sub.complete = dict.fromkeys(BOARD_PANELS, int(seq)), int(seq)
+                sub.slow_at = dict.fromkeys(SLOW_PANELS, now)  # it has a recent one
+            data["panels"] = self._panels(sub, board, now)
+            data["mark"] = self._mark(sub)
             data["list"] = self._listing(board, sub, select(board, sub.query))
         elif sub.kind == "operator":
             data["rows"] = [self._row(board, cp_id, html=False) for cp_id in sorted(board.tiles)]
@@ -198,6 +222,7 @@ class Changelog:
         data: dict[str, Any] = {"t": _millis()}
         if sub.kind == "board":
             data["panels"] = self._panels(sub, board, now)
+            data["mark"] = self._mark(sub)
             page = select(board, sub.query)
             if (page.ids, page.total, page.page) != (sub.ids, sub.total, sub.page):
                 data["list"] = self._listing(board, sub, page)

@@ -196,19 +196,21 @@ class LiveBoard:
             return fn(self._board)
 
     def subscribe(
-        self, kind: str = "board", query: Query | None = None, client: str = ""
+        self, kind: str = "board", query: Query | None = None, client: str = "", since: str = ""
     ) -> tuple[Subscription, bytes] | None:
         """A new page's subscription and its first message (the snapshot of its view).
 
         None when too many pages are open. An older stream of the same ``client`` (the
-        page changed its filters) is closed.
+        page changed its filters) is closed, and ``since`` (the last ``mark`` that page
+        was sent) spares it the panels it already has.
         """
         sub = Subscription(kind, query or Query(), client)
         with self._frames:
             if not self.hub.add(sub):
                 return None
             self._frames.notify_all()  # wakes a replaced stream, so its thread ends
-            return sub, self._log.snapshot(sub, self._board, self._status, self._frame)
+            first = self._log.snapshot(sub, self._board, self._status, self._frame, since)
+            return sub, first
 
     def unsubscribe(self, sub: Subscription) -> None:
         self.hub.remove(sub)

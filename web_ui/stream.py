@@ -10,7 +10,8 @@ The query string says what the page shows: ``for`` (``board``, ``operator`` or
 ``revenue``), the board's filters (:class:`~web_ui.fleet.Query`: ``state``, ``location``,
 ``q``, ``why``, ``sort``, ``page``, ``size``) and ``client``, the page's own random id: a
 page that changes its filters opens a new stream, and the server closes the old one at
-once rather than when its socket times out.
+once rather than when its socket times out; with ``since``, the ``mark`` of the last
+message it had, the new stream leaves out the panels that page already shows.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def events() -> Response:
     client = request.args.get("client", "")
     if client and not _CLIENT.fullmatch(client):
         return Response("client= is 8-64 letters, digits, - or _\n", 400, mimetype="text/plain")
-    opened = live.subscribe(kind, Query.parse(request.args), client)
+    since = request.args.get("since", "")[:64]  # checked against the server's own marks
+    opened = live.subscribe(kind, Query.parse(request.args), client, since)
     if opened is None:
         return Response(
             "too many open pages\n",

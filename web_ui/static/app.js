@@ -100,7 +100,7 @@
       window.history.pushState(null, "", url);
     }
     syncForm();
-    connect();
+    connect(mark); // a new view: the panels shown are still good, only the list changes
   }
 
   if (filters) {
@@ -191,18 +191,20 @@
   const client = Array.from(window.crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0")).join("");
   let source = null;
   let offset = 0; // this browser's clock minus the server's, at the last snapshot
+  let mark = ""; // the server's mark on the last message applied: the panels are as of it
   let retry = null;
 
   function resync() {
     document.body.dataset.resyncs = String(Number(document.body.dataset.resyncs || 0) + 1);
-    connect();
+    connect(); // everything again, panels too
   }
 
-  function connect() {
+  function connect(since) {
     if (source) source.close();
     window.clearTimeout(retry);
     const view = live === "board" ? currentView() : "";
-    const stream = (source = new EventSource("/events?for=" + live + "&client=" + client + (view ? "&" + view : "")));
+    const have = since ? "&since=" + encodeURIComponent(since) : "";
+    const stream = (source = new EventSource("/events?for=" + live + "&client=" + client + have + (view ? "&" + view : "")));
     const mine = (fn) => function (event) { if (source === stream) fn(event); };
     stream.addEventListener("open", mine(function () {
       connectionLost = false;
@@ -214,13 +216,14 @@
       showBanner();
       if (stream.readyState === EventSource.CLOSED) {
         // The server refused the stream (busy, or restarting): try again shortly.
-        retry = window.setTimeout(connect, 3000);
+        retry = window.setTimeout(() => connect(), 3000);
       }
     }));
     stream.addEventListener("snapshot", mine(function (event) {
       const data = JSON.parse(event.data);
       offset = Date.now() - data.t;
       placeAll(data);
+      if (data.mark) mark = data.mark;
       serverMessage = data.status.message;
       eventsFlow = data.status.broker !== false;
       showBanner();
@@ -233,6 +236,7 @@
         return;
       }
       placeAll(data);
+      if (data.mark) mark = data.mark;
     }));
     stream.addEventListener("status", mine(function (event) {
       const status = JSON.parse(event.data);

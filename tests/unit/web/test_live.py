@@ -176,6 +176,28 @@ def test_a_filtered_page_follows_cps_in_and_out_of_its_view() -> None:
     assert snapshot["list"]["html"] == "list:CP3"
 
 
+def test_a_page_changing_its_view_is_spared_the_panels_it_has() -> None:
+    live = live_board(FakeCentral())
+    live.resync()
+    _, snapshot = open_page(live)
+    mark = snapshot["mark"]
+    live.apply([state("CP2", "STOPPED")])  # the counts change, the other panels do not
+    opened = live.subscribe("board", Query.parse({"state": "STOPPED"}), "page-0001", mark)
+    assert opened is not None
+    [(_, again)] = decode(opened[1])
+    assert set(again["panels"]) == {"summary"} and again["list"]["html"] == "list:CP2"
+    # The map changed too, but the page's is less than a second old: it comes later,
+    # and the mark says the page's panels are not all as of now.
+    assert again["mark"] == mark
+    [(_, later)] = decode(live.next_message(opened[0], 5))
+    assert set(later["panels"]) == {"map"} and later["mark"] != mark
+    # A mark of another server process (restarted since) is worth nothing.
+    other = live.subscribe("board", Query(), "page-0002", "0000000." + mark.split(".")[1])
+    assert other is not None
+    [(_, full)] = decode(other[1])
+    assert set(full["panels"]) == set(snapshot["panels"])
+
+
 def test_the_operator_page_gets_every_cp_state_without_html() -> None:
     central = FakeCentral()
     live = live_board(central)
