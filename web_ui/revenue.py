@@ -128,9 +128,21 @@ def revenue() -> str:
             unit="€",
         ),
         bar_chart(
+            top_n([(r["key"], r["kwh"]) for r in per_location], TOP),
+            title=f"Energy per location (top {TOP})",
+            unit="kWh",
+            decimals=1,
+        ),
+        bar_chart(
             top_n([(r["key"], r["eur"]) for r in per_cp], TOP),
             title=f"Revenue per charge point (top {TOP})",
             unit="€",
+        ),
+        bar_chart(
+            top_n([(r["key"], r["kwh"]) for r in per_cp], TOP),
+            title=f"Energy per charge point (top {TOP})",
+            unit="kWh",
+            decimals=1,
         ),
     ]
     top_cps = sorted(per_cp, key=lambda r: (-r["eur"], r["key"]))[:TABLE_CPS]

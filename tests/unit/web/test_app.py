@@ -252,7 +252,7 @@ def test_revenue_shows_totals_charts_and_filtered_tickets(
     ]
     html = client.get("/revenue?cp_id=CP1&driver_id=D1&status=ended").get_data(as_text=True)
     assert "12.50 €" in html and "31.250 kWh" in html
-    assert html.count("<svg") == 4 and "CP1: 8.00 €" in html  # the chart says it in words
+    assert html.count("<svg") == 6 and "CP1: 8.00 €" in html  # the chart says it in words
     assert "2026-11-20 10:30:00 UTC" in html and "4.00 €" in html
     assert central.calls[-1] == (
         "sessions",

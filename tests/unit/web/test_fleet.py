@@ -169,6 +169,7 @@ def test_revenue_breaks_down_per_location_and_exports_each_breakdown_as_csv() ->
     client = _client(central)
     html = client.get("/revenue").get_data(as_text=True)
     assert "Revenue per location (top 10)" in html and "Bilbao: 3.00 €" in html
+    assert "Energy per charge point (top 10)" in html and "CP2: 5.0 kWh" in html
     response = client.get("/revenue.csv?by=location")
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert "revenue-by-location-" in response.headers["Content-Disposition"]
