@@ -25,6 +25,7 @@ SUITE: dict[str, tuple[str, list[str]]] = {
     "scale": ("scale", ["--cps", "1000,5000,9400,10000", "--duration", "60", "--storm"]),
     "scale-1hz": ("scale", ["--cps", "1000,5000,9400", "--heartbeat-interval", "1"]),
     "eventpath": ("eventpath", ["--cps", "1000", "--rate", "1000", "--seconds", "60"]),
+    "board": ("board", ["--cps", "10000", "--rate", "1000", "--seconds", "60"]),
     "eventpath-postgres": (
         "eventpath",
         ["--cps", "1000", "--rate", "1000", "--seconds", "60", "--database", "postgres"],

@@ -12,7 +12,10 @@ then plays three parts:
   ``ENGINE_STATUS`` at ``--rate`` messages/s, round-robin over the CPs, each flipping its CP
   ACTIVATED ⇄ BROKEN; the send time of each change is recorded.
 * **browser**: a plain HTTP/1.1 client (``http.client``, its own thread) reads the web UI's
-  ``/events`` stream and timestamps every ``tile`` event (CP id and state) as it arrives.
+  ``/events`` stream for a view of 1,000 CPs (``size=1000``, the most one page may show)
+  and timestamps every row (CP id and state) of each ``snapshot`` and ``update`` as it
+  arrives. The web UI coalesces: a page is sent the latest state of its rows a few times
+  a second (``frame_interval``, 0.25 s), so that much is added to the path by design.
 * **tap**: an ``EventConsumer`` (its own thread) reads the same topic to time the middle of
   the path and to learn each event's ``ts`` (stamped by Central when it records the change).
 
@@ -74,11 +77,12 @@ from common.protocol.messages import MessageType
 from common.tcp import free_port
 from tests.support.services import ServiceProcess
 
-__all__ = ["main"]
+__all__ = ["Generator", "main", "start_web"]
 
 DEFAULT_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
 BROKEN, ACTIVATED = "BROKEN", "ACTIVATED"
+VIEW_SIZE = 1000  # rows of the reader's view: the web UI's largest page (web_ui/fleet.py)
 
 
 class Seen(NamedTuple):
@@ -117,7 +121,8 @@ class SseReader:
 
     def _read_stream(self) -> None:
         self._conn = conn = http.client.HTTPConnection(self._host, self._port, timeout=30)
-        conn.request("GET", "/events", headers={"Accept": "text/event-stream"})
+        path = f"/events?for=board&size={VIEW_SIZE}"
+        conn.request("GET", path, headers={"Accept": "text/event-stream"})
         response = conn.getresponse()
         if response.status != 200:
             raise http.client.HTTPException(f"/events answered {response.status}")
@@ -140,10 +145,12 @@ class SseReader:
             elif line.startswith(b"data:"):
                 data = line[5:]
         self.counts[kind] += 1
-        if kind == "tile":
-            tile = json.loads(data)
-            self.tiles.append(Seen(now, str(tile["id"]), str(tile["state"])))
-        elif kind == "snapshot":
+        if kind not in ("snapshot", "update"):
+            return
+        body = json.loads(data)
+        rows = body.get("rows") or (body.get("list") or {}).get("rows") or []
+        self.tiles.extend(Seen(now, str(row["id"]), str(row["state"])) for row in rows)
+        if kind == "snapshot":
             self.snapshot.set()
 
     def stop(self) -> None:
@@ -325,7 +332,7 @@ def segments(sends: Sequence[Seen], tiles: list[Seen], tapped: list[Seen]) -> li
 
 
 # ------------------------------------------------------------------ the processes
-def _start_web(
+def start_web(
     children: Children, api: str, token: str, bootstrap: str, tmp: Path
 ) -> tuple[ServiceProcess, int]:
     """``python -m web_ui`` with its production defaults, consuming ``bootstrap``."""
@@ -373,7 +380,7 @@ def _system(url: str, tmp: Path) -> Iterator[_System]:
             central = start_central(
                 children, url, tmp, extra_args=["--kafka-bootstrap", broker.bootstrap]
             )
-            web, web_port = _start_web(children, central.api, central.token, broker.bootstrap, tmp)
+            web, web_port = start_web(children, central.api, central.token, broker.bootstrap, tmp)
         stack.callback(children.stop_all)  # before the broker: the relay flushes to it
         reader = SseReader("127.0.0.1", web_port).start()
         stack.callback(reader.stop)
@@ -554,6 +561,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.cps, args.rate, args.seconds, args.heartbeat) <= 0:
         parser.error("--cps, --rate, --seconds and --heartbeat must be positive")
+    if args.cps > VIEW_SIZE:
+        parser.error(f"--cps: at most {VIEW_SIZE} (the stream follows one page of the board)")
     try:
         with interrupts_as_exceptions(), contextlib.ExitStack() as stack:
             if args.workdir is None:

@@ -23,9 +23,15 @@ LOAD_SCRYPT = ScryptParams(n=1024)  # what the load generator and the tests use
 
 
 def provision(
-    url: str, count: int, prefix: str = "CP", params: ScryptParams = LOAD_SCRYPT
+    url: str,
+    count: int,
+    prefix: str = "CP",
+    params: ScryptParams = LOAD_SCRYPT,
+    locations: Sequence[str] = (),
 ) -> dict[str, str]:
     """Register ``count`` CPs with fresh secrets in one transaction (what the Registry does).
+
+    CP number ``i`` is in ``locations[i % len(locations)]`` (default: ``City0``..``City9``).
 
     Returns:
         ``{cp_id: secret}`` with ids ``<prefix>00000``, ``<prefix>00001``...
@@ -34,12 +40,12 @@ def provision(
     out: dict[str, str] = {}
     try:
         with db.transaction() as session:
+            places = list(locations) or [f"City{n}" for n in range(10)]
             for i in range(count):
                 cp_id = f"{prefix}{i:05d}"
                 secret = secrets.token_urlsafe(32)
-                session.add(
-                    ChargePoint(id=cp_id, location=f"City{i % 10}", price_eur_kwh=Decimal("0.30"))
-                )
+                where = places[i % len(places)]
+                session.add(ChargePoint(id=cp_id, location=where, price_eur_kwh=Decimal("0.30")))
                 session.add(Credential.of(PrincipalKind.CP, cp_id, make_verifier(secret, params)))
                 out[cp_id] = secret
     finally:

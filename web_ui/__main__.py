@@ -28,6 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_main(PROG, lambda: _run(argv_or_default(argv)))
 
 
+SNAPSHOT_TIMEOUT = 20.0  # seconds for the live board's reads of API_Central
+
+
 def build(settings: WebSettings) -> tuple[Clients, WsgiServer]:
     """The composition root: clients, live board, app and server (nothing started)."""
     central = CentralClient(settings.central_api, settings.operator_token)
@@ -37,10 +40,13 @@ def build(settings: WebSettings) -> tuple[Clients, WsgiServer]:
             settings.registry_url, settings.registry_ca, settings.registry_token
         )
     live = LiveBoard(
-        central,
+        # Its own client, with more patience: a snapshot of a large fleet from a loaded
+        # Central takes seconds, and it is read off the event path (web_ui/live.py).
+        CentralClient(settings.central_api, settings.operator_token, timeout=SNAPSHOT_TIMEOUT),
         bootstrap=settings.kafka_bootstrap,
         resync_interval=settings.resync_interval,
         health_interval=settings.health_interval,
+        frame_interval=settings.frame_interval,
         # Leave threads for ordinary pages and the CSV export.
         max_subscribers=max(1, settings.threads - 8),
     )

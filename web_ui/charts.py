@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Bar", "Chart", "bar_chart"]
+__all__ = ["Bar", "Chart", "bar_chart", "top_n"]
 
 LABEL_WIDTH = 130  # room for "2026-11-21" or a CP id, left of the bars
 VALUE_WIDTH = 110  # room for the value, right of the longest bar
@@ -72,3 +72,18 @@ def bar_chart(
     )
     height = gap + len(bars) * (bar_height + gap)
     return Chart(title, unit, bars, width, max(height, bar_height + 2 * gap), bar_height)
+
+
+def top_n(
+    points: Sequence[tuple[str, float]], n: int, rest: str = "the {count:,} others"
+) -> list[tuple[str, float]]:
+    """The ``n`` largest ``(label, value)`` pairs, largest first, then the rest as one bar.
+
+    A chart of thousands of charge points is unreadable; their ten best and the sum of
+    the others says what matters and still adds up to the total.
+    """
+    ordered = sorted(points, key=lambda p: (-p[1], p[0]))
+    if len(ordered) <= n + 1:
+        return ordered
+    others = ordered[n:]
+    return [*ordered[:n], (rest.format(count=len(others)), sum(v for _, v in others))]

@@ -14,10 +14,7 @@ no event announces (a driver disconnecting).
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -28,9 +25,13 @@ from typing import Any, Protocol
 from common.events import Event
 from web_ui.central_client import CentralClient
 from web_ui.errors import WebError
-from web_ui.view import PANELS, Board, Changes, FeedItem, feed_item_from_audit
+from web_ui.fanout import BOARD_PANELS, Changelog, Hub, Renderer, Subscription, sse
+from web_ui.fleet import Query
+from web_ui.kafka_edge import BrokerProbe, kafka_consumer
+from web_ui.view import Board, Changes, FeedItem, feed_item_from_audit
 
 __all__ = [
+    "BOARD_PANELS",
     "Consumer",
     "Hub",
     "LiveBoard",
@@ -63,6 +64,12 @@ class Status:
         if self.central is None:
             return "Connecting to Central…"
         if not self.central:
+            if self.broker:
+                # Its events still arrive (a loaded Central answers its API last).
+                return (
+                    "Central is unreachable: showing the last known state, kept current by "
+                    "the events that still arrive. Reconnecting…"
+                )
             return "Central is unreachable: showing the last known state. Reconnecting…"
         if self.broker is False:
             return "The event stream is unreachable: live updates are paused. Reconnecting…"
@@ -77,16 +84,6 @@ class Status:
         }
 
 
-class Renderer(Protocol):
-    """Turns parts of the board into HTML fragments (the same ones the pages include)."""
-
-    def tile(self, board: Board, cp_id: str) -> str:
-        """The tile of ``cp_id``, or "" if the board does not show it."""
-        ...
-
-    def panel(self, board: Board, name: str) -> str: ...
-
-
 class Consumer(Protocol):
     """What :class:`LiveBoard` needs of :class:`~common.events.EventConsumer`."""
 
@@ -94,83 +91,6 @@ class Consumer(Protocol):
     def assigned_partitions(self) -> int: ...
     def poll(self, timeout: float = ..., max_events: int = ...) -> list[Event]: ...
     def close(self) -> None: ...
-
-
-def sse(event: str, data: Any) -> bytes:
-    """One Server-Sent Event; ``data`` as one line of JSON."""
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
-
-class Subscription:
-    """One open page's queue of pre-encoded events.
-
-    A page that stops reading (its queue is full) is closed; its browser reconnects and
-    starts again from a snapshot.
-    """
-
-    def __init__(self, capacity: int = 1000) -> None:
-        self._queue: queue.Queue[bytes | None] = queue.Queue(capacity)
-        self.closed = False
-
-    def put(self, message: bytes) -> None:
-        if self.closed:
-            return
-        try:
-            self._queue.put_nowait(message)
-        except queue.Full:
-            self.close()
-
-    def get(self, timeout: float) -> bytes | None:
-        """The next message; b"" if none came within ``timeout``; None once closed."""
-        if self.closed and self._queue.empty():
-            return None
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None if self.closed else b""
-
-    def close(self) -> None:
-        self.closed = True
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)  # wake the reader
-
-
-class Hub:
-    """The open pages, each with its :class:`Subscription`."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._subs: set[Subscription] = set()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._subs)
-
-    def add(self, sub: Subscription) -> bool:
-        with self._lock:
-            if len(self._subs) >= self.limit:
-                return False
-            self._subs.add(sub)
-            return True
-
-    def remove(self, sub: Subscription) -> None:
-        with self._lock:
-            self._subs.discard(sub)
-        sub.close()
-
-    def publish(self, message: bytes) -> None:
-        with self._lock:
-            subs = list(self._subs)
-        for sub in subs:
-            sub.put(message)
-            if sub.closed:
-                self.remove(sub)
-
-    def close(self) -> None:
-        with self._lock:
-            subs, self._subs = list(self._subs), set()
-        for sub in subs:
-            sub.close()
 
 
 def _utcnow() -> datetime:
@@ -186,6 +106,8 @@ class LiveBoard:
         resync_interval: seconds between full snapshots while all is well.
         health_interval: seconds between checks of Central and the broker.
         max_subscribers: open pages at most (each holds a server thread).
+        frame_interval: seconds between two updates of a page, at most; changes within
+            are coalesced (the latest state of each CP shown).
         consumer_factory: builds the event consumer (tests inject one).
         broker_probe: returns whether the broker answers (tests inject one).
         now: wall clock (UTC) that stamps snapshots.
@@ -199,6 +121,7 @@ class LiveBoard:
         resync_interval: float = 10.0,
         health_interval: float = 2.0,
         max_subscribers: int = 48,
+        frame_interval: float = 0.25,
         consumer_factory: Callable[[], Consumer] | None = None,
         broker_probe: Callable[[], bool] | None = None,
         now: Callable[[], datetime] = _utcnow,
@@ -208,11 +131,10 @@ class LiveBoard:
         self._resync_interval = resync_interval
         self._health_interval = health_interval
         self._consumer_factory = consumer_factory or (
-            (lambda: _kafka_consumer(bootstrap)) if bootstrap else None
+            (lambda: kafka_consumer(bootstrap)) if bootstrap else None
         )
-        self._broker_probe = broker_probe or (_BrokerProbe(bootstrap) if bootstrap else None)
+        self._broker_probe = broker_probe or (BrokerProbe(bootstrap) if bootstrap else None)
         self._now = now
-        self._renderer: Renderer | None = None
         self.hub = Hub(max_subscribers)
         self._lock = threading.RLock()
         self._board = Board()
@@ -224,13 +146,23 @@ class LiveBoard:
         self._next_snapshot = 0.0
         self._missing_until = 0.0  # stop re-asking for CPs Central still lacks after this
         self._next_health = 0.0
+        self._failures = 0  # snapshots failed in a row
+        self._replay: list[Event] | None = None  # events applied while a snapshot is taken
+        # Fan-out (web_ui/fanout.py): a change counter, when each CP and panel last
+        # changed, and frames that wake the pages' stream threads a few times a second.
+        self._frame_interval = frame_interval
+        self._frames = threading.Condition(self._lock)
+        self._frame = 0
+        self._frame_seq = 0
+        self._next_frame = 0.0
+        self._log = Changelog()
 
     # ----------------------------------------------------------------- wiring
     def set_renderer(self, renderer: Renderer) -> None:
-        self._renderer = renderer
+        self._log.renderer = renderer
 
     def start(self) -> LiveBoard:
-        if self._renderer is None:
+        if self._log.renderer is None:
             raise RuntimeError("set_renderer() before start()")
         self._thread = threading.Thread(target=self._run, name="live-board", daemon=True)
         self._thread.start()
@@ -239,6 +171,8 @@ class LiveBoard:
     def stop(self, timeout: float = 5) -> None:
         self._stopping.set()
         self.hub.close()
+        with self._frames:
+            self._frames.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -252,28 +186,74 @@ class LiveBoard:
         return self._status
 
     def view(self) -> tuple[Board, Status]:
-        """A copy of the board and the status, for rendering a page."""
+        """A copy of the board and the status (slow with thousands of CPs: see :meth:`read`)."""
         with self._lock:
             return self._board.copy(), self._status
 
-    def subscribe(self) -> Subscription | None:
-        """A new page's subscription, starting with a snapshot; None if too many are open."""
-        sub = Subscription()
-        with self._lock:  # no update can slip between the snapshot and the subscription
+    def read(self, fn: Callable[[Board], Any]) -> Any:
+        """``fn(board)`` while no event changes it: render a page without copying the board."""
+        with self._lock:
+            return fn(self._board)
+
+    def subscribe(
+        self, kind: str = "board", query: Query | None = None, client: str = "", since: str = ""
+    ) -> tuple[Subscription, bytes] | None:
+        """A new page's subscription and its first message (the snapshot of its view).
+
+        None when too many pages are open. An older stream of the same ``client`` (the
+        page changed its filters) is closed, and ``since`` (the last ``mark`` that page
+        was sent) spares it the panels it already has.
+        """
+        sub = Subscription(kind, query or Query(), client)
+        with self._frames:
             if not self.hub.add(sub):
                 return None
-            sub.put(self._snapshot_message())
-        return sub
+            self._frames.notify_all()  # wakes a replaced stream, so its thread ends
+            first = self._log.snapshot(sub, self._board, self._status, self._frame, since)
+            return sub, first
 
     def unsubscribe(self, sub: Subscription) -> None:
         self.hub.remove(sub)
 
+    def next_message(self, sub: Subscription, timeout: float) -> bytes | None:
+        """What changed for ``sub`` at the next frame; b"" if none came within ``timeout``.
+
+        None once the page is closed or the board stops. However long the page took to
+        come back for it, this is the state of now: nothing queues up meanwhile.
+        """
+        with self._frames:
+
+            def ready() -> bool:
+                if sub.closed or self._stopping.is_set() or sub.frame != self._frame:
+                    return True
+                return sub.due is not None and time.monotonic() >= sub.due  # a slow panel
+
+            if not ready():
+                # Until the next frame, or until a slow panel held back is due.
+                wait = timeout if sub.due is None else min(timeout, sub.due - time.monotonic())
+                self._frames.wait_for(ready, max(wait, 0.0))
+            if sub.closed or self._stopping.is_set():
+                return None
+            if not ready():
+                return b""
+            return self._log.update(sub, self._board, self._status, self._frame)
+
+    def flush(self) -> None:
+        """Start a frame now (tests; the thread does it every ``frame_interval``)."""
+        with self._frames:
+            self._frame += 1
+            self._frame_seq = self._log.seq
+            self._next_frame = time.monotonic() + self._frame_interval
+            self._frames.notify_all()
+
     # ----------------------------------------------------------------- the thread
     def _run(self) -> None:
+        reads = threading.Thread(target=self._read_central, name="live-board-reads", daemon=True)
         try:
             if self._consumer_factory is not None:
                 self._consumer = self._consumer_factory()
                 self._prime(self._consumer)
+            reads.start()
             while not self._stopping.is_set():
                 try:
                     self._step()
@@ -281,8 +261,30 @@ class LiveBoard:
                     log.exception("live board step failed")
                     self._stopping.wait(1.0)
         finally:
+            if reads.is_alive():
+                reads.join(5)
             if self._consumer is not None:
                 self._consumer.close()
+
+    def _read_central(self) -> None:
+        """Health checks and snapshots, in a thread of their own.
+
+        A loaded Central can take seconds to answer, and a snapshot of 10,000 CPs is a few
+        megabytes: events keep being applied meanwhile, and those that arrive during a
+        snapshot are applied again to it once it is in (see :meth:`resync`).
+        """
+        while not self._stopping.is_set():
+            try:
+                now = time.monotonic()
+                if now >= self._next_health:
+                    self._next_health = now + self._health_interval
+                    self._check_health()
+                if time.monotonic() >= self._next_snapshot:
+                    self.resync()
+            except Exception:
+                log.exception("reading from Central failed")
+                self._stopping.wait(1.0)
+            self._stopping.wait(0.05)
 
     def _prime(self, consumer: Consumer, timeout: float = 5.0) -> None:
         """Be assigned (at the end of the topic) before the first snapshot is taken."""
@@ -295,16 +297,13 @@ class LiveBoard:
             self._set_status(broker=True)
 
     def _step(self) -> None:
-        now = time.monotonic()
-        if now >= self._next_health:
-            self._next_health = now + self._health_interval
-            self._check_health()
-        if time.monotonic() >= self._next_snapshot:
-            self.resync()
+        wait = min(0.2, self._frame_interval)
         if self._consumer is not None:
-            self.apply(self._consumer.poll(0.2))
+            self.apply(self._consumer.poll(wait))
         else:
-            self._stopping.wait(0.2)
+            self._stopping.wait(wait)
+        if self._log.seq != self._frame_seq and time.monotonic() >= self._next_frame:
+            self.flush()
 
     def _check_health(self) -> None:
         if self._broker_probe is not None:
@@ -324,8 +323,15 @@ class LiveBoard:
                 self._next_snapshot = 0.0
 
     def resync(self) -> bool:
-        """Take the board again from Central; True if it answered."""
-        as_of = self._now()
+        """Take the board again from Central; True if it answered.
+
+        Events applied while the snapshot is on its way are kept and applied again to
+        the new board (those it already includes are ignored by their time stamp), so
+        none is lost by taking a snapshot while the stream flows.
+        """
+        with self._lock:
+            self._replay = []
+            as_of = self._now()
         try:
             cps = self._central.chargepoints()
             weather = self._central.weather()
@@ -339,13 +345,23 @@ class LiveBoard:
         except WebError as exc:
             if self._status.central is not False:
                 log.warning("snapshot failed", extra={"fields": {"reason": str(exc)}})
+            with self._lock:
+                self._replay = None
             self._set_status(central=False)
-            self._next_snapshot = time.monotonic() + min(1.0, self._resync_interval)
+            # Try again soon, then less and less often: a loaded Central is not helped
+            # by a snapshot of the whole fleet every second.
+            self._failures += 1
+            wait = min(2.0 ** (self._failures - 1), self._resync_interval)
+            self._next_snapshot = time.monotonic() + wait
             self._ready.set()
             return False
+        self._failures = 0
         with self._lock:
             feed = self._board.feed if audit is None else _feed_from_audit(audit)
             board = Board.from_snapshot(cps, drivers, weather, tickets, as_of, feed)
+            for event in self._replay or ():
+                board.apply(event)
+            self._replay = None
             board.keep_reasons(self._board)
             # Central picks up new registrations every few seconds: a CP an event named
             # may not be in this snapshot yet, so keep asking for it, briefly.
@@ -370,6 +386,8 @@ class LiveBoard:
         if not events:
             return
         with self._lock:
+            if self._replay is not None:
+                self._replay.extend(events)  # a snapshot is on its way: apply them to it too
             changes = Changes()
             for event in events:
                 changes = changes | self._board.apply(event)
@@ -391,111 +409,14 @@ class LiveBoard:
             if status == self._status:
                 return
             self._status = status
-            self.hub.publish(sse("status", status.to_json()))
+            self.flush()  # a banner is shown at once, not at the next frame
 
     def _publish(self, changes: Changes) -> None:
-        if not changes or self._renderer is None:
-            return
-        for cp_id in sorted(changes.tiles):
-            self.hub.publish(sse("tile", self._tile(cp_id)))
-        for name in PANELS:
-            if name in changes.panels:
-                html = self._renderer.panel(self._board, name)
-                self.hub.publish(sse("panel", {"name": name, "html": html}))
-        for ticket in changes.tickets:
-            self.hub.publish(sse("ticket", ticket))
-
-    def _tile(self, cp_id: str) -> dict[str, Any]:
-        assert self._renderer is not None
-        tile = self._board.tiles.get(cp_id)
-        return {
-            "id": cp_id,
-            "state": tile.state if tile else None,
-            "label": tile.label if tile else None,
-            "html": self._renderer.tile(self._board, cp_id),
-        }
-
-    def _snapshot_message(self) -> bytes:
-        assert self._renderer is not None
-        board = self._board
-        return sse(
-            "snapshot",
-            {
-                "tiles": [self._tile(t.id) for t in board.visible_tiles()],
-                "panels": {name: self._renderer.panel(board, name) for name in PANELS},
-                "status": self._status.to_json(),
-            },
-        )
+        """Remember what changed; pages are sent it at the next frame."""
+        self._log.record(changes)
 
 
 def _feed_from_audit(audit: dict[str, Any]) -> list[FeedItem]:
     """Newest first, like the audit log's answer."""
     items = (feed_item_from_audit(entry) for entry in audit.get("entries") or [])
     return [item for item in items if item is not None]
-
-
-def _kafka_consumer(bootstrap: str) -> Consumer:
-    from common.events import EventConsumer
-
-    return EventConsumer(
-        bootstrap, from_beginning=False, check_interval=1.0, consumer_factory=_EndPinnedConsumer
-    )
-
-
-class _EndPinnedConsumer:
-    """A Kafka consumer whose "from the end" is the end at ``assign()`` time.
-
-    librdkafka resolves ``OFFSET_END`` lazily, when it first fetches; an event published
-    between our snapshot and that moment would be skipped. Asking for the high-water
-    marks at once pins the start before the snapshot is taken.
-    """
-
-    def __init__(self, settings: dict[str, Any]) -> None:
-        from confluent_kafka import Consumer as KafkaConsumer
-
-        self._consumer = KafkaConsumer(settings)
-
-    def assign(self, partitions: list[Any]) -> None:
-        from confluent_kafka import OFFSET_END, KafkaException, TopicPartition
-
-        pinned = []
-        for tp in partitions:
-            if tp.offset == OFFSET_END:
-                try:
-                    _, high = self._consumer.get_watermark_offsets(tp, timeout=5, cached=False)
-                    tp = TopicPartition(tp.topic, tp.partition, high)
-                except KafkaException:
-                    pass  # the broker is slow: keep the lazy end, a resync repairs any gap
-            pinned.append(tp)
-        self._consumer.assign(pinned)
-
-    def incremental_assign(self, partitions: list[Any]) -> None:
-        self._consumer.incremental_assign(partitions)
-
-    def poll(self, timeout: float = -1) -> Any:
-        return self._consumer.poll(timeout)
-
-    def close(self) -> None:
-        self._consumer.close()
-
-
-class _BrokerProbe:
-    """Answers whether the broker responds to a metadata request within a second."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self._bootstrap = bootstrap
-        self._admin: Any = None  # made on first use: nothing connects at construction
-
-    def __call__(self) -> bool:
-        from confluent_kafka import KafkaException
-        from confluent_kafka.admin import AdminClient
-
-        from common.events.kafka import admin_config
-
-        if self._admin is None:
-            self._admin = AdminClient(admin_config(self._bootstrap))
-        try:
-            self._admin.list_topics(timeout=1.0)
-        except KafkaException:
-            return False
-        return True

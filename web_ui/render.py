@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import Flask
 
+from web_ui.fleet import Page, summarise
+from web_ui.geo import layout
 from web_ui.view import Board
 
 __all__ = ["JinjaRenderer", "install_filters"]
@@ -26,7 +28,14 @@ class JinjaRenderer:
         return template.render(tile=tile, weather=board.weather_at(tile.location))
 
     def panel(self, board: Board, name: str) -> str:
-        return self._env.get_template(f"_panel_{name}.html").render(board=board)
+        template = self._env.get_template(f"_panel_{name}.html")
+        if name in ("summary", "map"):
+            summary = summarise(board)
+            return template.render(board=board, summary=summary, geo=layout(summary.locations))
+        return template.render(board=board)
+
+    def listing(self, board: Board, page: Page) -> str:
+        return self._env.get_template("_list.html").render(board=board, page=page)
 
 
 def _eur(value: Any) -> str:

@@ -54,6 +54,7 @@ class WebSettings:
     cookie_secure: bool = False
     resync_interval: float = 10.0
     health_interval: float = 2.0
+    frame_interval: float = 0.25
     threads: int = 64
     log_level: str = "INFO"
 
@@ -120,6 +121,14 @@ def _parser(env: Mapping[str, str]) -> ServiceParser:
         help="seconds between checks that Central and the broker answer",
     )
     parser.option(
+        "--frame-interval",
+        env="EV_WEB_FRAME_INTERVAL",
+        default=0.25,
+        parse=parse_positive_float,
+        help="seconds between two live updates of a page, at most (changes in between are "
+        "coalesced: each page gets the latest state of what it shows)",
+    )
+    parser.option(
         "--threads",
         env="EV_WEB_THREADS",
         default=64,
@@ -156,6 +165,7 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str] | None = None) ->
         cookie_secure=args.cookie_secure,
         resync_interval=args.resync_interval,
         health_interval=args.health_interval,
+        frame_interval=args.frame_interval,
         threads=args.threads,
         log_level=args.log_level,
     )

@@ -64,6 +64,8 @@ _WARNINGS = {
     EventType.CP_DEREGISTERED,
 }
 _INFO = {EventType.WEATHER_CLEARED, EventType.OPERATOR_COMMAND, EventType.CP_REGISTERED}
+# How Central words a weather stop in cp.state_changed (central/weather.py).
+_WEATHER_STOP = "weather alert in "
 # Central sends these only for CPs it knows: one we lack means our snapshot is behind.
 _KNOWN_CP_ONLY = {
     EventType.CP_STATE_CHANGED,
@@ -258,8 +260,9 @@ class Board:
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATE_LABELS, 0)
-        for tile in self.visible_tiles():
-            out[tile.state] = out.get(tile.state, 0) + 1
+        for tile in self.tiles.values():
+            if tile.registered:
+                out[tile.state] = out.get(tile.state, 0) + 1
         return out
 
     def weather_at(self, location: str) -> WeatherView | None:
@@ -357,6 +360,9 @@ class Board:
             panels.add("sessions")
         if to != "STOPPED":
             tile.stopped_by = []
+        elif (tile.reason or "").startswith(_WEATHER_STOP):
+            # Snapshots say why in stopped_by; an event says it in its reason.
+            tile.stopped_by = sorted({*tile.stopped_by, "weather"})
         return Changes(tiles=frozenset({tile.id}), panels=frozenset(panels))
 
     def _ticket(self, event: Event) -> Changes:

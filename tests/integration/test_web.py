@@ -38,7 +38,11 @@ pytestmark = pytest.mark.integration
 
 
 class Stream:
-    """An open ``/events`` stream, read by a thread into a queue of (event, data)."""
+    """An open ``/events`` stream, read by a thread into a queue of (event, data).
+
+    An ``update`` (the latest state of the page's view, a few times a second) is queued as
+    one ``tile`` per changed row and one ``panel`` per changed panel.
+    """
 
     def __init__(self, url: str) -> None:
         self.messages: queue.Queue[tuple[float, str, Any]] = queue.Queue()
@@ -55,9 +59,18 @@ class Stream:
                 if line.startswith("event:"):
                     kind = line[6:].strip()
                 elif line.startswith("data:"):
-                    self.messages.put((time.monotonic(), kind, json.loads(line[5:])))
+                    self._queue(time.monotonic(), kind, json.loads(line[5:]))
         except (requests.RequestException, AttributeError, ValueError):
             pass  # closed by close() or the server
+
+    def _queue(self, at: float, kind: str, data: Any) -> None:
+        if kind != "update":
+            self.messages.put((at, kind, data))
+            return
+        for row in data.get("rows") or (data.get("list") or {}).get("rows") or []:
+            self.messages.put((at, "tile", row))
+        for name, html in (data.get("panels") or {}).items():
+            self.messages.put((at, "panel", {"name": name, "html": html}))
 
     def wait_for(
         self, kind: str, match: Callable[[Any], bool] = lambda _: True, timeout: float = 10

@@ -252,7 +252,7 @@ def test_revenue_shows_totals_charts_and_filtered_tickets(
     ]
     html = client.get("/revenue?cp_id=CP1&driver_id=D1&status=ended").get_data(as_text=True)
     assert "12.50 €" in html and "31.250 kWh" in html
-    assert html.count("<svg") == 2 and "CP1: 8.00 €" in html  # the chart says it in words
+    assert html.count("<svg") == 6 and "CP1: 8.00 €" in html  # the chart says it in words
     assert "2026-11-20 10:30:00 UTC" in html and "4.00 €" in html
     assert central.calls[-1] == (
         "sessions",
@@ -313,7 +313,12 @@ def test_the_event_stream_starts_with_a_snapshot(client: FlaskClient) -> None:
     response = client.get("/events", buffered=False)
     assert response.status_code == 200 and response.mimetype == "text/event-stream"
     chunks = cast(Iterator[bytes], iter(response.response))
-    assert next(chunks).startswith(b"retry: ")
     first = next(chunks)
-    assert first.startswith(b"event: snapshot\n") and b"cp-CP1" in first
+    assert first.startswith(b"retry: ") and b"event: snapshot\n" in first and b"cp-CP1" in first
     response.close()
+
+
+def test_the_event_stream_refuses_a_bad_kind_or_client_id(client: FlaskClient) -> None:
+    assert client.get("/events?for=everything").status_code == 400
+    assert client.get("/events?client=x").status_code == 400  # too short to be random
+    assert client.get("/events?client=" + "a" * 65).status_code == 400
