@@ -26,6 +26,7 @@ from common.infra import EmbeddedBroker
 from common.protocol.keys import make_verifier, new_secret
 from common.protocol.messages import MessageType
 from common.tcp import free_port
+from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.broker import wait_until
 from tests.support.central import TEST_SCRYPT, CentralProcess, ScriptedCP, driver
 from tests.support.web import LoopThread, WebProcess, start_central_with_events, start_web
@@ -84,7 +85,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, broker: EmbeddedBroker) -> I
     tmp = tmp_path_factory.mktemp("fleet")
     db_url = f"sqlite:///{tmp / 'evcharging.db'}"
     secrets = seed(db_url)
-    driver_secret = add_driver(db_url, "FD1", TEST_SCRYPT)
+    driver_secret = add_driver(db_url, "FD1", TEST_SCRYPT, TEST_AUDIT_KEYS)
     central = start_central_with_events(tmp, db_url, free_port(), free_port(), broker.bootstrap)
     known = lambda: len(central.get("/chargepoints").json()["chargepoints"])  # noqa: E731
     wait_until(lambda: known() == COUNT, 20, "Central to load the charge points")
