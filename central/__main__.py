@@ -105,6 +105,16 @@ def _serve(argv: list[str]) -> int:
         help="HTTP address of API_Central",
     )
     parser.option(
+        "--advertise",
+        env="EV_CENTRAL_ADVERTISE",
+        default=None,
+        parse=parse_host_port,
+        metavar="HOST:PORT",
+        help="with several Centrals on one PostgreSQL: the address CPs reach this one at, "
+        "sent to a CP that logs in elsewhere (default: --listen, with the host name when "
+        "it listens on every interface); see docs/deployment.md",
+    )
+    parser.option(
         "--kafka-bootstrap",
         env="EV_KAFKA_BOOTSTRAP",
         default=None,
@@ -195,6 +205,7 @@ def _serve(argv: list[str]) -> int:
         data_dir=args.data_dir,
         ocpp=args.ocpp,
         ocpp_tls=ocpp_tls,
+        advertise=args.advertise,
     )
     return run_central(settings)
 

@@ -3,7 +3,7 @@
 Used by the charge-point monitor and engine, the driver CLI, tests and the load
 generator, so every peer speaks exactly the same protocol code as Central.
 
-    link = await connect(addr, Role.DRIVER, "D1", secret=secret)
+    link = await connect(addr, Role.DRIVER, "D1", secret=secret)   # or a list of Centrals
     link.send(MessageType.LIST_CPS, {})
     reply = await link.recv_until({MessageType.CP_LIST}, timeout=5)
 """
@@ -14,14 +14,15 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Callable, Collection, Mapping
+import zlib
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-from common.config import HostPort
+from common.config import HostPort, parse_host_port
 from common.errors import EVChargingError
 from common.protocol import NEED_DATA, Connection, MessageReceived, Rejected
 from common.protocol.errors import HandshakeError, ProtocolError
-from common.protocol.handshake import THROTTLED_CODE, ClientHandshake, Role
+from common.protocol.handshake import MOVED_CODE, THROTTLED_CODE, ClientHandshake, Role
 from common.protocol.messages import Message, MessageType, Side
 from common.tcp import READ_CHUNK, read_message
 
@@ -149,7 +150,66 @@ async def _next_plain(
     return message
 
 
+def _order(addrs: Sequence[HostPort], principal_id: str) -> list[HostPort]:
+    """Every address once, starting at one chosen by the id: peers spread over the
+    Centrals evenly, and each peer comes back to the same one while it is up."""
+    start = zlib.crc32(principal_id.encode()) % len(addrs)
+    return [*addrs[start:], *addrs[:start]]
+
+
+class _Moved(Exception):
+    def __init__(self, addr: str) -> None:
+        self.addr = addr
+
+
 async def connect(
+    addr: HostPort | Sequence[HostPort],
+    role: Role,
+    principal_id: str,
+    *,
+    secret: str | None = None,
+    session_key: bytes | None = None,
+    clock: Callable[[], float] = time.time,
+    timeout: float = 10.0,
+) -> ClientLink:
+    """Connect to Central and authenticate; ``addr`` may list several Centrals.
+
+    With several, they are tried in an order that starts at one chosen by
+    ``principal_id``; a Central that does not own a CP names the one that does
+    (``moved``) and the login goes there (one hop). CentralUnreachable is raised only
+    when none of them could be reached.
+
+    Raises:
+        CentralUnreachable: no connection, or it broke before authentication ended.
+        AuthenticationFailed: Central refused us, or failed to prove it knows our verifier.
+        AuthenticationThrottled: Central delays logins for this id (or our address) after
+            failed attempts; ``retry_after`` says when to try again.
+    """
+    addrs = [addr] if isinstance(addr, HostPort) else _order(addr, principal_id)
+    kwargs: dict[str, Any] = {
+        "secret": secret,
+        "session_key": session_key,
+        "clock": clock,
+        "timeout": timeout,
+    }
+    unreachable: CentralUnreachable | None = None
+    for each in addrs:
+        try:
+            return await _connect_one(each, role, principal_id, **kwargs)
+        except CentralUnreachable as exc:
+            unreachable = exc
+        except _Moved as moved:
+            try:
+                return await _connect_one(parse_host_port(moved.addr), role, principal_id, **kwargs)
+            except (CentralUnreachable, _Moved, ValueError) as exc:
+                unreachable = CentralUnreachable(
+                    f"Cannot reach Central at {moved.addr}, which serves {principal_id}: {exc}"
+                )
+    assert unreachable is not None
+    raise unreachable
+
+
+async def _connect_one(
     addr: HostPort,
     role: Role,
     principal_id: str,
@@ -159,14 +219,7 @@ async def connect(
     clock: Callable[[], float] = time.time,
     timeout: float = 10.0,
 ) -> ClientLink:
-    """Open a TCP connection to Central and authenticate.
-
-    Raises:
-        CentralUnreachable: no connection, or it broke before authentication ended.
-        AuthenticationFailed: Central refused us, or failed to prove it knows our verifier.
-        AuthenticationThrottled: Central delays logins for this id (or our address) after
-            failed attempts; ``retry_after`` says when to try again.
-    """
+    """Open a TCP connection to one Central and authenticate (errors as :func:`connect`)."""
     try:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(addr.host, addr.port, limit=READ_CHUNK), timeout
@@ -191,6 +244,8 @@ async def connect(
                     writer.write(conn.send(reply.type, reply.body))
     except ProtocolError as exc:
         writer.close()
+        if isinstance(exc, HandshakeError) and exc.code == MOVED_CODE and exc.moved_to:
+            raise _Moved(exc.moved_to) from None
         if isinstance(exc, HandshakeError) and exc.code == THROTTLED_CODE and exc.retry_after:
             raise AuthenticationThrottled(
                 f"Central is delaying logins for {principal_id} after failed attempts; "

@@ -21,7 +21,7 @@ from common.client import (
     ConnectionClosed,
     connect,
 )
-from common.config import HostPort
+from common.config import Centrals, HostPort
 from common.protocol.handshake import Role
 from common.protocol.messages import MessageType
 from cp_engine.backoff import Backoff
@@ -59,7 +59,7 @@ class CentralSession:
 
     def __init__(
         self,
-        addr: HostPort,
+        addr: HostPort | Centrals,
         cp_id: str,
         secrets: SecretFile,
         tracker: HealthTracker,
