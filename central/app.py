@@ -118,6 +118,8 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
     )
     api_host, api_port = await loop.run_in_executor(None, api.start_thread)
     ocpp = await _start_ocpp(settings, network, server)
+    if ocpp is not None:
+        ocpp.cluster = cluster
     print(f"Central listening on {host}:{port}", flush=True)
     print(f"API_Central on http://{api_host}:{api_port}/api", flush=True)
     print(
