@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import requests
 import sqlalchemy as sa
 
 from central.drivers import add_driver
@@ -27,8 +29,9 @@ from common.protocol.handshake import ClientHandshake, Role
 from common.protocol.messages import MessageType
 from common.tcp import read_message
 from tests.support.broker import EmbeddedBroker
-from tests.support.central import TEST_SCRYPT, CentralProcess, provision_cp
+from tests.support.central import TEST_SCRYPT, CentralProcess, provision_cp, start_central
 from tests.support.cluster import Cluster
+from tests.support.services import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -78,6 +81,19 @@ def test_cps_spread_drivers_charge_across_and_a_killed_central_fails_over(
         await cluster.wait_all("STOPPED", 20)
         assert second.post("/chargepoints/resume-all").status_code == 200
         await cluster.wait_all("ACTIVATED", 20)
+        # A weather alert raised on one Central holds every CP of the location; cleared on
+        # another, it releases them.
+        third = cluster.centrals[2]
+        assert third.post("/weather/alerts", {"location": "Madrid"}).status_code == 201
+        await cluster.wait_all("STOPPED", 20)
+        cleared = await asyncio.to_thread(
+            requests.delete,
+            f"{first.api}/weather/alerts/Madrid",
+            headers={"Authorization": f"Bearer {first.token}"},
+            timeout=20,
+        )
+        assert cleared.status_code == 200, cleared.text
+        await cluster.wait_all("ACTIVATED", 20)
 
         # Every driver is connected to a Central that does not serve its CP.
         drivers = {}
@@ -86,8 +102,12 @@ def test_cps_spread_drivers_charge_across_and_a_killed_central_fails_over(
             driver_id = f"D{cp_id}"
             secret = add_driver(cluster.db_url, driver_id, TEST_SCRYPT)
             link = await connect(other.addr, Role.DRIVER, driver_id, secret=secret)
-            link.send(MessageType.CHARGE_REQUEST, {"cp_id": cp_id, "target_kwh": TARGET_KWH})
+            link.send(MessageType.LIST_CPS, {})
+            free = await link.recv_until({MessageType.CP_LIST}, 10)
+            assert {cp["id"] for cp in free.body["cps"]} == set(cp_ids)  # served anywhere
             drivers[cp_id] = link
+        for cp_id, link in drivers.items():
+            link.send(MessageType.CHARGE_REQUEST, {"cp_id": cp_id, "target_kwh": TARGET_KWH})
         for cp_id, link in drivers.items():
             got = await link.recv_until(
                 {MessageType.CHARGE_AUTHORIZED, MessageType.CHARGE_DENIED}, 15
@@ -233,3 +253,38 @@ async def _raw_login(central: CentralProcess, role: Role, cp_id: str, **kw: obje
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
+
+
+def test_a_second_central_on_one_sqlite_file_stops_with_one_line(
+    tmp_path: Path, sqlite_url: str, free_port: Callable[[], int]
+) -> None:
+    """Several Centrals need PostgreSQL: on SQLite the second says so and exits 2."""
+    first = start_central(tmp_path, sqlite_url, free_port(), free_port(), name="first")
+    try:
+        second = ServiceProcess(
+            [
+                sys.executable,
+                "-m",
+                "central",
+                "--listen",
+                f"127.0.0.1:{free_port()}",
+                "--api",
+                f"127.0.0.1:{free_port()}",
+                "--no-console",
+            ],
+            env={
+                "EV_DATABASE_URL": sqlite_url,
+                "EV_OPERATOR_TOKEN": "t" * 20,
+                "EV_DATA_DIR": str(tmp_path / "data"),
+            },
+            log_path=tmp_path / "second.log",
+            name="second",
+        ).start()
+        assert second.wait(30) == 2
+        lines = second.output().strip().splitlines()
+        assert len(lines) == 1, lines
+        assert "several Centrals need PostgreSQL" in lines[0]
+        assert first.proc.running
+        second.stop()
+    finally:
+        first.proc.stop()
