@@ -11,14 +11,16 @@ owner is this process or dead) only after the monitor proved its secret. A proce
 gives a CP up when its monitor goes; it stops acting for CPs whose row names another
 process (a stale owner, say one paused for longer than the lease), and for all of them
 when it could not renew its own lease for LEASE_TTL - TICK s, before anyone may take
-them. Every process reaps dead processes: the one whose DELETE returns a dead
-process's CPs marks them DISCONNECTED, with their events, in the same transaction.
+them. Every process reaps dead processes each second and marks DISCONNECTED, with their
+events, the CPs no live process serves (rows locked in id order, so a process taking
+one writes its state after the mark, and two reapers mark a CP once).
 
 Messages to other processes (:class:`~central.model.Peers`) are ``pg_notify`` on one
 channel, sent by the writer after what it wrote before (a durable row first: the hold,
 the alert, the ticket); every process listens on a connection of its own and hands
 them to :class:`central.remote.RemoteOps`. CPs served elsewhere are shown from the
-database (state, holds, open session), read again every TICK s.
+database (state, holds, open session), read again every TICK s. The SQL is
+:mod:`central.leases`'s.
 """
 
 from __future__ import annotations
@@ -36,9 +38,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.orm import Session
-
+from central import leases
 from central.errors import Conflict
 from central.model import HOLD_OPERATOR, HOLD_WEATHER, ActiveSession
 from central.network import Network
@@ -48,32 +48,14 @@ from central.states import CPState
 from central.writer import DbWriter
 from common.db import Database
 from common.db.models import ChargePoint
-from common.events import Event, EventType, record
 
-__all__ = ["CHANNEL", "LEASE_TTL", "TICK", "Cluster"]
+__all__ = ["LEASE_TTL", "TICK", "Cluster"]
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "ev_central"
 TICK = 1.0  # seconds between lease renewals (and reads of the CPs served elsewhere)
 LEASE_TTL = 3.0  # a process silent this long is dead: its CPs may be taken
 ASK_TIMEOUT = 10.0  # an owner answers a charge request within the engine's 5 s
-
-_ALIVE = "heartbeat_at >= now() - make_interval(secs => :ttl)"
-_OWNER = text(
-    f"SELECT o.node_id FROM cp_owners o JOIN central_nodes n ON n.id = o.node_id "
-    f"WHERE o.cp_id = :cp AND n.{_ALIVE}"
-)
-_TAKE = text(
-    "INSERT INTO cp_owners (cp_id, node_id, since, engine_up) VALUES (:cp, :me, now(), false) "
-    "ON CONFLICT (cp_id) DO UPDATE SET node_id = :me, since = now(), engine_up = false "
-    "WHERE cp_owners.node_id = :me OR NOT EXISTS (SELECT 1 FROM central_nodes n "
-    f"WHERE n.id = cp_owners.node_id AND n.{_ALIVE}) RETURNING since"
-)
-_VIEW = text(
-    "SELECT c.id, c.last_state, c.operator_stopped, o.node_id, o.engine_up "
-    "FROM charge_points c LEFT JOIN cp_owners o ON o.cp_id = c.id"
-)
 
 
 @dataclass(frozen=True)
@@ -129,27 +111,16 @@ class Cluster:
         await self.tick()
 
     def _join(self) -> None:
-        with self._db.engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO central_nodes (id, started_at, heartbeat_at) "
-                    "VALUES (:me, now(), now()) "
-                    "ON CONFLICT (id) DO UPDATE SET started_at = now(), heartbeat_at = now()"
-                ),
-                {"me": self.node_id},
-            )
-            conn.execute(text("DELETE FROM cp_owners WHERE node_id = :me"), {"me": self.node_id})
+        with self._db.transaction() as session:
+            leases.join(session, self.node_id)
 
     async def close(self) -> None:
         """Leave: the CPs served here are free at once (their monitors are closed next)."""
         self._stop.set()
 
         def leave() -> None:
-            with self._db.engine.begin() as conn:
-                conn.execute(
-                    text("DELETE FROM cp_owners WHERE node_id = :me"), {"me": self.node_id}
-                )
-                conn.execute(text("DELETE FROM central_nodes WHERE id = :me"), {"me": self.node_id})
+            with self._db.transaction() as session:
+                leases.leave(session, self.node_id)
 
         try:
             await self._in_thread(leave)
@@ -169,9 +140,9 @@ class Cluster:
         """The live process serving ``cp_id`` if it is not this one (a login goes there)."""
 
         def read() -> str | None:
-            with self._db.engine.connect() as conn:
-                owner = conn.execute(_OWNER, {"cp": cp_id, "ttl": self._ttl}).scalar()
-            return None if owner in (None, self.node_id) else str(owner)
+            with self._db.read() as session:
+                found = leases.owner(session, cp_id, self._ttl)
+            return None if found == self.node_id else found
 
         return await self._in_thread(read)
 
@@ -181,11 +152,9 @@ class Cluster:
 
         def write() -> tuple[Any, CPRow | None, list[str], list[OpenSession]]:
             with self._db.transaction() as session:
-                params = {"cp": cp_id, "me": self.node_id, "ttl": self._ttl}
-                since = session.execute(_TAKE, params).scalar()
+                since = leases.take(session, cp_id, self.node_id, self._ttl)
                 if since is None:
-                    owner = session.execute(_OWNER, {"cp": cp_id, "ttl": self._ttl}).scalar()
-                    return None, None, [str(owner or "")], []
+                    return None, None, [leases.owner(session, cp_id, self._ttl) or ""], []
                 row = session.get(ChargePoint, cp_id)
                 return (
                     since,
@@ -232,24 +201,12 @@ class Cluster:
         if taken is None:
             return
         self._drop(cp_id, "its monitor disconnected")
-        self._writer.submit(
-            partial(
-                _run,
-                sql="DELETE FROM cp_owners WHERE cp_id = :cp AND node_id = :me AND since = :since",
-                params={"cp": cp_id, "me": self.node_id, "since": taken[1]},
-            )
-        )
+        self._writer.submit(partial(leases.give_up, cp_id=cp_id, me=self.node_id, since=taken[1]))
 
     def engine_seen(self, cp_id: str, up: bool) -> None:
         """Say whether the CP's engine is connected (other processes show it)."""
         if cp_id in self._owned:
-            self._writer.submit(
-                partial(
-                    _run,
-                    sql="UPDATE cp_owners SET engine_up = :up WHERE cp_id = :cp AND node_id = :me",
-                    params={"cp": cp_id, "me": self.node_id, "up": up},
-                )
-            )
+            self._writer.submit(partial(leases.engine_seen, cp_id=cp_id, me=self.node_id, up=up))
 
     def _drop(self, cp_id: str, why: str) -> None:
         """Stop acting for the CP here: no state change, no settlement (not ours now)."""
@@ -286,75 +243,18 @@ class Cluster:
         self._show(result)
 
     def _tick(self) -> _Tick:
-        me = {"me": self.node_id}
-        with self._db.engine.begin() as conn:
-            renewed = conn.execute(
-                text("UPDATE central_nodes SET heartbeat_at = now() WHERE id = :me"), me
-            ).rowcount
-            if not renewed:  # declared dead by the others: whatever it served is gone
-                conn.execute(
-                    text(
-                        "INSERT INTO central_nodes (id, started_at, heartbeat_at) "
-                        "VALUES (:me, now(), now()) ON CONFLICT (id) DO NOTHING"
-                    ),
-                    me,
-                )
-            mine = set(
-                conn.execute(text("SELECT cp_id FROM cp_owners WHERE node_id = :me"), me).scalars()
-            )
-        self._reap()
-        with self._db.read() as session:
-            view = list(session.execute(_VIEW))
-            open_sessions = load_open_sessions(session)
-        return _Tick(bool(renewed), mine, view, open_sessions)
-
-    def _reap(self) -> None:
         with self._db.transaction() as session:
-            dead = (
-                session.execute(
-                    text(f"DELETE FROM central_nodes WHERE NOT ({_ALIVE}) RETURNING id"),
-                    {"ttl": self._ttl},
-                )
-                .scalars()
-                .all()
+            renewed = leases.renew(session, self.node_id)
+            mine = leases.served(session, self.node_id)
+        with self._db.transaction() as session:
+            dead, freed = leases.reap(session, self._ttl)
+        if dead or freed:
+            log.warning(
+                "Central processes stopped; their charge points are free",
+                extra={"fields": {"nodes": dead, "cps": freed}},
             )
-            freed = (
-                session.execute(
-                    text(
-                        "DELETE FROM cp_owners o WHERE NOT EXISTS "
-                        "(SELECT 1 FROM central_nodes n WHERE n.id = o.node_id) RETURNING cp_id"
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            if not freed:
-                return
-            rows = session.execute(
-                text(
-                    "SELECT id, last_state FROM charge_points WHERE id = ANY(:ids) "
-                    "AND last_state <> 'DISCONNECTED' FOR UPDATE"
-                ),
-                {"ids": list(freed)},
-            ).all()
-            session.execute(
-                text("UPDATE charge_points SET last_state = 'DISCONNECTED' WHERE id = ANY(:ids)"),
-                {"ids": [cp_id for cp_id, _ in rows]},
-            )
-            for cp_id, old in rows:
-                record(
-                    session,
-                    Event(
-                        EventType.CP_STATE_CHANGED,
-                        "central",
-                        {"from": old, "to": "DISCONNECTED", "reason": "its Central stopped"},
-                        cp_id=cp_id,
-                    ),
-                )
-        log.warning(
-            "Central processes stopped; their charge points are free",
-            extra={"fields": {"nodes": list(dead), "cps": len(freed)}},
-        )
+        with self._db.read() as session:
+            return _Tick(renewed, mine, leases.view(session), load_open_sessions(session))
 
     def _show(self, result: _Tick) -> None:
         """CPs served elsewhere (or by none), as the database has them."""
@@ -364,7 +264,7 @@ class Cluster:
             cp = fleet.cps.get(cp_id)
             if cp is None or not cp.remote:
                 continue
-            cp.state = CPState(state)
+            cp.state = CPState(state) if owner else CPState.DISCONNECTED
             cp.owner = owner
             cp.remote_engine = bool(owner and engine_up)
             cp.holds = {HOLD_OPERATOR} if stopped else set()
@@ -375,7 +275,7 @@ class Cluster:
     # ------------------------------------------------------------- messages
     def tell(self, op: str, body: Mapping[str, Any]) -> None:
         payload = json.dumps({**body, "op": op, "from": self.node_id}, default=str)
-        self._writer.submit(partial(_notify, payload=payload))
+        self._writer.submit(partial(leases.notify, payload=payload))
 
     async def ask(self, op: str, body: Mapping[str, Any]) -> dict[str, Any]:
         request_id = uuid.uuid4().hex
@@ -413,7 +313,7 @@ class Cluster:
                 raw.detach()  # ours alone: it must not go back to the pool mid-LISTEN
                 conn.autocommit = True
                 with conn.cursor() as cursor:
-                    cursor.execute(f"LISTEN {CHANNEL}")
+                    cursor.execute(f"LISTEN {leases.CHANNEL}")
                 while not self._stop.is_set():
                     if select.select([conn], [], [], 0.5)[0]:
                         conn.poll()
@@ -425,16 +325,6 @@ class Cluster:
             except Exception:
                 log.exception("listening to the other Centrals failed; again in 1 s")
                 self._stop.wait(1.0)
-
-
-def _notify(session: Session, payload: str) -> None:
-    session.execute(
-        text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
-    )
-
-
-def _run(session: Session, sql: str, params: dict[str, Any]) -> None:
-    session.execute(text(sql), params)
 
 
 def _live(row: OpenSession | None) -> ActiveSession | None:
