@@ -17,6 +17,7 @@ from central.app import CentralSettings, run_central
 from central.chargepoints import HEARTBEAT_INTERVAL, HEARTBEATS_MISSED
 from central.drivers import add_driver, list_drivers
 from central.energy import DEFAULT_MAX_KW
+from central.workers import check_workers, run_workers
 from common.config import (
     HostPort,
     ServiceParser,
@@ -115,6 +116,15 @@ def _serve(argv: list[str]) -> int:
         "it listens on every interface); see docs/deployment.md",
     )
     parser.option(
+        "--workers",
+        env="EV_CENTRAL_WORKERS",
+        default=1,
+        parse=parse_positive_int,
+        metavar="N",
+        help="run N Central processes on this machine, worker i on --listen PORT+i and "
+        "--api PORT+i (PostgreSQL only; give CPs and drivers every address)",
+    )
+    parser.option(
         "--kafka-bootstrap",
         env="EV_KAFKA_BOOTSTRAP",
         default=None,
@@ -186,14 +196,18 @@ def _serve(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     setup_logging("central", args.log_level)
+    url = args.database_url or database_url(args.data_dir)
+    check_workers(args.workers, url, args.listen, args.api)
     token = read_secret("EV_OPERATOR_TOKEN")
     assert token is not None
     ocpp_tls = _ocpp_tls(args.ocpp, args.ocpp_tls_cert, args.ocpp_tls_key)
     interval, timeout = heartbeat_timing(args.heartbeat_interval, args.heartbeat_timeout)
+    if args.workers > 1:
+        return run_workers(argv, args.workers, args.listen, args.api, args.advertise)
     settings = CentralSettings(
         listen=args.listen,
         api=args.api,
-        database_url=args.database_url or database_url(args.data_dir),
+        database_url=url,
         operator_token=token,
         kafka_bootstrap=args.kafka_bootstrap,
         heartbeat_interval=interval,

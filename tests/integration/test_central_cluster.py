@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -23,11 +26,12 @@ import sqlalchemy as sa
 
 from central.drivers import add_driver
 from common.client import AuthenticationFailed, ConnectionClosed, connect
+from common.config import HostPort
 from common.protocol import Connection
 from common.protocol.errors import HandshakeError
 from common.protocol.handshake import ClientHandshake, Role
 from common.protocol.messages import MessageType
-from common.tcp import read_message
+from common.tcp import free_port, read_message
 from tests.support.broker import EmbeddedBroker
 from tests.support.central import TEST_SCRYPT, CentralProcess, provision_cp, start_central
 from tests.support.cluster import Cluster
@@ -288,3 +292,96 @@ def test_a_second_central_on_one_sqlite_file_stops_with_one_line(
         second.stop()
     finally:
         first.proc.stop()
+
+
+def _port_pair() -> int:
+    """A port P with P+1 free as well (the two workers' ports)."""
+    for _ in range(50):
+        port = free_port()
+        with contextlib.suppress(OSError), socket.socket() as probe:
+            probe.bind(("127.0.0.1", port + 1))
+            return port
+    raise AssertionError("no two consecutive free ports")
+
+
+def test_workers_run_on_consecutive_ports_and_a_dead_one_is_started_again(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    port, api = _port_pair(), _port_pair()
+    supervisor = ServiceProcess(
+        [
+            sys.executable,
+            "-m",
+            "central",
+            "--workers",
+            "2",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--api",
+            f"127.0.0.1:{api}",
+            "--heartbeat-timeout",
+            "2",
+        ],
+        env={
+            "EV_DATABASE_URL": postgres_url,
+            "EV_OPERATOR_TOKEN": "t" * 20,
+            "EV_SCRYPT_N": "1024",
+            "EV_DATA_DIR": str(tmp_path / "data"),
+        },
+        log_path=tmp_path / "workers.log",
+        name="workers",
+    ).start()
+    try:
+        supervisor.wait_for_line(rf"API_Central on http://127.0.0.1:{api}/", 30)
+        supervisor.wait_for_line(rf"API_Central on http://127.0.0.1:{api + 1}/", 30)
+        addrs = [HostPort("127.0.0.1", port), HostPort("127.0.0.1", port + 1)]
+
+        async def scenario() -> None:
+            secret = provision_cp(postgres_url, "W1")
+            monitor = await connect(addrs, Role.MONITOR, "W1", secret=secret)
+            monitor.send(MessageType.HEARTBEAT, {"engine_ok": True})
+            for each in (api, api + 1):
+                shown = await _wait_json(f"http://127.0.0.1:{each}/api/chargepoints/W1")
+                assert shown["state"] == "ACTIVATED"
+            await monitor.close()
+
+        asyncio.run(scenario())
+        pid = _pid_listening(port)  # worker 0
+        os.kill(pid, signal.SIGKILL)
+        supervisor.wait_for_line("Central worker died; starting it again", 15)
+        line = f"API_Central on http://127.0.0.1:{api}/"
+        deadline = time.monotonic() + 30
+        while supervisor.output().count(line) < 2:  # worker 0 serves again
+            assert time.monotonic() < deadline, supervisor.tail()
+            time.sleep(0.1)
+    finally:
+        assert supervisor.stop() == 0
+    assert "Traceback" not in supervisor.output()
+
+
+async def _wait_json(url: str, timeout: float = 15) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await asyncio.to_thread(requests.get, url, timeout=5)
+        if response.ok and response.json().get("state") == "ACTIVATED":
+            return dict(response.json())
+        assert time.monotonic() < deadline, response.text
+        await asyncio.sleep(0.2)
+
+
+def _pid_listening(port: int) -> int:
+    """The process listening on 127.0.0.1:``port`` (from /proc: sockets, then owners)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                    inodes.add(fields[9])
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    return int(pid)
+    raise AssertionError(f"nobody listens on {port}")
