@@ -5,8 +5,9 @@
     python -m common.healthcheck 127.0.0.1:7100 central.example:7000
 
 A target is a URL (healthy when a GET answers 2xx) or HOST:PORT (healthy when it accepts
-a TCP connection; HOST:PORT,HOST:PORT... when any of them does). Exit status 0 when every target is healthy, 1 with one line on stderr
-naming the first that is not, 2 on a usage error. Targets may hold ``$VARIABLES``,
+a TCP connection; HOST:PORT,HOST:PORT... when any of them does). Exit status 0 when every
+target is healthy, 1 with one line on stderr naming the first that is not, 2 on a usage
+error. Targets may hold ``$VARIABLES``,
 expanded from the environment, so a compose health check follows the same settings as
 the service it checks.
 """
