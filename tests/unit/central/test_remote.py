@@ -148,3 +148,38 @@ def test_an_owners_refusal_travels_back_with_its_code_and_status() -> None:
     error = error_from(error_reply(Conflict("busy", code=ErrorCode.DRIVER_BUSY)))
     assert (type(error), error.code, error.message) == (Conflict, ErrorCode.DRIVER_BUSY, "busy")
     assert error_from({"error": "???", "status": 999}).code is ErrorCode.INTERNAL
+
+
+def test_an_operator_stop_of_a_session_served_elsewhere_settles_it_once() -> None:
+    async def scenario() -> None:
+        w = World(cps=1)
+        served_elsewhere(w, "CP1", CPState.SUPPLYING)
+        w.net.fleet.cps["CP1"].session = ActiveSession("S1", "CP1", "D1", Decimal("0.4"), None)
+        w.writer.rows["S1"] = {
+            "session_id": "S1",
+            "cp_id": "CP1",
+            "driver_id": "D1",
+            "price": Decimal("0.4"),
+            "status": "ended",  # the owner settled it
+            "kwh": Decimal(3),
+            "started_at": None,
+        }
+        peers = FakePeers({"ticket": {"session_id": "S1"}})
+        w.net.fleet.peers = peers
+        ticket = await w.net.operator.stop_session("S1", "operator")
+        assert (ticket.session_id, ticket.energy_kwh) == ("S1", Decimal(3))
+        assert peers.asked == [("stop_session", {"session_id": "S1", "actor": "operator"})]
+        assert w.writer.settlements == []  # settled by its owner, not again here
+
+        # An owner that does not answer: the session is settled here, once.
+        w.writer.rows["S1"]["status"] = "supplying"
+
+        async def silent(op: str, body: Mapping[str, Any]) -> dict[str, Any]:
+            raise Conflict("the Central serving this charge point did not answer")
+
+        peers.ask = silent  # type: ignore[method-assign]
+        await w.net.operator.stop_session("S1", "operator")
+        await w.net.operator.stop_session("S1", "operator")
+        assert w.writer.settlements == ["S1"]
+
+    run(scenario())
