@@ -33,6 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
@@ -97,6 +98,8 @@ class Cluster:
         self._stop = threading.Event()
         self._listener: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # A thread of its own: renewals must not queue behind a login storm's look-ups.
+        self._ticker = ThreadPoolExecutor(1, thread_name_prefix="cluster-tick")
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -128,6 +131,7 @@ class Cluster:
             log.exception("leaving the cluster failed; the lease expires by itself")
         if self._listener is not None:
             await self._in_thread(self._listener.join, 2.0)
+        self._ticker.shutdown(wait=False)
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
@@ -228,9 +232,11 @@ class Cluster:
         the CPs served elsewhere."""
         started = time.monotonic()
         try:
-            result = await self._in_thread(self._tick)
+            # A database that does not answer (a cut network) must not hold the fence back.
+            work = asyncio.get_running_loop().run_in_executor(self._ticker, self._tick)
+            result = await asyncio.wait_for(work, self._ttl - TICK)
         except Exception:
-            log.exception("cluster lease renewal failed")
+            log.exception("cluster lease renewal failed or timed out")
             if time.monotonic() - self._renewed_at > self._ttl - TICK:
                 for cp_id in list(self._owned):
                     self._drop(cp_id, "lease not renewed")
