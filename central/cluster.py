@@ -141,7 +141,17 @@ class Cluster:
         return cp_id in self._owned
 
     async def owner_elsewhere(self, cp_id: str) -> str | None:
-        """The live process serving ``cp_id`` if it is not this one (a login goes there)."""
+        """The live process serving ``cp_id`` if it is not this one (a login goes there).
+
+        An owner seen in the view read every TICK s is answered from memory, so a fleet
+        whose Central just died costs no query per retried login until the reap frees
+        its CPs; only "nobody, as of the last read" is checked in the database.
+        """
+        cp = self._net.fleet.cps.get(cp_id)
+        if cp is not None and not cp.remote:
+            return None
+        if cp is not None and cp.owner not in (None, self.node_id):
+            return cp.owner
 
         def read() -> str | None:
             with self._db.read() as session:
@@ -220,7 +230,7 @@ class Cluster:
             return
         links = [link for link in (cp.monitor, cp.engine) if link is not None]
         cp.monitor = cp.engine = None
-        cp.remote, cp.key, cp.session = True, None, None
+        cp.remote, cp.owner, cp.key, cp.session = True, None, None, None
         self._net.sessions.adopt(cp_id, [])
         for link in links:
             link.close(f"charge point no longer served here: {why}")

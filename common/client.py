@@ -32,12 +32,21 @@ __all__ = [
     "CentralUnreachable",
     "ClientLink",
     "ConnectionClosed",
+    "OwnerUnreachable",
     "connect",
 ]
 
 
 class CentralUnreachable(EVChargingError):
     """No TCP connection could be made (or it broke during the handshake)."""
+
+
+class OwnerUnreachable(CentralUnreachable):
+    """A Central answered that another serves this CP, and that one is unreachable.
+
+    It has most likely just failed: within seconds its lease expires and the CP may log
+    in anywhere, so retry soon rather than backing off.
+    """
 
 
 class AuthenticationFailed(EVChargingError):
@@ -177,7 +186,8 @@ async def connect(
     With several, they are tried in an order that starts at one chosen by
     ``principal_id``; a Central that does not own a CP names the one that does
     (``moved``) and the login goes there (one hop). CentralUnreachable is raised only
-    when none of them could be reached.
+    when none of them could be reached; OwnerUnreachable when one named an owner that
+    could not be reached (it probably just failed: retry soon).
 
     Raises:
         CentralUnreachable: no connection, or it broke before authentication ended.
@@ -193,6 +203,7 @@ async def connect(
         "timeout": timeout,
     }
     unreachable: CentralUnreachable | None = None
+    owner_gone: OwnerUnreachable | None = None
     for each in addrs:
         try:
             return await _connect_one(each, role, principal_id, **kwargs)
@@ -202,11 +213,12 @@ async def connect(
             try:
                 return await _connect_one(parse_host_port(moved.addr), role, principal_id, **kwargs)
             except (CentralUnreachable, _Moved, ValueError) as exc:
-                unreachable = CentralUnreachable(
+                owner_gone = OwnerUnreachable(
                     f"Cannot reach Central at {moved.addr}, which serves {principal_id}: {exc}"
                 )
-    assert unreachable is not None
-    raise unreachable
+    failure = owner_gone or unreachable
+    assert failure is not None
+    raise failure
 
 
 async def _connect_one(

@@ -13,6 +13,7 @@ from common.client import (
     AuthenticationFailed,
     AuthenticationThrottled,
     CentralUnreachable,
+    OwnerUnreachable,
     _order,
     connect,
 )
@@ -96,6 +97,7 @@ def test_a_moved_login_follows_the_owner_and_every_address_is_tried() -> None:
     closed = HostPort("127.0.0.1", free_port())
     error, reached = asyncio.run(moved_to_closed_port([closed]))
     assert len(reached) == 2  # both live Centrals asked, the dead one skipped
+    assert isinstance(error, OwnerUnreachable)  # the owner just failed: retry soon
     assert "which serves CP7" in str(error)
 
 
