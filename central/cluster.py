@@ -143,15 +143,13 @@ class Cluster:
     async def owner_elsewhere(self, cp_id: str) -> str | None:
         """The live process serving ``cp_id`` if it is not this one (a login goes there).
 
-        An owner seen in the view read every TICK s is answered from memory, so a fleet
-        whose Central just died costs no query per retried login until the reap frees
-        its CPs; only "nobody, as of the last read" is checked in the database.
+        A CP served here needs no query. Otherwise the database says, by the owner's
+        lease as it stands now: an owner remembered from the last view may have died or
+        let the CP go since (measured: answering from it made fail-overs slower).
         """
         cp = self._net.fleet.cps.get(cp_id)
         if cp is not None and not cp.remote:
             return None
-        if cp is not None and cp.owner not in (None, self.node_id):
-            return cp.owner
 
         def read() -> str | None:
             with self._db.read() as session:

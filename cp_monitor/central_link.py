@@ -37,7 +37,7 @@ __all__ = ["CentralSession"]
 HEARTBEAT_BOUNDS = (0.1, 3600.0)  # an interval Central may ask for
 CONNECT_TIMEOUT = 10.0
 OWNER_RETRY = 0.5  # seconds (plus up to 0.5 s of jitter) between logins while the CP's
-# Central fails over; the others answer those logins from memory, without a proof.
+# Central fails over; the others refuse those at the hello, before any proof.
 _STATE_LEVEL = {
     "ACTIVATED": Level.GOOD,
     "SUPPLYING": Level.GOOD,
