@@ -134,7 +134,15 @@ def test_cps_spread_drivers_charge_across_and_a_killed_central_fails_over(
         shown = await cluster.wait_all("ACTIVATED", 90)
         for cp_id in moved:
             assert owner_of(shown, cp_id) != victim_addr
-        for link in drivers.values():
+        # A driver whose Central survived got its ticket from the CP's owner, wherever.
+        driver_at = {
+            cp_id: next(str(c.addr) for c in cluster.centrals if str(c.addr) != owners[cp_id])
+            for cp_id in cp_ids
+        }
+        for cp_id, link in drivers.items():
+            if driver_at[cp_id] != victim_addr:
+                ticket = await link.recv_until({MessageType.TICKET}, 15)
+                assert (ticket.body["cp_id"], ticket.body["kwh"]) == (cp_id, TARGET_KWH)
             await link.close()
 
         engine = sa.create_engine(cluster.db_url)
