@@ -30,6 +30,7 @@ SUITE: dict[str, tuple[str, list[str]]] = {
         "eventpath",
         ["--cps", "1000", "--rate", "1000", "--seconds", "60", "--database", "postgres"],
     ),
+    "cluster": ("cluster", ["--processes", "1,2,4", "--cps", "2000", "--kills", "10"]),
 }
 
 

@@ -168,12 +168,14 @@ def start_central(
     *,
     extra_args: Sequence[str] = (),
     name: str = "central",
+    ports: tuple[int, int] | None = None,
 ) -> CentralHandle:
     """Start ``python -m central`` on 127.0.0.1 (console off) and wait until it serves.
 
     Its log is ``workdir/NAME.log`` (a restarted Central needs a name of its own).
+    ``ports``: its TCP and API ports (default: free ones).
     """
-    port, api_port = free_port(), free_port()
+    port, api_port = ports or (free_port(), free_port())
     token = secrets.token_urlsafe(16)
     proc = children.add(
         ServiceProcess(

@@ -17,6 +17,7 @@ from central.app import CentralSettings, run_central
 from central.chargepoints import HEARTBEAT_INTERVAL, HEARTBEATS_MISSED
 from central.drivers import add_driver, list_drivers
 from central.energy import DEFAULT_MAX_KW
+from central.workers import check_workers, run_workers
 from common.config import (
     HostPort,
     ServiceParser,
@@ -129,6 +130,25 @@ def _serve(argv: list[str]) -> int:
         "Kafka so a truncated chain is noticed",
     )
     parser.option(
+        "--advertise",
+        env="EV_CENTRAL_ADVERTISE",
+        default=None,
+        parse=parse_host_port,
+        metavar="HOST:PORT",
+        help="with several Centrals on one PostgreSQL: the address CPs reach this one at, "
+        "sent to a CP that logs in elsewhere (default: --listen, with the host name when "
+        "it listens on every interface); see docs/deployment.md",
+    )
+    parser.option(
+        "--workers",
+        env="EV_CENTRAL_WORKERS",
+        default=1,
+        parse=parse_positive_int,
+        metavar="N",
+        help="run N Central processes on this machine, worker i on --listen PORT+i and "
+        "--api PORT+i (PostgreSQL only; give CPs and drivers every address)",
+    )
+    parser.option(
         "--kafka-bootstrap",
         env="EV_KAFKA_BOOTSTRAP",
         default=None,
@@ -200,6 +220,8 @@ def _serve(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     setup_logging("central", args.log_level)
+    url = args.database_url or database_url(args.data_dir)
+    check_workers(args.workers, url, args.listen, args.api)
     token = read_secret("EV_OPERATOR_TOKEN")
     assert token is not None
     weather_token = read_secret("EV_WEATHER_TOKEN", required=False)
@@ -207,10 +229,12 @@ def _serve(argv: list[str]) -> int:
         raise ConfigError("EV_WEATHER_TOKEN", "must differ from EV_OPERATOR_TOKEN (it grants less)")
     ocpp_tls = _ocpp_tls(args.ocpp, args.ocpp_tls_cert, args.ocpp_tls_key)
     interval, timeout = heartbeat_timing(args.heartbeat_interval, args.heartbeat_timeout)
+    if args.workers > 1:
+        return run_workers(argv, args.workers, args.listen, args.api, args.advertise)
     settings = CentralSettings(
         listen=args.listen,
         api=args.api,
-        database_url=args.database_url or database_url(args.data_dir),
+        database_url=url,
         operator_token=token,
         weather_token=weather_token,
         kafka_bootstrap=args.kafka_bootstrap,
@@ -225,6 +249,7 @@ def _serve(argv: list[str]) -> int:
         audit_checkpoint_interval=args.audit_checkpoint_interval,
         ocpp=args.ocpp,
         ocpp_tls=ocpp_tls,
+        advertise=args.advertise,
     )
     return run_central(settings)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gc
 import logging
 import os
 import resource
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -17,8 +19,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from central.api import Bridge, create_app
 from central.auditlog import Checkpointer, latest_published
+from central.cluster import TICK, Cluster
 from central.console import Console
 from central.network import Network
 from central.reads import load_alerts, load_cps, load_open_sessions
@@ -28,10 +33,11 @@ from common.config import HostPort
 from common.db import Database, open_database
 from common.db.auditkeys import AuditKeys
 from common.db.chain import ChainVerifier
+from common.errors import ConfigError
 from common.http import WsgiServer
 from common.protocol.keys import ScryptParams
 
-__all__ = ["CentralSettings", "run_central"]
+__all__ = ["CentralSettings", "lock_sqlite", "run_central"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,7 @@ class CentralSettings:
     ocpp: HostPort | None = None  # OCPP 1.6J listener (central/ocpp); None: off
     ocpp_tls: tuple[Path, Path] | None = None  # certificate and key: security profile 2
     weather_token: str | None = None  # EV_WEATHER_TOKEN: weather routes only
+    advertise: HostPort | None = None  # the address CPs reach this process at (cluster)
 
 
 async def _every(seconds: float, fn: Callable[[], object]) -> None:
@@ -104,11 +111,15 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
             return load_cps(session), load_alerts(session), load_open_sessions(session)
 
     cps, alerts, open_sessions = await loop.run_in_executor(None, load)
-    network.chargepoints.load(cps, alerts, open_sessions)
+    shared = db.engine.dialect.name == "postgresql"  # other Centrals may share the CPs
+    # With others, a CP's open sessions are loaded by whichever process takes the CP.
+    network.chargepoints.load(cps, alerts, [] if shared else open_sessions)
     server = CentralServer(network, writer, db, scrypt_params=settings.scrypt)
-    host, port = await server.start(settings.listen.host, settings.listen.port)
+    host, port = await server.start(settings.listen.host, settings.listen.port, serving=False)
     verifier = ChainVerifier(settings.audit_keys)
     await _learn_published_checkpoints(settings, verifier)  # before anyone can ask
+    cluster = await _join(settings, db, writer, network, server, port) if shared else None
+    await server.serve()
     api = WsgiServer(
         create_app(
             Bridge(loop, network),
@@ -123,6 +134,8 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
     )
     api_host, api_port = await loop.run_in_executor(None, api.start_thread)
     ocpp = await _start_ocpp(settings, network, server)
+    if ocpp is not None:
+        ocpp.cluster = cluster
     print(f"Central listening on {host}:{port}", flush=True)
     print(f"API_Central on http://{api_host}:{api_port}/api", flush=True)
     print(
@@ -145,6 +158,8 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
             _every(settings.audit_checkpoint_interval, Checkpointer(db, writer, verifier).tick)
         ),
     ]
+    if cluster is not None:
+        tasks.append(asyncio.create_task(_every(TICK, cluster.tick)))
     console = Console(network, stop, interactive=sys.stdin.isatty()) if settings.console else None
     if console is not None:
         tasks.append(asyncio.create_task(console.run()))
@@ -156,6 +171,8 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
             task.cancel()
         if ocpp is not None:
             await ocpp.close()
+        if cluster is not None:
+            await cluster.close()
         await server.close()
         await loop.run_in_executor(None, api.stop)
         await loop.run_in_executor(None, writer.stop)
@@ -182,6 +199,56 @@ async def _learn_published_checkpoints(settings: CentralSettings, verifier: Chai
     for checkpoint in published:
         if not verifier.saw(checkpoint):
             log.warning("published audit checkpoint with a bad signature ignored")
+
+
+async def _join(
+    settings: CentralSettings,
+    db: Database,
+    writer: DbWriter,
+    network: Network,
+    server: CentralServer,
+    port: int,
+) -> Cluster:
+    """Join the Centrals sharing this database, known to them by the address CPs reach
+    this one at: ``--advertise``, else the listening address (the host name when it
+    listens on every interface)."""
+    addr = settings.advertise
+    if addr is None:
+        host = settings.listen.host
+        if host in ("", "0.0.0.0", "::"):
+            host = socket.gethostname()
+        addr = HostPort(host, port)
+    cluster = Cluster(db, writer, network, str(addr))
+    server.cluster = cluster
+    await cluster.start()
+    print(f"Serving charge points as {addr} with the other Centrals of this database", flush=True)
+    return cluster
+
+
+def lock_sqlite(url: str) -> object | None:
+    """Refuse a second Central on one SQLite database: CPs' ownership needs PostgreSQL.
+
+    Returns the open lock file (held until the process exits), or None for PostgreSQL.
+
+    Raises:
+        ConfigError: another Central already runs on this SQLite file.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(f"{parsed.database}.central.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise ConfigError(
+            "EV_DATABASE_URL",
+            f"another Central already runs on the SQLite database {parsed.database}; "
+            "several Centrals need PostgreSQL (EV_DATABASE_URL=postgresql+psycopg2://...)",
+        ) from None
+    return handle
 
 
 async def _start_ocpp(settings: CentralSettings, network: Network, server: CentralServer) -> Any:
@@ -251,6 +318,7 @@ def run_central(settings: CentralSettings) -> int:
             loop.add_signal_handler(sig, stop.set)
         await serve(settings, stop)
 
+    lock = lock_sqlite(settings.database_url)  # noqa: F841 - held while Central runs
     files = raise_open_files_limit()
     log.info("open-file limit", extra={"fields": {"nofile": files}})
     _event_loop_runner()(main())

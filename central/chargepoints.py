@@ -70,7 +70,7 @@ class ChargePoints:
             cp = self._fleet.cps.get(row.id)
             was_registered = cp.registered if cp else None
             cp = self._apply_row(row)
-            if was_registered and not row.registered:
+            if was_registered and not row.registered and not cp.remote:
                 log.info("charge point deregistered", extra={"fields": {"cp_id": cp.id}})
                 self._sessions.end_supply(cp, "deregistered")
                 self._cut(cp, "deregistered")
@@ -78,7 +78,9 @@ class ChargePoints:
     def _apply_row(self, row: CPRow) -> ChargePointView:
         cp = self._fleet.cps.get(row.id)
         if cp is None:
-            cp = self._fleet.cps[row.id] = ChargePointView(row.id, row.location, row.price)
+            cp = ChargePointView(row.id, row.location, row.price)
+            cp.remote = self._fleet.peers is not None  # served by whoever its monitor reaches
+            self._fleet.cps[row.id] = cp
         cp.location, cp.price, cp.registered = row.location, row.price, row.registered
         if row.operator_stopped:
             cp.holds.add(HOLD_OPERATOR)

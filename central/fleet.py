@@ -19,7 +19,7 @@ from typing import Any
 
 from central import store
 from central.errors import CentralError, NotFound
-from central.model import ChargePointView, Link, Writer
+from central.model import ChargePointView, Link, Peers, Writer
 from central.states import CPState, Trigger, next_state
 from common.db.models import utcnow
 from common.events import Event, EventType, record
@@ -54,6 +54,7 @@ class Fleet:
         self.alerts: set[str] = set()
         self.readings: dict[str, dict[str, Any]] = {}  # location -> latest weather reading
         self.recent: deque[str] = deque(maxlen=8)  # last notable events, for the console
+        self.peers: Peers | None = None  # other Central processes (central/cluster.py)
 
     def get(self, cp_id: str) -> ChargePointView:
         """The CP, registered or not.
@@ -109,9 +110,16 @@ class Fleet:
     def tell_driver(
         self, driver_id: str | None, msg_type: MessageType, body: Mapping[str, Any]
     ) -> bool:
-        """Send to the driver if connected; True if sent."""
+        """Send to the driver if connected here; True if sent.
+
+        A driver not connected here may be connected to another Central: it is told there.
+        """
         link = self.drivers.get(driver_id) if driver_id else None
         if link is None:
+            if driver_id and self.peers is not None:
+                self.peers.tell(
+                    "to_driver", {"driver_id": driver_id, "type": str(msg_type), "body": body}
+                )
             return False
         link.send(msg_type, body)
         return True
@@ -165,7 +173,9 @@ class Fleet:
         return [
             {"id": cp.id, "location": cp.location, "price_eur_kwh": float(cp.price)}
             for cp in sorted(self.cps.values(), key=lambda c: c.id)
-            if cp.state is CPState.ACTIVATED and cp.session is None and cp.engine is not None
+            if cp.state is CPState.ACTIVATED
+            and cp.session is None
+            and (cp.engine is not None or cp.remote_engine)
         ]
 
     def live_sessions(self) -> list[dict[str, Any]]:

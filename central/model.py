@@ -29,6 +29,7 @@ __all__ = [
     "ActiveSession",
     "ChargePointView",
     "Link",
+    "Peers",
     "Writer",
 ]
 
@@ -56,6 +57,19 @@ class Writer(Protocol):
     def submit(self, fn: Callable[[Session], T]) -> concurrent.futures.Future[T]: ...
 
     async def call(self, fn: Callable[[Session], T]) -> T: ...
+
+
+class Peers(Protocol):
+    """The other Central processes sharing the CPs (:mod:`central.cluster`); Central
+    alone has none."""
+
+    node_id: str
+
+    def tell(self, op: str, body: Mapping[str, Any]) -> None:
+        """Send ``op`` to every other process (after what this one wrote before)."""
+
+    async def ask(self, op: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Send ``op`` to every other process and wait for the CP's owner to answer."""
 
 
 @dataclass
@@ -108,6 +122,11 @@ class ChargePointView:
     last_heartbeat: float = 0.0
     key: bytes | None = None
     fault: str | None = None
+    # Several Centrals (central/cluster.py): a remote CP is served by another process
+    # (``owner``, None if by none); its state and session are read from the database.
+    remote: bool = False
+    owner: str | None = None
+    remote_engine: bool = False
 
     @property
     def key_status(self) -> str:
@@ -122,11 +141,13 @@ class ChargePointView:
             "price_eur_kwh": float(self.price),
             "state": str(self.state),
             "registered": self.registered,
-            "monitor_connected": self.monitor is not None,
-            "engine_connected": self.engine is not None,
+            "monitor_connected": self.monitor is not None
+            or (self.remote and self.state is not CPState.DISCONNECTED),
+            "engine_connected": self.engine is not None or self.remote_engine,
             "engine_ok": self.engine_ok,
             "stopped_by": sorted(self.holds),
             "key_status": self.key_status,
             "fault": self.fault,
             "session": self.session.to_dict() if self.session else None,
+            "central": self.owner,
         }

@@ -2,6 +2,8 @@
 
 Called from API_Central (bearer token checked there) and the console. Each command is
 recorded with its actor and source address, and answers once that record is durable.
+With several Centrals, a command about a CP another process serves is recorded here
+and carried out there (``fleet.peers``; central/remote.py applies it).
 """
 
 from __future__ import annotations
@@ -39,23 +41,40 @@ class Operator:
     async def stop(self, cp_id: str | None, actor: str, source_ip: str | None = None) -> int:
         """Stop one CP (or all): a running supply ends now; the CP shows Out of Order."""
         targets = self._targets(cp_id)
-        for cp in targets:
-            cp.holds.add(HOLD_OPERATOR)
-            self._sessions.end_supply(cp, "stopped_by_operator")
-            if cp.state in (CPState.ACTIVATED, CPState.SUPPLYING, CPState.STOPPED):
-                self._fleet.fire(cp, Trigger.STOP, "stopped by operator")
+        self.apply_hold(targets, True)
         await self._record_hold(targets, True, "stop", actor, source_ip)
+        self._tell_peers(cp_id, targets, True)
         return len(targets)
 
     async def resume(self, cp_id: str | None, actor: str, source_ip: str | None = None) -> int:
         """Lift the operator's stop; a CP nothing else holds is ACTIVATED again."""
         targets = self._targets(cp_id)
-        for cp in targets:
-            cp.holds.discard(HOLD_OPERATOR)
-            if cp.state is CPState.STOPPED and not cp.holds:
-                self._fleet.fire(cp, Trigger.RESUME, "resumed by operator")
+        self.apply_hold(targets, False)
         await self._record_hold(targets, False, "resume", actor, source_ip)
+        self._tell_peers(cp_id, targets, False)
         return len(targets)
+
+    def apply_hold(self, cps: list[ChargePointView], stopped: bool) -> None:
+        """Stop or resume the CPs served here (a remote CP's owner does its own)."""
+        for cp in cps:
+            if cp.remote:
+                continue
+            if stopped:
+                cp.holds.add(HOLD_OPERATOR)
+                self._sessions.end_supply(cp, "stopped_by_operator")
+                if cp.state in (CPState.ACTIVATED, CPState.SUPPLYING, CPState.STOPPED):
+                    self._fleet.fire(cp, Trigger.STOP, "stopped by operator")
+            else:
+                cp.holds.discard(HOLD_OPERATOR)
+                if cp.state is CPState.STOPPED and not cp.holds:
+                    self._fleet.fire(cp, Trigger.RESUME, "resumed by operator")
+
+    def _tell_peers(self, cp_id: str | None, cps: list[ChargePointView], stopped: bool) -> None:
+        # After the durable record: an owner that misses the message reads the hold from
+        # the database when it next takes the CP.
+        peers = self._fleet.peers
+        if peers is not None and any(cp.remote for cp in cps):
+            peers.tell("hold", {"cp_id": cp_id, "stopped": stopped})
 
     async def _record_hold(
         self,
@@ -83,7 +102,10 @@ class Operator:
     async def revoke_key(self, cp_id: str, actor: str, source_ip: str | None = None) -> None:
         """Invalidate the CP's session key: STOPPED until its monitor re-authenticates."""
         cp = self._fleet.get(cp_id)
-        self._chargepoints.revoke(cp)
+        if cp.remote and self._fleet.peers is not None:
+            self._fleet.peers.tell("revoke", {"cp_id": cp.id})
+        else:
+            self._chargepoints.revoke(cp)
         await self._fleet.record(
             Event(
                 EventType.CP_KEY_REVOKED, SOURCE, {}, cp_id=cp.id, actor=actor, source_ip=source_ip
@@ -110,6 +132,8 @@ class Operator:
         old = cp.price
         cp.price = value
         await self._fleet.writer.call(partial(store.persist_price, cp_id=cp.id, price=value))
+        if self._fleet.peers is not None:
+            self._fleet.peers.tell("price", {"cp_id": cp.id, "price": str(value)})
         await self._fleet.record(
             Event(
                 EventType.CP_PRICE_CHANGED,

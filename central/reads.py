@@ -132,12 +132,14 @@ def load_alerts(session: Session) -> list[str]:
     return list(session.scalars(select(WeatherAlert.location)))
 
 
-def load_open_sessions(session: Session) -> list[OpenSession]:
-    rows = session.scalars(
-        select(ChargingSession).where(
-            ChargingSession.status.in_([SessionStatus.AUTHORIZED, SessionStatus.SUPPLYING])
-        )
+def load_open_sessions(session: Session, cp_id: str | None = None) -> list[OpenSession]:
+    """Sessions authorised or supplying (of ``cp_id``, or of every CP)."""
+    query = select(ChargingSession).where(
+        ChargingSession.status.in_([SessionStatus.AUTHORIZED, SessionStatus.SUPPLYING])
     )
+    if cp_id is not None:
+        query = query.where(ChargingSession.cp_id == cp_id)
+    rows = session.scalars(query)
     return [
         OpenSession(
             r.id,

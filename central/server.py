@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from central import routing
 from central.errors import CentralError
@@ -30,10 +30,19 @@ from central.routing import Peer
 from central.throttle import LoginThrottle, login_keys
 from central.verifiers import VerifierLookups
 from central.writer import DbWriter
+
+if TYPE_CHECKING:
+    from central.cluster import Cluster
 from common.db import Database
 from common.events import Event, EventType, record
 from common.protocol.errors import ProtocolError
-from common.protocol.handshake import HandshakeState, Role, ServerHandshake, throttled_body
+from common.protocol.handshake import (
+    HandshakeState,
+    Role,
+    ServerHandshake,
+    moved_body,
+    throttled_body,
+)
 from common.protocol.keys import DEFAULT_PARAMS, ScryptParams, Verifier, verifier_from_key
 from common.protocol.messages import Message, MessageType, Side
 from common.tcp import MAX_BAD_FRAMES
@@ -96,15 +105,29 @@ class CentralServer:
         self.verifiers = VerifierLookups(db)  # the OCPP listener asks through it too
         self._synced_up_to: datetime | None = None  # newest updated_at seen by a refresh
         self._applied: dict[str, datetime] = {}  # each CP row's updated_at, as applied
+        self.cluster: Cluster | None = None  # several Centrals: who serves each CP
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        """Listen (port 0: any free port); returns the bound address."""
+    async def start(self, host: str, port: int, *, serving: bool = True) -> tuple[str, int]:
+        """Listen (port 0: any free port); returns the bound address.
+
+        ``serving=False`` binds without accepting yet (:meth:`serve` starts): a process
+        joining a cluster needs its address before it may take anyone in.
+        """
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: PeerProtocol(self), host, port, backlog=BACKLOG, reuse_address=True
+            lambda: PeerProtocol(self),
+            host,
+            port,
+            backlog=BACKLOG,
+            reuse_address=True,
+            start_serving=serving,
         )
         sock = self._server.sockets[0].getsockname()
         return str(sock[0]), int(sock[1])
+
+    async def serve(self) -> None:
+        assert self._server is not None
+        await self._server.start_serving()
 
     async def close(self) -> None:
         """Stop listening and end every connection."""
@@ -210,15 +233,23 @@ class CentralServer:
             net.chargepoints.monitor_up(peer.id, peer.link, key)
         elif peer.role is Role.ENGINE:
             net.chargepoints.engine_up(peer.id, peer.link)
+            if self.cluster is not None:
+                self.cluster.engine_seen(peer.id, True)
         else:
             net.fleet.driver_up(peer.id, peer.link)
 
     def disconnected(self, peer: Peer, why: str) -> None:
         net, link = self.network, peer.link
+        cp = net.fleet.cps.get(peer.id) if peer.role is not Role.DRIVER else None
         if peer.role is Role.MONITOR:
             net.chargepoints.monitor_lost(peer.id, link, why or "monitor disconnected")
+            if self.cluster is not None and cp is not None and cp.monitor is None:
+                self.cluster.release(peer.id)  # its next login may go to any Central
         elif peer.role is Role.ENGINE:
+            was_current = cp is not None and cp.engine is link
             net.chargepoints.engine_lost(peer.id, link)
+            if self.cluster is not None and was_current:
+                self.cluster.engine_seen(peer.id, False)
         else:
             net.fleet.driver_lost(peer.id, link)
 
@@ -231,6 +262,8 @@ class CentralServer:
         role, principal = str(hello.body.get("role", ""))[:16], str(hello.body.get("id", ""))[:32]
         keys = login_keys(role, principal, link.peer_ip)
         if self._throttled(link, keys, f"{role} {principal}"):
+            return None
+        if await self._moved(link, role, principal, take=False):
             return None
         verifier = await self._lookup(hello)
         handshake = ServerHandshake(
@@ -247,6 +280,9 @@ class CentralServer:
             self._auth_failed(link, handshake, f"{exc.code}: {exc}")
             link.send(MessageType.AUTH_FAILED, {"reason": "authentication failed"})
             return None
+        done = handshake.state is HandshakeState.DONE
+        if done and await self._moved(link, role, principal, take=True):
+            return None  # another Central took the CP while this login was checked
         link.send(reply.type, reply.body)
         if handshake.state is not HandshakeState.DONE or handshake.session_key is None:
             reason = handshake.failed_reason or "failed"
@@ -258,6 +294,24 @@ class CentralServer:
         assert handshake.role is not None and handshake.principal_id is not None
         self._auth_ok(link, handshake.role, handshake.principal_id)
         return handshake.role, handshake.principal_id, handshake.session_key
+
+    async def _moved(self, link: PeerLink, role: str, cp_id: str, *, take: bool) -> bool:
+        """Send a CP's login to the Central serving it, if that is not this one; True if
+        sent. ``take``: the monitor has proved its secret, so this process serves the CP
+        from now on unless another live one does."""
+        cluster = self.cluster
+        if cluster is None or role not in (Role.MONITOR, Role.ENGINE):
+            return False
+        if take and role == Role.MONITOR:
+            owner = await cluster.take(cp_id)
+        elif take:
+            owner = None if cluster.owns(cp_id) else await cluster.owner_elsewhere(cp_id)
+        else:
+            owner = await cluster.owner_elsewhere(cp_id)
+        if owner is None:
+            return False
+        link.send(MessageType.AUTH_FAILED, moved_body(owner))
+        return True
 
     def _throttled(self, link: PeerLink, keys: Any, who: str) -> bool:
         """Refuse the login now if any key is still in its delay; True if refused."""

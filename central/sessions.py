@@ -19,7 +19,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from central import reads, store
+from central import forward, reads, store
 from central.energy import DEFAULT_MAX_KW, check_energy
 from central.errors import CentralError, Conflict, InvalidInput, NotFound
 from central.fleet import SOURCE, Fleet
@@ -79,6 +79,12 @@ class Sessions:
         for orphan in open_sessions:
             self._orphans[orphan.cp_id] = orphan
 
+    def adopt(self, cp_id: str, open_sessions: Iterable[OpenSession]) -> None:
+        """This process now serves the CP: its open sessions (another process's, which
+        stopped) wait for its engine's word, as after a restart."""
+        self._orphans.pop(cp_id, None)
+        self.load(s for s in open_sessions if s.cp_id == cp_id)
+
     # ------------------------------------------------------------ requests
     async def request(
         self,
@@ -92,6 +98,9 @@ class Sessions:
         Raises:
             CentralError: the charge is denied (also recorded as ``session.denied``).
         """
+        cp = self._fleet.cps.get(cp_id)
+        if cp is not None and cp.remote and cp.owner is not None:
+            return await forward.request_at_owner(self._fleet, cp, driver_id, target_kwh, source_ip)
         try:
             return await self._authorize(cp_id, driver_id, target_kwh, source_ip)
         except CentralError as exc:
@@ -131,7 +140,7 @@ class Sessions:
             raise Conflict("charge point is busy", code=ErrorCode.CP_BUSY)
         if cp.state is not CPState.ACTIVATED:
             raise Conflict(_UNAVAILABLE.get(cp.state, f"charge point is {cp.state}"))
-        if cp.engine is None:
+        if cp.engine is None or cp.remote:
             raise Conflict("charge point engine is offline")
         s = ActiveSession(
             str(uuid.uuid4()), cp.id, driver_id, cp.price, target, authorized_at=fleet.clock()
@@ -367,7 +376,8 @@ class Sessions:
         for cp in self._fleet.cps.values():
             s = cp.session
             if (
-                s
+                not cp.remote
+                and s
                 and s.status == SessionStatus.AUTHORIZED
                 and now - s.authorized_at > self.plug_timeout
             ):
@@ -384,6 +394,8 @@ class Sessions:
             s = cp.session
             if s is None or s.id != session_id:
                 continue
+            if cp.remote:
+                return await forward.stop_at_owner(self._fleet, session_id, actor)
             if s.status == SessionStatus.AUTHORIZED:
                 self.end_supply(cp, "stopped by operator")
                 raise Conflict(

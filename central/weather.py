@@ -11,7 +11,7 @@ from functools import partial
 from central import store
 from central.errors import NotFound
 from central.fleet import SOURCE, Fleet
-from central.model import HOLD_WEATHER
+from central.model import HOLD_WEATHER, ChargePointView
 from central.states import CPState, Trigger
 from common.events import Event, EventType
 from common.protocol.messages import ErrorCode
@@ -31,12 +31,7 @@ class WeatherHolds:
         """Cold alert: idle CPs at the location stop now, supplying ones when they finish."""
         fleet = self._fleet
         fresh = location not in fleet.alerts
-        fleet.alerts.add(location)
-        affected = [cp for cp in fleet.cps.values() if cp.location == location]
-        for cp in affected:
-            cp.holds.add(HOLD_WEATHER)
-            if cp.state in (CPState.ACTIVATED, CPState.STOPPED):
-                fleet.fire(cp, Trigger.STOP, f"weather alert in {location}")
+        affected = self.apply(location, True)
         if fresh:
             await fleet.writer.call(
                 partial(
@@ -56,7 +51,30 @@ class WeatherHolds:
                     source_ip=source_ip,
                 )
             )
+            if fleet.peers is not None:
+                fleet.peers.tell("weather", {"location": location, "alert": True})
         return len(affected)
+
+    def apply(self, location: str, alert: bool) -> list[ChargePointView]:
+        """Hold (or release) the location's CPs served here; returns all of its CPs."""
+        fleet = self._fleet
+        if alert:
+            fleet.alerts.add(location)
+        else:
+            fleet.alerts.discard(location)
+        affected = [cp for cp in fleet.cps.values() if cp.location == location]
+        for cp in affected:
+            if cp.remote:
+                continue  # its owner holds it (central/remote.py)
+            if alert:
+                cp.holds.add(HOLD_WEATHER)
+                if cp.state in (CPState.ACTIVATED, CPState.STOPPED):
+                    fleet.fire(cp, Trigger.STOP, f"weather alert in {location}")
+            else:
+                cp.holds.discard(HOLD_WEATHER)
+                if cp.state is CPState.STOPPED and not cp.holds:
+                    fleet.fire(cp, Trigger.RESUME, f"weather alert cleared in {location}")
+        return affected
 
     async def clear(self, location: str, actor: str, source_ip: str | None = None) -> int:
         """The alert ends: CPs nothing else holds are ACTIVATED again.
@@ -67,12 +85,7 @@ class WeatherHolds:
         fleet = self._fleet
         if location not in fleet.alerts:
             raise NotFound(f"no weather alert for {location!r}", code=ErrorCode.NO_ALERT)
-        fleet.alerts.discard(location)
-        affected = [cp for cp in fleet.cps.values() if cp.location == location]
-        for cp in affected:
-            cp.holds.discard(HOLD_WEATHER)
-            if cp.state is CPState.STOPPED and not cp.holds:
-                fleet.fire(cp, Trigger.RESUME, f"weather alert cleared in {location}")
+        affected = self.apply(location, False)
         await fleet.writer.call(
             partial(
                 store.persist_alert, location=location, temperature=None, actor=actor, clear=True
@@ -87,6 +100,8 @@ class WeatherHolds:
                 source_ip=source_ip,
             )
         )
+        if fleet.peers is not None:
+            fleet.peers.tell("weather", {"location": location, "alert": False})
         return len(affected)
 
     def reading(

@@ -3,7 +3,7 @@
 Used by the charge-point monitor and engine, the driver CLI, tests and the load
 generator, so every peer speaks exactly the same protocol code as Central.
 
-    link = await connect(addr, Role.DRIVER, "D1", secret=secret)
+    link = await connect(addr, Role.DRIVER, "D1", secret=secret)   # or a list of Centrals
     link.send(MessageType.LIST_CPS, {})
     reply = await link.recv_until({MessageType.CP_LIST}, timeout=5)
 """
@@ -14,14 +14,21 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Callable, Collection, Mapping
+import zlib
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-from common.config import HostPort
+from common.config import HostPort, parse_host_port
 from common.errors import EVChargingError
 from common.protocol import NEED_DATA, Connection, MessageReceived, Rejected
 from common.protocol.errors import HandshakeError, ProtocolError
-from common.protocol.handshake import THROTTLED_CODE, WEAK_PARAMS_CODE, ClientHandshake, Role
+from common.protocol.handshake import (
+    MOVED_CODE,
+    THROTTLED_CODE,
+    WEAK_PARAMS_CODE,
+    ClientHandshake,
+    Role,
+)
 from common.protocol.keys import CLIENT_MIN_N
 from common.protocol.messages import Message, MessageType, Side
 from common.tcp import READ_CHUNK, read_message
@@ -32,6 +39,7 @@ __all__ = [
     "CentralUnreachable",
     "ClientLink",
     "ConnectionClosed",
+    "OwnerUnreachable",
     "WeakChallenge",
     "connect",
     "scrypt_floor",
@@ -60,6 +68,14 @@ def scrypt_floor(env: Mapping[str, str] | None = None) -> int:
 
 class CentralUnreachable(EVChargingError):
     """No TCP connection could be made (or it broke during the handshake)."""
+
+
+class OwnerUnreachable(CentralUnreachable):
+    """A Central answered that another serves this CP, and that one is unreachable.
+
+    It has most likely just failed: within seconds its lease expires and the CP may log
+    in anywhere, so retry soon rather than backing off.
+    """
 
 
 class AuthenticationFailed(EVChargingError):
@@ -180,8 +196,20 @@ async def _next_plain(
     return message
 
 
+def _order(addrs: Sequence[HostPort], principal_id: str) -> list[HostPort]:
+    """Every address once, starting at one chosen by the id: peers spread over the
+    Centrals evenly, and each peer comes back to the same one while it is up."""
+    start = zlib.crc32(principal_id.encode()) % len(addrs)
+    return [*addrs[start:], *addrs[:start]]
+
+
+class _Moved(Exception):
+    def __init__(self, addr: str) -> None:
+        self.addr = addr
+
+
 async def connect(
-    addr: HostPort,
+    addr: HostPort | Sequence[HostPort],
     role: Role,
     principal_id: str,
     *,
@@ -191,7 +219,13 @@ async def connect(
     timeout: float = 10.0,
     min_scrypt_n: int | None = None,
 ) -> ClientLink:
-    """Open a TCP connection to Central and authenticate.
+    """Connect to Central and authenticate; ``addr`` may list several Centrals.
+
+    With several, they are tried in an order that starts at one chosen by
+    ``principal_id``; a Central that does not own a CP names the one that does
+    (``moved``) and the login goes there (one hop). CentralUnreachable is raised only
+    when none of them could be reached; OwnerUnreachable when one named an owner that
+    could not be reached (it probably just failed: retry soon).
 
     ``min_scrypt_n``: refuse a challenge cheaper than scrypt at that ``n`` (r=8); by
     default :func:`scrypt_floor`, the production cost.
@@ -204,6 +238,45 @@ async def connect(
         AuthenticationThrottled: Central delays logins for this id (or our address) after
             failed attempts; ``retry_after`` says when to try again.
     """
+    addrs = [addr] if isinstance(addr, HostPort) else _order(addr, principal_id)
+    kwargs: dict[str, Any] = {
+        "secret": secret,
+        "session_key": session_key,
+        "clock": clock,
+        "timeout": timeout,
+        "min_scrypt_n": min_scrypt_n,
+    }
+    unreachable: CentralUnreachable | None = None
+    owner_gone: OwnerUnreachable | None = None
+    for each in addrs:
+        try:
+            return await _connect_one(each, role, principal_id, **kwargs)
+        except CentralUnreachable as exc:
+            unreachable = exc
+        except _Moved as moved:
+            try:
+                return await _connect_one(parse_host_port(moved.addr), role, principal_id, **kwargs)
+            except (CentralUnreachable, _Moved, ValueError) as exc:
+                owner_gone = OwnerUnreachable(
+                    f"Cannot reach Central at {moved.addr}, which serves {principal_id}: {exc}"
+                )
+    failure = owner_gone or unreachable
+    assert failure is not None
+    raise failure
+
+
+async def _connect_one(
+    addr: HostPort,
+    role: Role,
+    principal_id: str,
+    *,
+    secret: str | None = None,
+    session_key: bytes | None = None,
+    clock: Callable[[], float] = time.time,
+    timeout: float = 10.0,
+    min_scrypt_n: int | None = None,
+) -> ClientLink:
+    """Open a TCP connection to one Central and authenticate (errors as :func:`connect`)."""
     try:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(addr.host, addr.port, limit=READ_CHUNK), timeout
@@ -233,6 +306,8 @@ async def connect(
                     writer.write(conn.send(reply.type, reply.body))
     except ProtocolError as exc:
         writer.close()
+        if isinstance(exc, HandshakeError) and exc.code == MOVED_CODE and exc.moved_to:
+            raise _Moved(exc.moved_to) from None
         if isinstance(exc, HandshakeError) and exc.code == THROTTLED_CODE and exc.retry_after:
             raise AuthenticationThrottled(
                 f"Central is delaying logins for {principal_id} after failed attempts; "

@@ -19,12 +19,14 @@ from common.errors import ConfigError
 
 __all__ = [
     "LOG_LEVELS",
+    "Centrals",
     "HostPort",
     "ServiceParser",
     "argv_or_default",
     "default_data_dir",
     "make_private_dir",
     "parse_bool",
+    "parse_centrals",
     "parse_host_port",
     "parse_http_url",
     "parse_log_level",
@@ -53,6 +55,23 @@ class HostPort(tuple[str, int]):
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class Centrals(tuple[HostPort, ...]):
+    """One or more Central addresses (``h1:p1,h2:p2``), printed as they were given."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return ",".join(str(addr) for addr in self)
+
+
+def parse_centrals(text: str) -> Centrals:
+    """Parse ``HOST:PORT[,HOST:PORT...]``: the Centrals a CP or driver may reach."""
+    parts = [part for part in text.split(",") if part.strip()]
+    if not parts:
+        raise ValueError("expected HOST:PORT[,HOST:PORT...], for example 127.0.0.1:7000")
+    return Centrals(parse_host_port(part) for part in parts)
 
 
 def parse_host_port(text: str) -> HostPort:

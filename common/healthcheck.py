@@ -5,8 +5,9 @@
     python -m common.healthcheck 127.0.0.1:7100 central.example:7000
 
 A target is a URL (healthy when a GET answers 2xx) or HOST:PORT (healthy when it accepts
-a TCP connection). Exit status 0 when every target is healthy, 1 with one line on stderr
-naming the first that is not, 2 on a usage error. Targets may hold ``$VARIABLES``,
+a TCP connection; HOST:PORT,HOST:PORT... when any of them does). Exit status 0 when every
+target is healthy, 1 with one line on stderr naming the first that is not, 2 on a usage
+error. Targets may hold ``$VARIABLES``,
 expanded from the environment, so a compose health check follows the same settings as
 the service it checks.
 """
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 
 import requests
 
-from common.config import parse_host_port
+from common.config import parse_centrals
 
 __all__ = ["main"]
 
@@ -40,16 +41,22 @@ def check_http(url: str, ca: str | None) -> str | None:
 
 
 def check_tcp(address: str) -> str | None:
-    """None when ``address`` accepts a TCP connection, else why not."""
+    """None when ``address`` accepts a TCP connection, else why not.
+
+    ``HOST:PORT,HOST:PORT...`` (a client given several Centrals): healthy when any accepts.
+    """
     try:
-        target = parse_host_port(address)
+        targets = parse_centrals(address)
     except ValueError as exc:
         return f"{address}: {exc}"
-    try:
-        with socket.create_connection((target.host, target.port), TIMEOUT):
-            return None
-    except OSError as exc:
-        return f"{address}: {exc.strerror or exc}"
+    why = ""
+    for target in targets:
+        try:
+            with socket.create_connection((target.host, target.port), TIMEOUT):
+                return None
+        except OSError as exc:
+            why = f"{target}: {exc.strerror or exc}"
+    return why if len(targets) == 1 else f"none of {address} accepts ({why})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from common.client import (
     ConnectionClosed,
     connect,
 )
-from common.config import HostPort
+from common.config import Centrals, HostPort
 from common.protocol.handshake import Role
 from common.protocol.messages import Message, MessageType
 from cp_engine.backoff import Backoff
@@ -42,7 +42,7 @@ class CentralConnector:
 
     def __init__(
         self,
-        addr: HostPort,
+        addr: HostPort | Centrals,
         cp_id: str,
         on_message: Callable[[Message], None],
         on_connected: Callable[[], None],

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.config import (
+    Centrals,
     HostPort,
     ServiceParser,
+    parse_centrals,
     parse_host_port,
     parse_positive_float,
 )
@@ -30,7 +32,7 @@ __all__ = [
 
 PROG = "ev-cp-engine"
 DEFAULT_ENGINE = HostPort("127.0.0.1", 7100)
-DEFAULT_CENTRAL = HostPort("127.0.0.1", 7000)
+DEFAULT_CENTRAL = Centrals((HostPort("127.0.0.1", 7000),))
 _DESCRIPTION = """EVCharging charge-point engine: the charger itself.
 
 It serves its monitor's link (health checks, the session key), connects to Central
@@ -43,7 +45,7 @@ s status, q quit. Energy is journalled on disk, so a crash never loses a supply.
 class EngineSettings:
     cp_id: str
     listen: HostPort
-    central: HostPort
+    central: Centrals
     auto_plug: bool
     target_kwh: float | None
     kw: float
@@ -83,9 +85,10 @@ def add_central_option(p: ServiceParser) -> None:
         "--central",
         env="EV_CENTRAL_ADDR",
         default=DEFAULT_CENTRAL,
-        parse=parse_host_port,
-        metavar="HOST:PORT",
-        help="Central's TCP address",
+        parse=parse_centrals,
+        metavar="HOST:PORT[,HOST:PORT...]",
+        help="Central's TCP address; with several Centrals, all of them (each CP is served "
+        "by one, and moves to another if it fails)",
     )
 
 

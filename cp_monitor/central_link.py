@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Callable
 
 from common.client import (
@@ -19,10 +20,11 @@ from common.client import (
     CentralUnreachable,
     ClientLink,
     ConnectionClosed,
+    OwnerUnreachable,
     WeakChallenge,
     connect,
 )
-from common.config import HostPort
+from common.config import Centrals, HostPort
 from common.protocol.handshake import Role
 from common.protocol.messages import MessageType
 from cp_engine.backoff import Backoff
@@ -35,6 +37,8 @@ __all__ = ["CentralSession"]
 
 HEARTBEAT_BOUNDS = (0.1, 3600.0)  # an interval Central may ask for
 CONNECT_TIMEOUT = 10.0
+OWNER_RETRY = 0.5  # seconds (plus up to 0.5 s of jitter) between logins while the CP's
+# Central fails over; the others refuse those at the hello, before any proof.
 _STATE_LEVEL = {
     "ACTIVATED": Level.GOOD,
     "SUPPLYING": Level.GOOD,
@@ -60,7 +64,7 @@ class CentralSession:
 
     def __init__(
         self,
-        addr: HostPort,
+        addr: HostPort | Centrals,
         cp_id: str,
         secrets: SecretFile,
         tracker: HealthTracker,
@@ -175,7 +179,10 @@ class CentralSession:
                 self._addr, Role.MONITOR, self._cp_id, secret=secret, timeout=CONNECT_TIMEOUT
             )
         except CentralUnreachable as exc:
-            delay = self._backoff.next()
+            # A Central that names an owner it cannot reach names one that just failed:
+            # its CPs are free within the lease (3 s), so try again at a steady pace.
+            owner_gone = isinstance(exc, OwnerUnreachable)
+            delay = OWNER_RETRY + random.random() / 2 if owner_gone else self._backoff.next()
             self._notify(Level.WARN, f"{exc}; retrying in {delay:g} s")
             await self._sleep(delay)
             return None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from common.config import HostPort, ServiceParser, parse_host_port, parse_positive_float
+from common.config import Centrals, HostPort, ServiceParser, parse_host_port, parse_positive_float
 from common.errors import ConfigError
 from cp_engine.pairing import add_pairing_key_option
 from cp_engine.settings import (
@@ -45,7 +45,7 @@ class MonitorSettings:
     cp_id: str
     location: str | None
     engine: HostPort
-    central: HostPort
+    central: Centrals
     registry: str
     registry_ca: Path | None
     secret_file: Path

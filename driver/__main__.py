@@ -22,7 +22,7 @@ from typing import Any
 from common.config import (
     ServiceParser,
     argv_or_default,
-    parse_host_port,
+    parse_centrals,
     parse_positive_float,
     read_secret,
     run_main,
@@ -76,8 +76,9 @@ def build_parser(env: Mapping[str, str] | None = None) -> ServiceParser:
         "--central",
         env="EV_CENTRAL_ADDR",
         default=None,
-        parse=parse_host_port,
-        help="Central's address HOST:PORT",
+        parse=parse_centrals,
+        metavar="HOST:PORT[,HOST:PORT...]",
+        help="Central's address; with several Centrals, any or all of them",
     )
     parser.add_argument(
         "--secret-file",

@@ -28,7 +28,7 @@ from common.client import (
     connect,
 )
 from common.client import ConnectionClosed as ConnectionClosed
-from common.config import HostPort
+from common.config import Centrals, HostPort
 from common.protocol.handshake import Role
 from common.protocol.messages import Message, MessageType
 from driver.errors import CentralDown, GaveUp, NotAuthenticated
@@ -40,7 +40,7 @@ ANSWER_TIMEOUT = 30.0  # Central answers queries at once; this only catches a we
 
 class Connector(Protocol):
     def __call__(
-        self, addr: HostPort, role: Role, principal_id: str, *, secret: str | None = ...
+        self, addr: HostPort | Centrals, role: Role, principal_id: str, *, secret: str | None = ...
     ) -> Awaitable[ClientLink]: ...
 
 
@@ -81,7 +81,7 @@ class CentralLink:
 
     def __init__(
         self,
-        addr: HostPort,
+        addr: HostPort | Centrals,
         driver_id: str,
         secret: str,
         *,

@@ -29,7 +29,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -47,6 +47,9 @@ from central.verifiers import VerifierLookups
 from common.errors import ConfigError
 from common.events import Event, EventType
 from common.protocol.keys import DEFAULT_PARAMS, ScryptParams, check_secret, make_verifier
+
+if TYPE_CHECKING:
+    from central.cluster import Cluster
 
 __all__ = ["OcppServer", "tls_context"]
 
@@ -107,6 +110,7 @@ class OcppServer:
         self._tls = tls
         self._rate = rate
         self.transactions = Transactions()
+        self.cluster: Cluster | None = None  # several Centrals: who serves each CP
         # Checked against when the id is unknown, so an unknown id costs a real scrypt.
         self._decoy = make_verifier(secrets.token_urlsafe(32), scrypt_params)
         self._server: Server | None = None
@@ -181,6 +185,14 @@ class OcppServer:
         self.throttle.succeeded(keys)
         if cp_id not in self.network.fleet.cps and self._refresh is not None:
             await self._refresh()
+        owner = await self.cluster.take(cp_id) if self.cluster is not None else None
+        if owner is not None:
+            # An OCPP charger has one URL: it retries later, by when the CP is free again.
+            return _respond(
+                connection,
+                http.HTTPStatus.SERVICE_UNAVAILABLE,
+                f"charge point {cp_id} is served by the Central at {owner}\n",
+            )
         connection.username = cp_id
         self.network.fleet.emit(
             Event(
@@ -242,6 +254,9 @@ class OcppServer:
             await connection.close(1008, exc.message[:120])
         except Exception:
             log.exception("OCPP connection failed", extra={"fields": {"cp_id": cp_id}})
+        cp = self.network.fleet.cps.get(cp_id)
+        if self.cluster is not None and cp is not None and cp.monitor is None:
+            self.cluster.release(cp_id)
         log.info(
             "OCPP charger disconnected",
             extra={"fields": {"cp_id": cp_id, "reason": charger.close_reason or "closed"}},

@@ -35,7 +35,9 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "Base",
+    "CentralNode",
     "ChargePoint",
+    "ChargePointOwner",
     "ChargingSession",
     "Credential",
     "DecimalType",
@@ -286,6 +288,36 @@ class WeatherAlert(Base):
     temperature_c: Mapped[float | None] = mapped_column()
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     raised_by: Mapped[str] = mapped_column(String(64))
+
+
+class CentralNode(Base):
+    """A running Central process and its lease: alive while ``heartbeat_at`` is recent.
+
+    ``id`` is the address CPs reach it at (HOST:PORT), so a process restarted at the same
+    address is the same node (docs/central.md, "Several Centrals").
+    """
+
+    __tablename__ = "central_nodes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ChargePointOwner(Base):
+    """Which Central process a CP's monitor and engine are connected to (one row per CP).
+
+    A row whose node's lease expired is free to be taken by the next process the CP's
+    monitor reaches.
+    """
+
+    __tablename__ = "cp_owners"
+    __table_args__ = (Index("ix_cp_owners_node", "node_id"),)
+
+    cp_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(64))
+    since: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    engine_up: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class OutboxRow(Base):

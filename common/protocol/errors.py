@@ -84,6 +84,7 @@ class HandshakeError(ProtocolError):
     Args:
         retry_after: with code ``"throttled"``, whole seconds before Central checks
             another proof for this id or address; None otherwise.
+        moved_to: with code ``"moved"``, the HOST:PORT of the Central that owns the CP.
     """
 
     def __init__(
@@ -93,6 +94,8 @@ class HandshakeError(ProtocolError):
         *,
         remote: bool = True,
         retry_after: int | None = None,
+        moved_to: str | None = None,
     ) -> None:
         super().__init__(code, message, remote=remote)
         self.retry_after = retry_after
+        self.moved_to = moved_to

@@ -9,7 +9,10 @@ Instead of the CHALLENGE or the WELCOME, a server that is delaying logins for th
 address after failed proofs answers ``AUTH_FAILED {reason, code: "throttled",
 retry_after: N}`` (see :func:`throttled_body`); the client raises ``HandshakeError`` with
 code ``throttled`` and ``retry_after`` N, so it can wait and retry instead of telling
-its user the secret is wrong.
+its user the secret is wrong. When several Centrals share the CPs, one that does not own
+the CP answers ``AUTH_FAILED {reason, code: "moved", addr: "HOST:PORT"}`` (see
+:func:`moved_body`) at the HELLO, or at the PROOF if another took the CP meanwhile; the
+client raises ``HandshakeError`` with code ``moved`` and ``moved_to``, and goes there.
 
 Both sides build the same ``auth_message`` (see :func:`auth_message`); the server learns
 ``client_key`` from the proof, checks it against the stored key, and wraps a fresh session
@@ -35,6 +38,7 @@ from common.protocol.messages import PRINCIPAL_ID, ErrorCode, Message, MessageTy
 __all__ = [
     "AUTH_FAILED_REASON",
     "MAX_RETRY_AFTER",
+    "MOVED_CODE",
     "NONCE_SIZE",
     "THROTTLED_CODE",
     "THROTTLED_REASON",
@@ -44,6 +48,7 @@ __all__ = [
     "Role",
     "ServerHandshake",
     "auth_message",
+    "moved_body",
     "throttled_body",
     "valid_principal_id",
 ]
@@ -53,6 +58,7 @@ AUTH_FAILED_REASON = "authentication failed"
 THROTTLED_CODE = ErrorCode.THROTTLED  # the one code list: common.protocol.messages
 THROTTLED_REASON = "too many failed attempts"
 WEAK_PARAMS_CODE = "weak_params"  # a client's own refusal, never sent on the wire
+MOVED_CODE = ErrorCode.MOVED
 # A client waits at most this long on the server's word: a bad or hostile value must
 # not park a charge point for days.
 MAX_RETRY_AFTER = 3600
@@ -118,8 +124,17 @@ def throttled_body(retry_after: int) -> dict[str, Any]:
     }
 
 
+def moved_body(addr: str) -> dict[str, Any]:
+    """The AUTH_FAILED body sending a CP's login to the Central that owns it (``addr``)."""
+    return {"reason": "charge point is served by another Central", "code": MOVED_CODE, "addr": addr}
+
+
 def _refusal(body: Mapping[str, Any]) -> HandshakeError:
-    """The error an AUTH_FAILED body means: ``throttled`` when well formed, else ``auth_failed``."""
+    """The error an AUTH_FAILED body means: ``throttled`` or ``moved`` when well formed,
+    else ``auth_failed``."""
+    addr = body.get("addr")
+    if body.get("code") == MOVED_CODE and isinstance(addr, str) and 0 < len(addr) <= 262:
+        return HandshakeError(MOVED_CODE, f"served by the Central at {addr}", moved_to=addr)
     retry_after = body.get("retry_after")
     # bool is an int subclass; True is no number of seconds.
     if body.get("code") == THROTTLED_CODE and type(retry_after) is int and retry_after >= 1:

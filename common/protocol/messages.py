@@ -210,6 +210,7 @@ class ErrorCode(StrEnum):
     ENGINE_REFUSED = "engine_refused"  # the engine denied or did not answer in time
     NOT_SUPPLYING = "not_supplying"
     THROTTLED = "throttled"
+    MOVED = "moved"  # a login reached a Central that does not own the CP: go to ``addr``
     INTERNAL = "internal_error"
 
 

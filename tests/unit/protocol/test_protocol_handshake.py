@@ -16,6 +16,7 @@ from common.protocol.handshake import (
     Role,
     ServerHandshake,
     auth_message,
+    moved_body,
     throttled_body,
 )
 from common.protocol.keys import (
@@ -496,3 +497,17 @@ def test_a_client_answers_a_challenge_at_the_floor(clock, n, r):
     client.start()
     proof = client.receive(_challenge(n, r))
     assert proof is not None and proof.type is MessageType.PROOF
+
+
+def test_moved_refusal_names_the_owner(clock):
+    error = _throttled(moved_body("10.0.0.2:7000"), clock=clock)
+    assert (error.code, error.moved_to, error.retry_after) == ("moved", "10.0.0.2:7000", None)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"code": "moved"}, {"code": "moved", "addr": ""}, {"code": "moved", "addr": 7000}],
+)
+def test_malformed_moved_refusal_is_a_plain_auth_failure(clock, body):
+    error = _throttled(body, clock=clock)
+    assert (error.code, error.moved_to) == ("auth_failed", None)
