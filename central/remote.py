@@ -75,6 +75,9 @@ class RemoteOps:
     def _op_weather(self, msg: Mapping[str, Any]) -> None:
         self._net.weather.apply(str(msg["location"]), bool(msg["alert"]))
 
+    def _op_reading(self, msg: Mapping[str, Any]) -> None:
+        self._net.weather.remember(str(msg["location"]), dict(msg))
+
     def _op_to_driver(self, msg: Mapping[str, Any]) -> None:
         fleet = self._net.fleet
         link = fleet.drivers.get(str(msg["driver_id"]))

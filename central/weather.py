@@ -7,6 +7,7 @@ transition). Readings are kept per location for operators and recorded as events
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from central import store
 from central.errors import NotFound
@@ -123,3 +124,14 @@ class WeatherHolds:
         self._fleet.emit(
             Event(EventType.WEATHER_READING, SOURCE, {"location": location, **reading}, actor=actor)
         )
+        if self._fleet.peers is not None:  # every API_Central shows the same readings
+            self._fleet.peers.tell("reading", {"location": location, **reading})
+
+    def remember(self, location: str, reading: dict[str, Any]) -> None:
+        """A reading another Central received (and recorded): shown here too."""
+        self._fleet.readings[location] = {
+            "temperature_c": reading.get("temperature_c"),
+            "status": str(reading["status"]),
+            "reason": reading.get("reason"),
+            "alert": location in self._fleet.alerts,
+        }

@@ -34,9 +34,9 @@ def merged_env(name: str) -> dict[str, str]:
 
 
 def published(name: str) -> dict[int, int]:
-    """host port -> container port"""
+    """host port -> container port ("[IP:]HOST:CONTAINER")"""
     ports = SCALED[name].get("ports") or SERVICES[name].get("ports") or []
-    return {int(p.split(":")[0]): int(p.split(":")[1]) for p in ports}
+    return {int(p.split(":")[-2]): int(p.split(":")[-1]) for p in ports}
 
 
 def test_every_client_is_given_every_central() -> None:
@@ -61,6 +61,12 @@ def test_the_replica_runs_on_the_central_machine_with_the_same_database() -> Non
     assert env["EV_DATABASE_URL"] == merged_env("central")["EV_DATABASE_URL"]
     assert env["EV_KAFKA_BOOTSTRAP"] == merged_env("central")["EV_KAFKA_BOOTSTRAP"]
     assert set(published("central-2")).isdisjoint(published("central"))
+    # The replica holds the same secrets and keys as central, and keeps API_Central on
+    # the host's loopback as central does.
+    for name in ("EV_OPERATOR_TOKEN", "EV_WEATHER_TOKEN", "EV_AUDIT_KEY", "EV_AUDIT_KEY_FILE"):
+        assert env[name] == merged_env("central")[name], name
+    assert "127.0.0.1:8002:8001" in replica["ports"]
+    assert "registry-data:/registry:ro" in replica["volumes"]
 
 
 def test_the_replicas_settings_are_ev_central_settings(

@@ -83,6 +83,33 @@ def test_what_another_process_passes_on_acts_only_on_cps_served_here() -> None:
     run(scenario())
 
 
+def test_weather_readings_reach_every_process() -> None:
+    async def scenario() -> None:
+        here, there = World(cps=1), World(cps=1)
+        peers = FakePeers()
+        here.net.fleet.peers = peers
+        here.net.weather.reading("Madrid", 3.5, "COLD", "weather")
+        assert peers.told == [
+            (
+                "reading",
+                {
+                    "location": "Madrid",
+                    "temperature_c": 3.5,
+                    "status": "COLD",
+                    "reason": None,
+                    "alert": False,
+                },
+            )
+        ]
+        ops = RemoteOps(there.net, lambda asked, reply: None)
+        ops.handle({"op": "reading", **peers.told[0][1], "from": "x"})
+        assert there.net.fleet.readings["Madrid"] == here.net.fleet.readings["Madrid"]
+        ops.handle({"op": "reading", "location": "Oslo", "from": "x"})  # malformed: dropped
+        assert "Oslo" not in there.net.fleet.readings
+
+    run(scenario())
+
+
 def test_a_request_at_a_cp_served_elsewhere_is_decided_by_its_owner() -> None:
     async def scenario() -> None:
         w = World(cps=2)
