@@ -108,17 +108,23 @@ FILTERS: tuple[tuple[str, dict[str, str], str], ...] = (
 )
 
 
-def _counts(api: str, patience: float = 120) -> dict[str, int]:
-    """API_Central's counts per state; a loaded Central may answer 500 or 503 for a while."""
+def _counts(api: str, token: str, patience: float = 120) -> dict[str, int]:
+    """API_Central's counts per state (an operator read); a loaded Central may answer 500
+    or 503 for a while."""
     deadline = time.monotonic() + patience
+    headers = {"Authorization": f"Bearer {token}"}
+    status = "no answer"
     while True:
         with contextlib.suppress(requests.RequestException):
-            response = requests.get(f"{api}/stats", timeout=30)
+            response = requests.get(f"{api}/stats", headers=headers, timeout=30)
             if response.status_code == 200:
                 by_state = response.json()["by_state"]
                 return {s: int(by_state.get(s, 0)) for s in STATES}
+            status = f"HTTP {response.status_code}"
         if time.monotonic() > deadline:
-            raise TimeoutError(f"API_Central's /stats did not answer within {patience:g} s")
+            raise TimeoutError(
+                f"API_Central's /stats did not answer within {patience:g} s ({status})"
+            )
         time.sleep(1)
 
 
@@ -218,7 +224,7 @@ def _prepare(gen: Generator, loop: LoopThread, central: CentralHandle, cps: int)
     requests.post(f"{central.api}/weather/alerts", json=alert, headers=headers, timeout=30)
 
     def settled() -> bool:
-        counts = _counts(central.api)
+        counts = _counts(central.api, central.token)
         return counts["DISCONNECTED"] == 0 and counts["BROKEN"] >= cps // 7 - 1
 
     deadline = time.monotonic() + 120
@@ -283,7 +289,7 @@ def run(
                 for name, pid in pids.items()
             }
             with progress("waiting until the page's counts equal API_Central's"):
-                agree_after, page_final, api_final = _agree(page, central.api, 60)
+                agree_after, page_final, api_final = _agree(page, central.api, central.token, 60)
             heap_end, nodes_end = probe.sample()
             _screenshots(page, board, args.screenshots)
             resyncs = page.evaluate("document.body.dataset.resyncs || '0'")
@@ -347,12 +353,14 @@ def loop_run_in_background(loop: LoopThread, coro: Any) -> threading.Event:
     return done
 
 
-def _agree(page: Any, api: str, timeout: float) -> tuple[float, dict[str, int], dict[str, int]]:
+def _agree(
+    page: Any, api: str, token: str, timeout: float
+) -> tuple[float, dict[str, int], dict[str, int]]:
     """Seconds after the load until the page's counts equal API_Central's (NaN: never)."""
     start = time.monotonic()
     while True:
-        api_counts, shown = _counts(api), _page_counts(page)
-        if shown == api_counts and _counts(api) == api_counts:
+        api_counts, shown = _counts(api, token), _page_counts(page)
+        if shown == api_counts and _counts(api, token) == api_counts:
             return round(time.monotonic() - start, 2), shown, api_counts
         if time.monotonic() - start > timeout:
             return float("nan"), shown, api_counts

@@ -165,14 +165,17 @@ def scaling(n: int, args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------- fail-over
-def _shown(api: str) -> list[dict[str, Any]]:
-    return list(requests.get(f"{api}/chargepoints", timeout=10).json()["chargepoints"])
+def _shown(central: Any) -> list[dict[str, Any]]:
+    """The operator's view of the CPs (the public one does not say which Central serves)."""
+    headers = {"Authorization": f"Bearer {central.token}"}
+    response = requests.get(f"{central.api}/chargepoints", headers=headers, timeout=10)
+    return list(response.json()["chargepoints"])
 
 
-async def _all_activated(api: str, ids: set[str], dead: str, deadline: float) -> bool:
+async def _all_activated(central: Any, ids: set[str], dead: str, deadline: float) -> bool:
     while time.monotonic() < deadline:
         try:
-            cps = await asyncio.to_thread(_shown, api)
+            cps = await asyncio.to_thread(_shown, central)
         except requests.RequestException:
             cps = []
         good = {
@@ -219,10 +222,10 @@ async def _failover(args: argparse.Namespace, url: str, work: Path) -> list[floa
             session.authenticate()
             monitors.append(asyncio.create_task(session.run()))
         ids = {cp_id for cp_id, _ in fleet.cps}
-        if not await _all_activated(centrals[0].api, ids, "", time.monotonic() + 120):
+        if not await _all_activated(centrals[0], ids, "", time.monotonic() + 120):
             raise RuntimeError("the fleet never came up")
         for kill in range(args.kills):
-            cps = await asyncio.to_thread(_shown, centrals[0].api)
+            cps = await asyncio.to_thread(_shown, centrals[0])
             served = [cp["central"] for cp in cps]
             victim_i = max(range(3), key=lambda i: served.count(str(centrals[i].addr)))
             victim = centrals[victim_i]
@@ -230,7 +233,7 @@ async def _failover(args: argparse.Namespace, url: str, work: Path) -> list[floa
             moving = served.count(str(victim.addr))
             start = time.monotonic()
             victim.proc.kill()
-            done = await _all_activated(survivor.api, ids, str(victim.addr), start + 120)
+            done = await _all_activated(survivor, ids, str(victim.addr), start + 120)
             took = time.monotonic() - start
             print(
                 f"kill {kill + 1}: {victim.addr} served {moving} CPs; all ACTIVATED again "
