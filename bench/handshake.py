@@ -42,7 +42,7 @@ from typing import Any
 from bench.harness import LOAD_SCRYPT, progress, provision
 from bench.procs import CentralHandle, Children, interrupts_as_exceptions, proc_stats, start_central
 from bench.report import report
-from common.client import ClientLink, connect
+from common.client import ClientLink, connect, scrypt_floor
 from common.protocol.handshake import ClientHandshake, Role, ServerHandshake
 from common.protocol.keys import (
     DEFAULT_PARAMS,
@@ -82,7 +82,12 @@ def _one_handshake(who: _Principal, params: ScryptParams) -> tuple[float, float]
     tick: Callable[[], float] = time.thread_time
     t0 = tick()
     client = ClientHandshake(
-        who.role, "CP00001", secret=who.secret, session_key=who.session_key, clock=time.time
+        who.role,
+        "CP00001",
+        secret=who.secret,
+        session_key=who.session_key,
+        clock=time.time,
+        min_n=scrypt_floor(),  # the benchmark's own cheap credentials (bench/__init__.py)
     )
     hello = client.start()
     t1 = tick()

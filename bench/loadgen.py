@@ -41,6 +41,7 @@ import requests
 
 from bench import procs
 from bench.report import report
+from common.client import scrypt_floor
 from common.protocol import (
     NEED_DATA,
     AckReceived,
@@ -346,7 +347,9 @@ class _Worker:
         if self.target.bare_key is not None:
             link.secure_now(self.target.bare_key)
         else:
-            link.authenticate(ClientHandshake(role, principal, secret, key, clock=time.time))
+            link.authenticate(
+                ClientHandshake(role, principal, secret, key, clock=time.time, min_n=scrypt_floor())
+            )
         await asyncio.wait_for(link.ready, CONNECT_TIMEOUT)
         return link
 
