@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from common.config import HostPort
 from common.protocol import NEED_DATA, Connection, MessageReceived, Rejected
@@ -30,8 +32,39 @@ READ_CHUNK = 64 * 1024
 MAX_BAD_FRAMES = 20  # rejected frames tolerated on one connection before it is dropped
 
 
+_LOWEST_PORT = 10_000
+_handed_out: set[int] = set()  # ports this process was given: never twice
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel picks for outgoing connections (Linux; else 32768)."""
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="ascii")
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` that was free a moment ago."""
+    """A TCP port on ``host`` that was free a moment ago.
+
+    Chosen below the kernel's range for outgoing connections: a port the kernel picked
+    (``bind(0)``) can be given to some process's outgoing connection, a database client's
+    say, before the service it was meant for binds it. Falls back to the kernel's choice
+    when no port below that range is free.
+    """
+    top = _ephemeral_low()
+    for _ in range(200 if top - _LOWEST_PORT > 1_000 else 0):
+        port = random.randrange(_LOWEST_PORT, top)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])

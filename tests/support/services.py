@@ -148,7 +148,11 @@ class ServiceProcess:
             self._log = None
 
     def _fail(self, message: str) -> NoReturn:
-        raise AssertionError(f"{self.name} {message}; last output:\n{self.tail()}")
+        """Raise with the output's tail; the process is killed and its log closed first,
+        so a failed start leaves nothing running and no open file behind."""
+        tail = self.tail()
+        self.kill()
+        raise AssertionError(f"{self.name} {message}; last output:\n{tail}")
 
     def __repr__(self) -> str:
         return f"ServiceProcess({self.name!r}, pid={self.process and self.process.pid})"
