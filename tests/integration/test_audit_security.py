@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
@@ -30,6 +29,7 @@ from common.db.chain import verify_chain
 from common.db.models import AuditCheckpoint, AuditEntry, AuditHead
 from common.infra import EmbeddedBroker
 from tests.support.auditkeys import TEST_AUDIT_KEYS
+from tests.support.broker import wait_until
 from tests.support.central import (
     TEST_SCRYPT,
     CentralProcess,
@@ -46,14 +46,7 @@ PUBLIC_CP_FIELDS = {"id", "location", "price_eur_kwh", "state", "registered", "s
 
 
 def wait_for(what: Callable[[], T], timeout: float = 20) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = what()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still not true after {timeout} s")
-        time.sleep(0.1)
+    return wait_until(what, timeout, "the audit log")
 
 
 # ---------------------------------------------------------------- 1. the read models

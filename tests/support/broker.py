@@ -7,9 +7,12 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 from common.events import Deduplicator, Event, EventConsumer
 from common.infra import EmbeddedBroker
+
+T = TypeVar("T")
 
 __all__ = ["EventCollector", "start_broker", "wait_until"]
 
@@ -21,18 +24,20 @@ def start_broker(directory: Path, partitions: int = 3) -> EmbeddedBroker:
 
 
 def wait_until(
-    condition: Callable[[], object],
+    condition: Callable[[], T],
     timeout: float,
     what: str | Callable[[], str],
     interval: float = 0.05,
-) -> None:
-    """Poll ``condition`` until it is truthy; fail the test saying ``what`` if it never is."""
+) -> T:
+    """Poll ``condition`` until it is truthy and return that value; fail the test saying
+    ``what`` if it never is."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (value := condition()):
         if time.monotonic() > deadline:
             detail = what() if callable(what) else what
             raise AssertionError(f"timed out after {timeout:g} s waiting for {detail}")
         time.sleep(interval)
+    return value
 
 
 class EventCollector:
