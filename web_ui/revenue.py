@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import Blueprint, Response, render_template, request
 
-from web_ui.charts import bar_chart, top_n
+from web_ui.charts import Chart, bar_chart, top_n
 from web_ui.deps import clients
 from web_ui.view import Board
 
@@ -97,6 +97,23 @@ def _locations() -> dict[str, str]:
     return found
 
 
+def _revenue_and_energy(rows: list[dict[str, Any]], of: str, *, top: bool) -> list[Chart]:
+    """The revenue and the energy bar chart of ``rows``; with ``top``, the TOP largest
+    and the rest as one bar (readable with thousands of CPs)."""
+    charts = []
+    for field, what, unit, decimals in (("eur", "Revenue", "€", 2), ("kwh", "Energy", "kWh", 1)):
+        points = [(r["key"], r[field]) for r in rows]
+        charts.append(
+            bar_chart(
+                top_n(points, TOP) if top else points,
+                title=f"{what} {of}",
+                unit=unit,
+                decimals=decimals,
+            )
+        )
+    return charts
+
+
 @bp.get("/revenue")
 def revenue() -> str:
     central = clients().central
@@ -111,39 +128,9 @@ def revenue() -> str:
     per_cp = breakdown(stats, "cp", {})
     recent = per_day[-CHART_DAYS:]
     charts = [
-        bar_chart(
-            [(r["key"], r["eur"]) for r in recent],
-            title=f"Revenue per day (last {CHART_DAYS} days, UTC)",
-            unit="€",
-        ),
-        bar_chart(
-            [(r["key"], r["kwh"]) for r in recent],
-            title=f"Energy per day (last {CHART_DAYS} days, UTC)",
-            unit="kWh",
-            decimals=1,
-        ),
-        bar_chart(
-            top_n([(r["key"], r["eur"]) for r in per_location], TOP),
-            title=f"Revenue per location (top {TOP})",
-            unit="€",
-        ),
-        bar_chart(
-            top_n([(r["key"], r["kwh"]) for r in per_location], TOP),
-            title=f"Energy per location (top {TOP})",
-            unit="kWh",
-            decimals=1,
-        ),
-        bar_chart(
-            top_n([(r["key"], r["eur"]) for r in per_cp], TOP),
-            title=f"Revenue per charge point (top {TOP})",
-            unit="€",
-        ),
-        bar_chart(
-            top_n([(r["key"], r["kwh"]) for r in per_cp], TOP),
-            title=f"Energy per charge point (top {TOP})",
-            unit="kWh",
-            decimals=1,
-        ),
+        *_revenue_and_energy(recent, f"per day (last {CHART_DAYS} days, UTC)", top=False),
+        *_revenue_and_energy(per_location, f"per location (top {TOP})", top=True),
+        *_revenue_and_energy(per_cp, f"per charge point (top {TOP})", top=True),
     ]
     top_cps = sorted(per_cp, key=lambda r: (-r["eur"], r["key"]))[:TABLE_CPS]
     return render_template(
