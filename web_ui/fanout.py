@@ -103,6 +103,11 @@ class Changelog:
         self._tickets: deque[tuple[int, dict[str, Any]]] = deque(maxlen=TICKETS_KEPT)
         self._panel_cache: dict[str, tuple[int, str]] = {}
         self._row_cache: dict[str, tuple[int, dict[str, Any]]] = {}
+        # Views selected as of ``_pages_of`` (change counter, board): pages showing the
+        # same view (most show the default one) share one filter-and-sort of the fleet
+        # per change, not one each.
+        self._pages: dict[Query, Page] = {}
+        self._pages_of: tuple[int, Board | None] = (-1, None)
 
     def record(self, changes: Changes) -> None:
         """Remember what changed; pages are sent it at the next frame."""
@@ -144,6 +149,15 @@ class Changelog:
             row["html"] = self.renderer.tile(board, cp_id)
             cached = self._row_cache[cp_id] = (seq, row)
         return cached[1]
+
+    def _select(self, board: Board, query: Query) -> Page:
+        """``select(board, query)``, once per change of the board whatever the pages."""
+        if self._pages_of[0] != self.seq or self._pages_of[1] is not board:
+            self._pages, self._pages_of = {}, (self.seq, board)
+        page = self._pages.get(query)
+        if page is None:
+            page = self._pages[query] = select(board, query)
+        return page
 
     def _listing(self, board: Board, sub: Subscription, page: Page) -> dict[str, Any]:
         assert self.renderer is not None
@@ -204,7 +218,7 @@ class Changelog:
                 sub.slow_at = dict.fromkeys(SLOW_PANELS, now)  # it has a recent one
             data["panels"] = self._panels(sub, board, now)
             data["mark"] = self._mark(sub)
-            data["list"] = self._listing(board, sub, select(board, sub.query))
+            data["list"] = self._listing(board, sub, self._select(board, sub.query))
         elif sub.kind == "operator":
             data["rows"] = [self._row(board, cp_id, html=False) for cp_id in sorted(board.tiles)]
         self._sent(sub, status, frame)
@@ -223,7 +237,7 @@ class Changelog:
         if sub.kind == "board":
             data["panels"] = self._panels(sub, board, now)
             data["mark"] = self._mark(sub)
-            page = select(board, sub.query)
+            page = self._select(board, sub.query)
             if (page.ids, page.total, page.page) != (sub.ids, sub.total, sub.page):
                 data["list"] = self._listing(board, sub, page)
             else:

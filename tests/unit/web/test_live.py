@@ -176,6 +176,28 @@ def test_a_filtered_page_follows_cps_in_and_out_of_its_view() -> None:
     assert snapshot["list"]["html"] == "list:CP3"
 
 
+def test_pages_showing_one_view_share_its_selection_per_change(monkeypatch: Any) -> None:
+    import web_ui.fanout
+
+    calls: list[Query] = []
+    real = web_ui.fanout.select
+
+    def counting(board: Board, query: Query) -> Page:
+        calls.append(query)
+        return real(board, query)
+
+    monkeypatch.setattr(web_ui.fanout, "select", counting)
+    central = FakeCentral([cp("CP1"), cp("CP2", "BROKEN")])
+    live = live_board(central)
+    live.resync()
+    pages = [open_page(live, state="BROKEN")[0] for _ in range(3)]
+    assert len(calls) == 1  # three pages opened, nothing changed: one selection
+    live.apply([state("CP1", "BROKEN")])
+    for sub in pages:  # each page sees the change
+        assert update(live, sub)["list"]["html"] == "list:CP1,CP2"
+    assert len(calls) == 2  # one more for the change, not one per page
+
+
 def test_a_page_changing_its_view_is_spared_the_panels_it_has() -> None:
     live = live_board(FakeCentral())
     live.resync()
