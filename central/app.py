@@ -29,7 +29,7 @@ from central.network import Network
 from central.reads import load_alerts, load_cps, load_open_sessions
 from central.server import CentralServer
 from central.writer import DbWriter
-from common.config import HostPort
+from common.config import HostPort, make_private_dir
 from common.db import Database, open_database
 from common.db.auditkeys import AuditKeys
 from common.db.chain import ChainVerifier
@@ -237,7 +237,7 @@ def lock_sqlite(url: str) -> object | None:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     path = Path(f"{parsed.database}.central.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)  # the database's directory: 0700 like the data dir
     handle = path.open("a")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.config import read_secret
+from common.config import make_private_dir, read_secret
 from common.errors import ConfigError
 
 __all__ = ["KEY_FILE", "MIN_KEY_CHARS", "AuditKeys", "load_audit_keys", "new_key_text"]
@@ -97,7 +97,7 @@ def load_audit_keys(data_dir: Path, env: Mapping[str, str] | None = None) -> Aud
 
 
 def _read_or_create(path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)  # 0700, as every data dir: it holds a secret key
     try:
         # O_EXCL: two services starting at once on one data dir agree on one key.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
