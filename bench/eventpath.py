@@ -72,10 +72,10 @@ from common.db.scratch import scratch_postgres
 from common.events import EventConsumer
 from common.events.types import EventType
 from common.infra import EmbeddedBroker
+from common.procs import ServiceProcess
 from common.protocol.handshake import Role
 from common.protocol.messages import MessageType
 from common.tcp import free_port
-from tests.support.services import ServiceProcess
 
 __all__ = ["Generator", "main", "start_web"]
 

@@ -29,9 +29,9 @@ from bench.harness import provision as provision_cps
 from common.config import HostPort
 from common.db import open_database
 from common.db.models import Credential, Driver, PrincipalKind
+from common.procs import ServiceProcess
 from common.protocol.keys import ScryptParams, make_verifier
 from common.tcp import free_port
-from tests.support.services import ServiceProcess
 
 __all__ = [
     "BENCH_SCRYPT",

@@ -29,7 +29,7 @@ import requests
 
 from bench.harness import percentile
 from bench.report import report
-from tests.support.services import ServiceProcess
+from common.procs import ServiceProcess
 from tests.support.slowclient import SlowClient, can_use_source
 
 TIMEOUT = 5.0  # seconds a registration may take before it counts as failed

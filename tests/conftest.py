@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from common.infra import EmbeddedBroker
+from common.procs import ServiceProcess
 from common.tcp import free_port as _free_port
 from tests.support.auditkeys import TEST_AUDIT_KEY
 from tests.support.broker import start_broker
 from tests.support.databases import fresh_postgres_database, postgres_server
-from tests.support.services import ServiceProcess
 
 # Test credentials use scrypt n=1024 (some n=16) to stay fast, below the production floor
 # clients hold Central to (n=2**14). Every client of the suite, in this process or a child

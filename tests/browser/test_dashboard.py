@@ -23,6 +23,7 @@ import pytest
 from central.drivers import add_driver
 from common.client import ClientLink
 from common.infra import EmbeddedBroker
+from common.procs import ServiceProcess
 from common.protocol.messages import MessageType
 from common.tcp import free_port
 from tests.support.auditkeys import TEST_AUDIT_KEYS
@@ -34,7 +35,6 @@ from tests.support.central import (
     driver,
     provision_cp,
 )
-from tests.support.services import ServiceProcess
 from tests.support.web import LoopThread, WebProcess, start_central_with_events, start_web
 
 pytestmark = pytest.mark.integration

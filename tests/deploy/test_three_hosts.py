@@ -26,9 +26,9 @@ import requests
 
 from common.events import ensure_topic
 from common.events.types import TOPIC
+from common.procs import ServiceProcess
 from tests.support.broker import wait_until
 from tests.support.netns import Network, unavailable_reason
-from tests.support.services import ServiceProcess
 
 pytestmark = [pytest.mark.multihost, pytest.mark.timeout(240)]
 

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from central.drivers import add_driver
 from common.client import AuthenticationFailed, ConnectionClosed, connect
 from common.config import HostPort
+from common.procs import ServiceProcess
 from common.protocol import Connection
 from common.protocol.errors import HandshakeError
 from common.protocol.handshake import ClientHandshake, Role
@@ -36,7 +37,6 @@ from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.broker import EmbeddedBroker
 from tests.support.central import TEST_SCRYPT, CentralProcess, provision_cp, start_central
 from tests.support.cluster import Cluster
-from tests.support.services import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

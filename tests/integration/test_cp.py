@@ -26,6 +26,7 @@ import pytest
 import requests
 
 from central.drivers import add_driver
+from common.procs import ServiceProcess
 from common.protocol.framing import NACK
 from common.protocol.messages import MessageType
 from common.tcp import free_port
@@ -37,7 +38,6 @@ from tests.support.central import (
     provision_cp,
     start_central,
 )
-from tests.support.services import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

@@ -1,6 +1,6 @@
 """``evcharging demo``: the whole system as real child processes, and its pure parts.
 
-The process tests run ``python -m common.umbrella demo`` with every port 0 and check what
+The process tests run ``python -m demo demo`` with every port 0 and check what
 a user sees (the service lines, the summary) and that nothing is left running afterwards:
 every process whose command line or environment names the run's data directory, and the
 broker (found by its port), must be gone.
@@ -24,13 +24,13 @@ from typing import Any
 
 import pytest
 
-from common.demo.plan import CITIES, make_plan, service_file, temperatures_file
-from common.demo.screen import Status, stats_since, status_line, summary_lines
-from common.demo.settings import DEFAULT_PORTS, resolve_settings
-from common.demo.supervisor import ChildStatus, Notice, Supervisor, backoff_delay
 from common.errors import ConfigError
+from common.procs import ServiceProcess
+from demo.plan import CITIES, make_plan, service_file, temperatures_file
+from demo.screen import Status, stats_since, status_line, summary_lines
+from demo.settings import DEFAULT_PORTS, resolve_settings
+from demo.supervisor import ChildStatus, Notice, Supervisor, backoff_delay
 from driver.servicefile import parse_service_file
-from tests.support.services import ServiceProcess
 
 REPO = Path(__file__).resolve().parents[2]
 ALL_PORTS_0 = [f"--{name}-port=0" for name in DEFAULT_PORTS]
@@ -271,7 +271,7 @@ def _demo(tmp_path: Path, *args: str) -> tuple[ServiceProcess, Path]:
         [
             sys.executable,
             "-m",
-            "common.umbrella",
+            "demo",
             "demo",
             *ALL_PORTS_0,
             "--data-dir",

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from central.drivers import add_driver
+from common.procs import ServiceProcess
 from common.protocol.messages import MessageType
 from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.central import (
@@ -30,7 +31,6 @@ from tests.support.central import (
     driver,
     provision_cp,
 )
-from tests.support.services import ServiceProcess
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient
 from common.events import TOPIC
 from common.events.kafka import admin_config, describe_topic
 from common.infra import BrokerError, EmbeddedBroker, ensure_topic
-from tests.support.services import ServiceProcess
+from common.procs import ServiceProcess
 
 
 def _gone(pid: int) -> bool:

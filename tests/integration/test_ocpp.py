@@ -25,12 +25,12 @@ from websockets.exceptions import InvalidStatus
 from central.drivers import add_driver
 from common.db import open_database
 from common.db.models import ChargePoint, utcnow
+from common.procs import ServiceProcess
 from common.tcp import free_port
 from registry.tls import ensure_certificates
 from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.central import TEST_SCRYPT, CentralProcess, provision_cp, start_central
 from tests.support.ocpp import call_raw, new_id, open_ws, sim_charger
-from tests.support.services import ServiceProcess
 
 pytestmark = pytest.mark.integration
 

@@ -25,9 +25,9 @@ import requests
 import sqlalchemy as sa
 
 from common.infra import EmbeddedBroker
+from common.procs import ServiceProcess
 from tests.support.broker import EventCollector, wait_until
 from tests.support.databases import fresh_postgres_database
-from tests.support.services import ServiceProcess
 
 pytestmark = pytest.mark.integration
 

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from central.drivers import add_driver
+from common.procs import ServiceProcess
 from common.protocol.messages import MessageType
 from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.broker import wait_until
@@ -28,7 +29,6 @@ from tests.support.central import (
     provision_cp,
     start_central,
 )
-from tests.support.services import ServiceProcess
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from common.procs import ServiceProcess
 from tests.support.fake_openweather import QUOTA_BODY, FakeOpenWeather, Reply
-from tests.support.services import ServiceProcess
 
 pytestmark = pytest.mark.integration
 

@@ -22,11 +22,11 @@ from common.client import ClientLink, connect
 from common.config import HostPort
 from common.db import open_database
 from common.db.models import ChargePoint, Credential, PrincipalKind
+from common.procs import ServiceProcess
 from common.protocol.handshake import Role
 from common.protocol.keys import ScryptParams, make_verifier, new_secret
 from common.protocol.messages import Message, MessageType
 from tests.support.auditkeys import TEST_AUDIT_KEYS
-from tests.support.services import ServiceProcess
 
 __all__ = ["CentralProcess", "ScriptedCP", "provision_cp", "start_central"]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from common.config import Centrals
+from common.procs import ServiceProcess
 from tests.support.central import CentralProcess, provision_cp, start_central
-from tests.support.services import ServiceProcess
 
 __all__ = ["Cluster", "FieldCP"]
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from common.procs import ServiceProcess
 from tests.support.central import CentralProcess, start_central
-from tests.support.services import ServiceProcess
 
 __all__ = ["LoopThread", "WebProcess", "start_central_with_events", "start_web"]
 

@@ -10,8 +10,8 @@ EVChargingError
  └── ApiUnavailable  API_Central did not answer (shown, never fatal)
 """
 
-from common.demo.runner import Demo, StartupFailed, install_signal_handlers
-from common.demo.settings import DemoSettings, add_demo_options, resolve_settings
+from demo.runner import Demo, StartupFailed, install_signal_handlers
+from demo.settings import DemoSettings, add_demo_options, resolve_settings
 
 __all__ = [
     "Demo",

@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from common.config import ServiceParser, argv_or_default, run_main
-from common.demo import Demo, add_demo_options, install_signal_handlers, resolve_settings
-from common.demo.screen import RichScreen, Screen
 from common.logs import setup_logging
+from demo import Demo, add_demo_options, install_signal_handlers, resolve_settings
+from demo.screen import RichScreen, Screen
 
 __all__ = ["main"]
 

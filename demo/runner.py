@@ -35,17 +35,20 @@ from typing import Any
 
 from common.db import database_url, open_database
 from common.db.auditkeys import KEY_FILE, load_audit_keys
-from common.demo.central_api import ApiUnavailable, CentralApi
-from common.demo.plan import (
+from common.errors import EVChargingError
+from common.infra import EmbeddedBroker
+from common.tcp import free_port
+from demo.central_api import ApiUnavailable, CentralApi
+from demo.plan import (
     ChargePointPlan,
     Plan,
     make_plan,
     service_file,
     temperatures_file,
 )
-from common.demo.screen import Screen, ServiceLine, Status, stats_since, summary_lines
-from common.demo.settings import DemoSettings
-from common.demo.supervisor import (
+from demo.screen import Screen, ServiceLine, Status, stats_since, summary_lines
+from demo.settings import DemoSettings
+from demo.supervisor import (
     BrokerChild,
     Notice,
     ProcessChild,
@@ -53,9 +56,6 @@ from common.demo.supervisor import (
     log_tail,
     stop_all,
 )
-from common.errors import EVChargingError
-from common.infra import EmbeddedBroker
-from common.tcp import free_port
 
 __all__ = ["SPEED", "Demo", "StartupFailed"]
 

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from common.demo.supervisor import ChildStatus, Notice
+from demo.supervisor import ChildStatus, Notice
 
 __all__ = [
     "PlainScreen",
