@@ -26,9 +26,10 @@ from common.events import Event
 from web_ui.central_client import CentralClient
 from web_ui.errors import WebError
 from web_ui.fanout import BOARD_PANELS, Changelog, Hub, Renderer, Subscription, sse
+from web_ui.feed import FeedItem, feed_item_from_audit
 from web_ui.fleet import Query
 from web_ui.kafka_edge import BrokerProbe, kafka_consumer
-from web_ui.view import Board, Changes, FeedItem, feed_item_from_audit
+from web_ui.view import Board, Changes
 
 __all__ = [
     "BOARD_PANELS",

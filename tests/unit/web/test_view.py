@@ -7,7 +7,8 @@ from typing import Any
 
 from common.events import EventType
 from tests.unit.web.fakes import T0, cp, event
-from web_ui.view import Board, Changes, feed_item_from_audit
+from web_ui.feed import feed_item_from_audit
+from web_ui.view import Board, Changes
 
 E = EventType
 
