@@ -43,7 +43,8 @@ from bench.harness import LOAD_SCRYPT, progress, provision
 from bench.procs import CentralHandle, Children, interrupts_as_exceptions, proc_stats, start_central
 from bench.report import report
 from common.client import ClientLink, connect, scrypt_floor
-from common.protocol.handshake import ClientHandshake, Role, ServerHandshake
+from common.protocol.handshake import ClientHandshake, Role
+from common.protocol.handshake_server import ServerHandshake
 from common.protocol.keys import (
     DEFAULT_PARAMS,
     ScryptParams,

@@ -39,10 +39,10 @@ from common.protocol.errors import ProtocolError
 from common.protocol.handshake import (
     HandshakeState,
     Role,
-    ServerHandshake,
     moved_body,
     throttled_body,
 )
+from common.protocol.handshake_server import ServerHandshake
 from common.protocol.keys import DEFAULT_PARAMS, ScryptParams, Verifier, verifier_from_key
 from common.protocol.messages import Message, MessageType, Side
 from common.tcp import MAX_BAD_FRAMES

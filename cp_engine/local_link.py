@@ -22,7 +22,8 @@ from typing import Any, Protocol
 from common.config import HostPort
 from common.protocol import Connection
 from common.protocol.errors import ProtocolError
-from common.protocol.handshake import HandshakeState, Role, ServerHandshake
+from common.protocol.handshake import HandshakeState, Role
+from common.protocol.handshake_server import ServerHandshake
 from common.protocol.keys import Verifier, verifier_from_key
 from common.protocol.messages import Message, MessageType, Side
 from common.tcp import ConnectionServer, read_message

@@ -36,12 +36,8 @@ from common.protocol.framing import (
     encode_frame,
     lrc,
 )
-from common.protocol.handshake import (
-    ClientHandshake,
-    HandshakeState,
-    Role,
-    ServerHandshake,
-)
+from common.protocol.handshake import ClientHandshake, HandshakeState, Role
+from common.protocol.handshake_server import ServerHandshake
 from common.protocol.keys import (
     ScryptParams,
     Verifier,

@@ -20,7 +20,8 @@ from common.protocol.errors import (
     SequenceError,
 )
 from common.protocol.framing import NEED_DATA, encode_frame, lrc
-from common.protocol.handshake import ClientHandshake, Role, ServerHandshake
+from common.protocol.handshake import ClientHandshake, Role
+from common.protocol.handshake_server import ServerHandshake
 from common.protocol.keys import make_verifier, new_session_key
 from common.protocol.messages import Message, MessageType, Side
 

@@ -14,11 +14,11 @@ from common.protocol.handshake import (
     ClientHandshake,
     HandshakeState,
     Role,
-    ServerHandshake,
     auth_message,
     moved_body,
     throttled_body,
 )
+from common.protocol.handshake_server import ServerHandshake
 from common.protocol.keys import (
     DEFAULT_PARAMS,
     ScryptParams,
