@@ -11,6 +11,7 @@ RUN useradd --system --uid 10001 --home-dir /data --create-home ev
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY common ./common
+COPY demo ./demo
 COPY registry ./registry
 COPY central ./central
 COPY cp_engine ./cp_engine
