@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import quote
 
 import requests
@@ -32,6 +32,7 @@ __all__ = [
     "ApiNotJson",
     "ApiStatusError",
     "ApiUnreachable",
+    "CallOptions",
     "CentralApiClient",
     "CentralApiError",
     "Failure",
@@ -139,6 +140,15 @@ class NoToken(CentralApiError):
         super().__init__(method, path, f"{method} {path} needs the operator token; none is set")
 
 
+class CallOptions(TypedDict, total=False):
+    """What a call may add to its method and path."""
+
+    params: Mapping[str, Any] | None  # the query string
+    body: Any  # sent as JSON unless None
+    write: bool  # needs the token (NoToken without one, before anything is sent)
+    ok: Collection[int] | None  # the statuses that count as success; default: below 400
+
+
 def path_segment(value: str) -> str:
     """One URL path segment: ``/`` and friends are escaped, never interpreted."""
     return quote(value, safe="")
@@ -194,44 +204,23 @@ class CentralApiClient:
         return dict(self.call_json("PUT", path, body=body, write=True))
 
     # ------------------------------------------------------------------------ plumbing
-    def call_json(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        body: Any = None,
-        write: bool = False,
-    ) -> Any:
+    def call_json(self, method: str, path: str, **options: Unpack[CallOptions]) -> Any:
         """:meth:`call`, then the decoded JSON body."""
-        response = self.call(method, path, params=params, body=body, write=write)
+        response = self.call(method, path, **options)
         try:
             return response.json()
         except ValueError:
             raise self._error(ApiNotJson(method, path)) from None
 
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        body: Any = None,
-        write: bool = False,
-        ok: Collection[int] | None = None,
-    ) -> requests.Response:
+    def call(self, method: str, path: str, **options: Unpack[CallOptions]) -> requests.Response:
         """``method /api<path>`` with the token; returns the answer, body read.
-
-        Args:
-            params: the query string.
-            body: sent as JSON unless None.
-            write: needs the token (:class:`NoToken` without one, before sending).
-            ok: the statuses that count as success; by default any below 400.
 
         Raises:
             CentralApiError: as :meth:`_error` makes it; by default one of the tree.
         """
-        if write and self._token is None:
+        params, body = options.get("params"), options.get("body")
+        ok = options.get("ok")
+        if options.get("write") and self._token is None:
             raise self._error(NoToken(method, path))
         headers = {"Accept": "application/json"}
         if self._token is not None:
