@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import resource
 import secrets
 import shutil
 import signal
@@ -29,6 +28,7 @@ from bench.harness import provision as provision_cps
 from common.config import HostPort
 from common.db import open_database
 from common.db.models import Credential, Driver, PrincipalKind
+from common.limits import raise_open_files_limit
 from common.procs import ServiceProcess
 from common.protocol.keys import ScryptParams, make_verifier
 from common.tcp import free_port
@@ -72,16 +72,7 @@ def raise_nofile(wanted: int = NOFILE_WANTED) -> int:
 
     The hard limit is raised too when we may (root); returns the soft limit now in force.
     """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < wanted:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
-            return wanted
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = target
-    return soft
+    return raise_open_files_limit(wanted)
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import gc
 import logging
 import os
-import resource
 import signal
 import socket
 import sys
@@ -35,6 +33,7 @@ from common.db.auditkeys import AuditKeys
 from common.db.chain import ChainVerifier
 from common.errors import ConfigError
 from common.http import WsgiServer
+from common.limits import raise_open_files_limit
 from common.protocol.keys import ScryptParams
 
 __all__ = ["CentralSettings", "lock_sqlite", "run_central"]
@@ -276,22 +275,6 @@ async def _start_ocpp(settings: CentralSettings, network: Network, server: Centr
             "in clear; give --ocpp-tls-cert and --ocpp-tls-key for profile 2"
         )
     return ocpp
-
-
-def raise_open_files_limit() -> int:
-    """Lift the soft RLIMIT_NOFILE to the hard limit; returns the soft limit in force.
-
-    Every CP holds two sockets (monitor, engine): 10,000 CPs need 20,000 descriptors,
-    far above the usual soft limit of 1024. The hard limit is the administrator's
-    (systemd ``LimitNOFILE``, docker ``--ulimit nofile``); we only use what it allows.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = 1 << 20 if hard == resource.RLIM_INFINITY else hard
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-            soft = wanted
-    return soft
 
 
 def _event_loop_runner() -> Callable[..., Any]:

@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by the Flask services: JSON errors and a real WSGI server.
+"""HTTP plumbing shared by the Flask services: JSON errors, app extensions, a WSGI server.
 
 Every error leaves as ``{"error": code, "message": text}`` with the right status,
 never an HTML page or a traceback. Apps are served by cheroot (threaded, TLS-capable,
@@ -11,17 +11,26 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cheroot.ssl.builtin import BuiltinSSLAdapter
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 from common.http_guard import ConnectionLimits, GuardedServer
 
-__all__ = ["ApiError", "ConnectionLimits", "WsgiServer", "install_json_errors", "json_error"]
+__all__ = [
+    "ApiError",
+    "ConnectionLimits",
+    "WsgiServer",
+    "app_extension",
+    "install_json_errors",
+    "json_error",
+]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -66,6 +75,20 @@ def install_json_errors(app: Flask) -> None:
         response = jsonify(error="internal_error", message="internal error; see the server log")
         response.status_code = 500
         return response
+
+
+def app_extension(name: str, kind: type[T]) -> T:
+    """What the composition root put in ``current_app.extensions[name]``, as a ``kind``.
+
+    Raises:
+        TypeError: it is something else (a wiring mistake, said plainly).
+    """
+    found = current_app.extensions[name]
+    if not isinstance(found, kind):
+        raise TypeError(
+            f"app extension {name!r} is a {type(found).__name__}, not a {kind.__name__}"
+        )
+    return found
 
 
 class WsgiServer:

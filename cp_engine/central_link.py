@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from common.backoff import Backoff
 from common.client import (
     AuthenticationFailed,
     CentralUnreachable,
@@ -21,7 +22,6 @@ from common.client import (
 from common.config import Centrals, HostPort
 from common.protocol.handshake import Role
 from common.protocol.messages import Message, MessageType
-from cp_engine.backoff import Backoff
 from cp_engine.terminal import Level
 
 __all__ = ["CentralConnector"]

@@ -7,9 +7,9 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from common.backoff import Backoff
 from common.config import read_secret
 from common.errors import ConfigError
-from cp_engine.backoff import Backoff
 from cp_engine.errors import MenuError
 from cp_engine.terminal import KeyReader, Level, Screen
 from cp_monitor.central_link import CentralSession

@@ -14,6 +14,7 @@ import contextlib
 import random
 from collections.abc import Callable
 
+from common.backoff import Backoff
 from common.client import (
     AuthenticationFailed,
     AuthenticationThrottled,
@@ -27,7 +28,6 @@ from common.client import (
 from common.config import Centrals, HostPort
 from common.protocol.handshake import Role
 from common.protocol.messages import MessageType
-from cp_engine.backoff import Backoff
 from cp_engine.terminal import Level
 from cp_monitor.errors import SecretMissing
 from cp_monitor.health import EngineHealth, HealthTracker

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+from common.backoff import Backoff
 from common.client import (
     AuthenticationFailed,
     CentralUnreachable,
@@ -22,7 +23,6 @@ from common.client import (
 from common.config import HostPort
 from common.protocol.handshake import Role
 from common.protocol.messages import Message, MessageType
-from cp_engine.backoff import Backoff
 from cp_engine.terminal import Level
 from cp_monitor.health import EngineHealth, HealthTracker, Observation
 

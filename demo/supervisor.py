@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
+from common import backoff
 from common.infra import BrokerError, EmbeddedBroker
 
 __all__ = [
@@ -44,10 +45,10 @@ _MAX_DELAY = 30.0
 def backoff_delay(failures: int) -> float:
     """Seconds before restart number ``failures`` (1, 2, 4 ... 30 s).
 
-    Hand-written: tenacity's waits are built for a call being retried, while this is a
-    poll loop that must also drop a pending restart the moment the demo stops.
+    A poll loop, not tenacity's: it must also drop a pending restart the moment the
+    demo stops (:mod:`common.backoff`).
     """
-    return float(min(_MAX_DELAY, 2 ** max(failures - 1, 0)))
+    return backoff.backoff_delay(failures, first=1.0, cap=_MAX_DELAY)
 
 
 @dataclass(frozen=True)

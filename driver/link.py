@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, Protocol
 
@@ -19,6 +18,7 @@ from tenacity import (
     stop_after_delay,
 )
 
+from common.backoff import backoff_delay
 from common.client import (
     AuthenticationFailed,
     AuthenticationThrottled,
@@ -140,9 +140,9 @@ class CentralLink:
 
     def _wait(self, state: RetryCallState) -> float:
         # Exponential back-off (0.5 s, 1 s, 2 s ... up to 5 s) with a little jitter, never
-        # past the budget. Computed here: tenacity's own jitter wait changed its signature
-        # between the versions we accept.
-        backoff = min(5.0, 0.5 * 2 ** (state.attempt_number - 1)) + random.uniform(0, 0.25)
+        # past the budget. Not tenacity's own jitter wait: its signature changed between
+        # the versions we accept.
+        backoff = backoff_delay(state.attempt_number, first=0.5, cap=5.0, jitter=0.25)
         left = self.retry_for - (state.seconds_since_start or 0.0)
         return max(0.0, min(backoff, left))
 

@@ -21,6 +21,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 from websockets.typing import Subprotocol
 
+from common.backoff import Backoff
 from common.config import (
     ServiceParser,
     argv_or_default,
@@ -30,7 +31,6 @@ from common.config import (
 )
 from common.errors import ConfigError
 from common.logs import setup_logging
-from cp_engine.backoff import Backoff
 from cp_engine.settings import add_id_option, cp_dir
 from cp_monitor.errors import ChargePointError
 from cp_monitor.registry_client import RegistryClient

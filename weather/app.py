@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from common.backoff import backoff_delay
 from weather.decision import INITIAL, Command, Status, Verdict, command_for, decide
 from weather.errors import (
     CentralRejected,
@@ -191,7 +192,8 @@ class WeatherOffice:
     def _backoff(self, retry_after: float | None, failures: int) -> float:
         if retry_after is not None:
             return max(0.0, retry_after)
-        return float(min(self.interval * 2**failures, self.max_backoff))
+        # One poll interval, then doubling up to max_backoff: ``failures`` 429s came before.
+        return backoff_delay(failures + 1, first=self.interval, cap=self.max_backoff)
 
     def _deliver(self, name: str, state: LocationState) -> bool:
         """Tell Central; returns False when Central is unreachable (skip it this poll)."""

@@ -9,11 +9,11 @@ more than what that token already allows at Central.
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
+from common.bearer import sent_token, token_matches, unauthorized
 from common.http import ApiError, install_json_errors
 from weather.app import WeatherOffice
 from weather.errors import InvalidLocation, LocationsFileError
@@ -27,15 +27,8 @@ def create_app(office: WeatherOffice, token: str) -> Flask:
     install_json_errors(app)
 
     def require_token() -> None:
-        header = request.headers.get("Authorization", "")
-        sent = header[7:] if header.startswith("Bearer ") else ""
-        if not sent or not hmac.compare_digest(sent.encode(), token.encode()):
-            raise ApiError(
-                401,
-                "unauthorized",
-                "the weather office's token required (Authorization: Bearer ...)",
-                {"WWW-Authenticate": "Bearer"},
-            )
+        if not token_matches(sent_token(), token):
+            raise unauthorized("the weather office's token required (Authorization: Bearer ...)")
 
     def body_location() -> Any:
         body = request.get_json(silent=True) if request.is_json else None

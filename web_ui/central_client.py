@@ -1,183 +1,111 @@
 """The dashboard's side of API_Central: reads for the pages, operator commands for the forms.
 
-Each method returns the decoded JSON, or raises :class:`~web_ui.errors.UpstreamUnavailable`
-(Central did not answer) or :class:`~web_ui.errors.UpstreamRejected` (it said no).
+The HTTP plumbing is :class:`common.central_api.CentralApiClient`'s. Each method returns
+the decoded JSON, or raises :class:`~web_ui.errors.UpstreamUnavailable` (Central did not
+answer) or :class:`~web_ui.errors.UpstreamRejected` (it said no).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
-import requests
-
+from common.central_api import (
+    ApiNotJson,
+    ApiStatusError,
+    ApiUnreachable,
+    CentralApiClient,
+    CentralApiError,
+    Failure,
+    NoToken,
+    path_segment,
+)
 from web_ui.errors import UpstreamRejected, UpstreamUnavailable
 
 __all__ = ["CentralClient"]
 
 SERVICE = "Central"
 
+_WHY = {
+    Failure.TIMEOUT: "no answer in time",
+    Failure.REFUSED: "connection refused or lost",
+    Failure.UNKNOWN_HOST: "connection refused or lost",
+    Failure.LOST: "connection refused or lost",
+}
 
-class CentralClient:
+
+class CentralClient(CentralApiClient):
     """Calls API_Central with the operator token, which never leaves this server.
 
     Every call carries the token when there is one: API_Central's private reads
     (sessions, drivers, stats, audit, driver ids on charge points) need it too. Without
-    one the dashboard gets the public read model and no operator area.
-
-    Args:
-        base_url: ``EV_CENTRAL_API``, e.g. ``http://127.0.0.1:8001`` (``/api`` optional).
-        token: the operator bearer token (None: reads only).
-        timeout: seconds for connecting and for each read.
-        session_factory: makes the ``requests.Session`` of each thread.
+    one the dashboard gets the public read model and no operator area. Arguments as
+    :class:`~common.central_api.CentralApiClient`'s (``token``: the operator's, or None
+    for reads only).
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str | None = None,
-        *,
-        timeout: float = 5.0,
-        session_factory: Callable[[], requests.Session] = requests.Session,
-    ) -> None:
-        self.base_url = base_url.rstrip("/").removesuffix("/api")
-        self._api = f"{self.base_url}/api"
-        self._token = token
-        self._timeout = timeout
-        self._factory = session_factory
-        self._local = threading.local()  # a Session is not meant to be shared by threads
-
-    @property
-    def can_write(self) -> bool:
-        return self._token is not None
-
     # ----------------------------------------------------------------- reads
+    # chargepoints() and stats() are the common client's.
     def health(self) -> dict[str, Any]:
-        return self._json("GET", "/health")
-
-    def chargepoints(self) -> list[dict[str, Any]]:
-        return list(self._json("GET", "/chargepoints")["chargepoints"])
+        return self.call_json("GET", "/health")
 
     def drivers(self) -> list[dict[str, Any]]:
-        return list(self._json("GET", "/drivers")["drivers"])
+        return list(self.call_json("GET", "/drivers")["drivers"])
 
     def weather(self) -> dict[str, Any]:
-        return self._json("GET", "/weather")
-
-    def stats(self) -> dict[str, Any]:
-        return self._json("GET", "/stats")
+        return self.call_json("GET", "/weather")
 
     def sessions(self, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """``GET /api/sessions`` with ``status``, ``cp_id``, ``driver_id``, ``limit``."""
-        return list(self._json("GET", "/sessions", params=_clean(filters))["sessions"])
+        return list(self.call_json("GET", "/sessions", params=_clean(filters))["sessions"])
 
     def audit(self, filters: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """``GET /api/audit``: ``entries``, ``total`` and the ``chain`` check."""
-        return self._json("GET", "/audit", params=_clean(filters))
+        return self.call_json("GET", "/audit", params=_clean(filters))
 
     def audit_csv(self, filters: Mapping[str, Any] | None = None) -> bytes:
-        return self._call("GET", "/audit.csv", params=_clean(filters)).content
+        return self.call("GET", "/audit.csv", params=_clean(filters)).content
 
     # ----------------------------------------------------------------- writes
+    # set_price() is the common client's.
     def stop(self, cp_id: str | None) -> dict[str, Any]:
         """Stop one CP, or every CP when ``cp_id`` is None."""
         if cp_id is None:
-            return self._json("POST", "/chargepoints/stop-all", write=True)
-        return self._json("POST", f"/chargepoints/{_seg(cp_id)}/stop", write=True)
+            return self._write("POST", "/chargepoints/stop-all")
+        return self._write("POST", f"/chargepoints/{path_segment(cp_id)}/stop")
 
     def resume(self, cp_id: str | None) -> dict[str, Any]:
         if cp_id is None:
-            return self._json("POST", "/chargepoints/resume-all", write=True)
-        return self._json("POST", f"/chargepoints/{_seg(cp_id)}/resume", write=True)
+            return self._write("POST", "/chargepoints/resume-all")
+        return self._write("POST", f"/chargepoints/{path_segment(cp_id)}/resume")
 
     def revoke_key(self, cp_id: str) -> dict[str, Any]:
-        return self._json("POST", f"/chargepoints/{_seg(cp_id)}/revoke-key", write=True)
-
-    def set_price(self, cp_id: str, price: str) -> dict[str, Any]:
-        # A string keeps the decimal exact; Central parses it with Decimal.
-        body = {"price_eur_kwh": price}
-        return self._json("PUT", f"/chargepoints/{_seg(cp_id)}/price", body=body, write=True)
+        return self._write("POST", f"/chargepoints/{path_segment(cp_id)}/revoke-key")
 
     def clear_alert(self, location: str) -> dict[str, Any]:
-        return self._json("DELETE", f"/weather/alerts/{_seg(location)}", write=True)
+        return self._write("DELETE", f"/weather/alerts/{path_segment(location)}")
 
     # ----------------------------------------------------------------- plumbing
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = self._factory()
-        return session
+    def _write(self, method: str, path: str) -> dict[str, Any]:
+        return self.call_json(method, path, write=True)
 
-    def _json(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        body: Any = None,
-        write: bool = False,
-    ) -> Any:
-        response = self._call(method, path, params=params, body=body, write=write)
-        try:
-            return response.json()
-        except ValueError:
-            raise UpstreamUnavailable(SERVICE, f"{path} did not answer with JSON") from None
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        body: Any = None,
-        write: bool = False,
-    ) -> requests.Response:
-        headers = {"Accept": "application/json"}
-        if write and self._token is None:
-            raise UpstreamRejected(SERVICE, 401, "unauthorized", "no operator token set")
-        if self._token is not None:
-            headers["Authorization"] = f"Bearer {self._token}"
-        try:
-            response = self._session().request(
-                method,
-                f"{self._api}{path}",
-                params=params,
-                json=body,
-                headers=headers,
-                timeout=self._timeout,
+    def _error(self, exc: CentralApiError) -> Exception:
+        """Central's failures in the dashboard's words (the pages show them)."""
+        if isinstance(exc, ApiUnreachable):
+            return UpstreamUnavailable(SERVICE, _WHY.get(exc.failure, exc.detail))
+        if isinstance(exc, ApiNotJson):
+            return UpstreamUnavailable(SERVICE, f"{exc.path} did not answer with JSON")
+        if isinstance(exc, NoToken):
+            return UpstreamRejected(SERVICE, 401, "unauthorized", "no operator token set")
+        if isinstance(exc, ApiStatusError):
+            if exc.status >= 500:
+                return UpstreamUnavailable(SERVICE, f"HTTP {exc.status} from {exc.path}")
+            message = exc.message if exc.message is not None else exc.reason
+            return UpstreamRejected(
+                SERVICE, exc.status, exc.code or "error", message or f"HTTP {exc.status}"
             )
-        except requests.RequestException as exc:
-            raise UpstreamUnavailable(SERVICE, _why(exc)) from None
-        if response.status_code >= 500:
-            raise UpstreamUnavailable(SERVICE, f"HTTP {response.status_code} from {path}")
-        if response.status_code >= 400:
-            code, message = _error_of(response)
-            raise UpstreamRejected(SERVICE, response.status_code, code, message)
-        return response
-
-
-def _seg(value: str) -> str:
-    """One URL path segment: ``/`` and friends are escaped, never interpreted."""
-    return quote(value, safe="")
+        return exc
 
 
 def _clean(filters: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (filters or {}).items() if v not in (None, "")}
-
-
-def _error_of(response: requests.Response) -> tuple[str, str]:
-    try:
-        body = response.json()
-        return str(body.get("error", "error")), str(body.get("message", response.reason))
-    except (ValueError, AttributeError):
-        return "error", response.reason or f"HTTP {response.status_code}"
-
-
-def _why(exc: requests.RequestException) -> str:
-    if isinstance(exc, requests.Timeout):
-        return "no answer in time"
-    if isinstance(exc, requests.ConnectionError):
-        return "connection refused or lost"
-    return type(exc).__name__

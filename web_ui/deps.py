@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app
-
+from common.http import app_extension
 from web_ui.central_client import CentralClient
 from web_ui.live import LiveBoard
 from web_ui.registry_client import RegistryClient
@@ -25,15 +24,12 @@ class Clients:
 
 
 def clients() -> Clients:
-    found: Clients = current_app.extensions["ev_web.clients"]
-    return found
+    return app_extension("ev_web.clients", Clients)
 
 
 def settings() -> WebSettings:
-    found: WebSettings = current_app.extensions["ev_web.settings"]
-    return found
+    return app_extension("ev_web.settings", WebSettings)
 
 
 def login_throttle() -> LoginThrottle:
-    found: LoginThrottle = current_app.extensions["ev_web.throttle"]
-    return found
+    return app_extension("ev_web.throttle", LoginThrottle)

@@ -8,7 +8,6 @@ and every write. A wrong token is refused (401), never read as "anonymous".
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -19,9 +18,10 @@ from central.api import queries
 from central.api.bridge import Bridge
 from central.errors import CentralError
 from central.network import Network
+from common.bearer import sent_token, token_matches, unauthorized
 from common.db import Database
 from common.db.chain import ChainVerifier
-from common.http import ApiError
+from common.http import ApiError, app_extension
 from common.protocol.errors import MessageError
 from common.protocol.messages import ChargeRequest
 
@@ -31,13 +31,11 @@ api = Blueprint("api", __name__, url_prefix="/api")
 
 
 def _bridge() -> Bridge:
-    bridge: Bridge = current_app.extensions["bridge"]
-    return bridge
+    return app_extension("bridge", Bridge)
 
 
 def _db() -> Database:
-    db: Database = current_app.extensions["db"]
-    return db
+    return app_extension("db", Database)
 
 
 def _read(fn: Callable[..., Any], **kwargs: Any) -> Any:
@@ -51,36 +49,20 @@ def _operator(*, weather: bool = False) -> str:
     With ``weather``, the weather office's own token (``EV_WEATHER_TOKEN``) is accepted
     too, as actor ``weather``: only the weather routes pass it.
     """
-    office: str | None = current_app.config.get("WEATHER_TOKEN")
-    token = _bearer()
-    if token and weather and office and hmac.compare_digest(token.encode(), office.encode()):
+    if weather and token_matches(sent_token(), current_app.config.get("WEATHER_TOKEN")):
         return "weather"
     if not _is_operator():
-        raise ApiError(
-            401,
-            "unauthorized",
-            "operator token required (Authorization: Bearer ...)",
-            {"WWW-Authenticate": "Bearer"},
-        )
+        raise unauthorized("operator token required (Authorization: Bearer ...)")
     return "operator"
-
-
-def _bearer() -> str | None:
-    """The bearer token sent ("" if the header is not a bearer one); None without one."""
-    header = request.headers.get("Authorization")
-    if header is None:
-        return None
-    return header[7:] if header.startswith("Bearer ") else ""
 
 
 def _is_operator() -> bool:
     """True with the right token, False with none; a wrong token is a 401."""
-    token = _bearer()
+    token = sent_token()
     if token is None:
         return False
-    expected: str = current_app.config["OPERATOR_TOKEN"]
-    if not token or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise ApiError(401, "unauthorized", "wrong operator token", {"WWW-Authenticate": "Bearer"})
+    if not token_matches(token, current_app.config["OPERATOR_TOKEN"]):
+        raise unauthorized("wrong operator token")
     return True
 
 
@@ -282,7 +264,7 @@ def audit() -> Response:
     _operator()
     f = _audit_filter()
     full = request.args.get("verify") == "full"
-    verifier: ChainVerifier = current_app.extensions["audit_verifier"]
+    verifier = app_extension("audit_verifier", ChainVerifier)
     with _db().read() as session:
         body = queries.audit_entries(session, f)
         body["chain"] = verifier.check(session, full=full).to_dict()

@@ -29,6 +29,7 @@ from confluent_kafka.admin import AdminClient
 from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from common.backoff import Backoff
 from common.db import Database
 from common.db.models import OutboxRow, utcnow
 from common.events.kafka import (
@@ -329,7 +330,7 @@ class OutboxRelay:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Publish until ``stop`` is set, backing off (0.2 s doubling to 10 s) in outages."""
-        delay = 0.0
+        backoff = Backoff(first=self.min_backoff, cap=self.max_backoff)
         while not stop.is_set():
             try:
                 published = self.run_once()
@@ -343,12 +344,12 @@ class OutboxRelay:
                 self._trouble = "bug"
             else:
                 self._recovered()
-                delay = 0.0
+                backoff.reset()
                 if published < self.batch:
                     self._wake.wait(self.poll_interval)
                     self._wake.clear()
                 continue
-            delay = min(self.max_backoff, delay * 2) if delay else self.min_backoff
+            delay = backoff.next()
             if self._sleep is not None:
                 self._sleep(delay)
             else:
