@@ -42,8 +42,10 @@ from typing import Any
 
 import requests
 
+from bench.chromium import CHROMIUM, CHROMIUM_ARGS
 from bench.eventpath import Generator, start_web
 from bench.harness import percentile, progress, provision
+from bench.loopthread import LoopThread
 from bench.procs import (
     BENCH_SCRYPT,
     CentralHandle,
@@ -56,8 +58,6 @@ from bench.procs import (
 from bench.report import report
 from common.infra import EmbeddedBroker
 from common.protocol.messages import MessageType
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.support.web import LoopThread
 
 __all__ = ["main"]
 

@@ -29,8 +29,8 @@ import requests
 
 from bench.harness import percentile
 from bench.report import report
+from bench.slowloris import SlowClient, can_use_source
 from common.procs import ServiceProcess
-from tests.support.slowclient import SlowClient, can_use_source
 
 TIMEOUT = 5.0  # seconds a registration may take before it counts as failed
 
