@@ -44,7 +44,7 @@ import requests
 
 from bench.chromium import CHROMIUM, CHROMIUM_ARGS
 from bench.eventpath import Generator, start_web
-from bench.harness import percentile, progress, provision
+from bench.harness import percentile, progress
 from bench.loopthread import LoopThread
 from bench.procs import (
     BENCH_SCRYPT,
@@ -56,6 +56,7 @@ from bench.procs import (
     start_central,
 )
 from bench.report import report
+from common.db.provision import numbered, provision
 from common.infra import EmbeddedBroker
 from common.protocol.messages import MessageType
 
@@ -241,7 +242,7 @@ def run(
 
     raise_nofile()
     with progress(f"provisioning {args.cps} CPs"):
-        creds = provision(url, args.cps, params=BENCH_SCRYPT, locations=PLACES)
+        creds = provision(url, numbered("CP", args.cps), params=BENCH_SCRYPT, locations=PLACES).cps
     loop = LoopThread()
     with _system(url, tmp) as (central, port, pids), sync_playwright() as playwright:
         board = f"http://127.0.0.1:{port}/"

@@ -38,6 +38,7 @@ from bench import procs
 from bench.loadgen import Histogram, LoadGenerator, Mix, Target, Window
 from bench.report import report
 from common.config import Centrals
+from common.db.provision import Provisioned
 from common.db.scratch import scratch_postgres
 from cp_engine.terminal import Level
 from cp_monitor.central_link import CentralSession
@@ -122,7 +123,7 @@ def scaling(n: int, args: argparse.Namespace) -> dict[str, Any]:
         gens = [
             LoadGenerator(
                 Target(*c.addr, api=c.api, token=c.token),
-                procs.Fleet(fleet.cps[i::n], []),
+                Provisioned(dict(list(fleet.cps.items())[i::n]), {}),
                 MIX,
                 workers=1,
             )
@@ -205,7 +206,7 @@ async def _failover(args: argparse.Namespace, url: str, work: Path) -> list[floa
         ]
         addrs = Centrals(c.addr for c in centrals)
         monitors = []
-        for cp_id, secret in fleet.cps:
+        for cp_id, secret in fleet.cps.items():
             path = work / f"{cp_id}.secret"
             path.write_text(secret + "\n")
             path.chmod(0o600)
@@ -221,7 +222,7 @@ async def _failover(args: argparse.Namespace, url: str, work: Path) -> list[floa
             )
             session.authenticate()
             monitors.append(asyncio.create_task(session.run()))
-        ids = {cp_id for cp_id, _ in fleet.cps}
+        ids = set(fleet.cps)
         if not await _all_activated(centrals[0], ids, "", time.monotonic() + 120):
             raise RuntimeError("the fleet never came up")
         for kill in range(args.kills):

@@ -55,7 +55,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from bench.harness import percentile, progress, provision
+from bench.harness import LOAD_SCRYPT, percentile, progress
 from bench.procs import (
     CentralHandle,
     Children,
@@ -68,6 +68,7 @@ from common.client import ClientLink, ConnectionClosed, connect
 from common.config import HostPort
 from common.db import open_database
 from common.db.models import OutboxRow
+from common.db.provision import numbered, provision
 from common.db.scratch import scratch_postgres
 from common.events import EventConsumer
 from common.events.types import EventType
@@ -414,7 +415,7 @@ def run(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Everything up, warm up, generate, drain; the latency rows and the run's facts."""
     with progress(f"provisioning {args.cps} CPs"):
-        creds = provision(url, args.cps)
+        creds = provision(url, numbered("CP", args.cps), params=LOAD_SCRYPT).cps
     with _system(url, tmp) as system:
         reader = system.reader
         gen = Generator(system.central.addr, args.heartbeat)

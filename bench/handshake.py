@@ -39,10 +39,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.harness import LOAD_SCRYPT, progress, provision
+from bench.harness import LOAD_SCRYPT, progress
 from bench.procs import CentralHandle, Children, interrupts_as_exceptions, proc_stats, start_central
 from bench.report import report
 from common.client import ClientLink, connect, scrypt_floor
+from common.db.provision import numbered, provision
 from common.protocol.handshake import ClientHandshake, Role, ServerHandshake
 from common.protocol.keys import (
     DEFAULT_PARAMS,
@@ -245,7 +246,8 @@ def end_to_end(groups: list[_Group], rounds: int, concurrency: int, tmp: Path) -
     url = f"sqlite:///{tmp}/ev.db"
     for group in groups:
         with progress(f"provisioning {group.count} CPs at scrypt n={group.params.n}"):
-            group.creds = provision(url, group.count, group.name, group.params)
+            made = provision(url, numbered(group.name, group.count), params=group.params)
+            group.creds = made.cps
     with Children() as children:
         with progress("starting Central"):
             central = start_central(children, url, tmp, extra_args=["--heartbeat-timeout", "60"])

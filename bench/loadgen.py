@@ -42,6 +42,7 @@ import requests
 from bench import procs
 from bench.report import report
 from common.client import scrypt_floor
+from common.db.provision import Provisioned
 from common.protocol import (
     NEED_DATA,
     AckReceived,
@@ -701,20 +702,21 @@ class LoadGenerator:
     def __init__(
         self,
         target: Target,
-        fleet: procs.Fleet,
+        fleet: Provisioned,
         mix: Mix,
         *,
         workers: int = 2,
     ) -> None:
-        supplying = round(len(fleet.cps) * mix.supplying) if mix.engines else 0
-        drivers = list(zip(fleet.drivers, fleet.cps[:supplying], strict=False))
+        cps = list(fleet.cps.items())
+        supplying = round(len(cps) * mix.supplying) if mix.engines else 0
+        drivers = list(zip(fleet.drivers.items(), cps[:supplying], strict=False))
         self._ctx = multiprocessing.get_context("spawn")
         self._pipes: list[multiprocessing.connection.Connection] = []
         self._procs: list[Any] = []
         self._plans = [
             _Plan(
                 i,
-                fleet.cps[i::workers],
+                cps[i::workers],
                 [(d, s, cp) for (d, s), (cp, _) in drivers[i::workers]],
             )
             for i in range(workers)

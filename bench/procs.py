@@ -25,19 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from bench.harness import provision as provision_cps
 from common.config import HostPort
-from common.db import open_database
-from common.db.models import Credential, Driver, PrincipalKind
+from common.db.provision import Provisioned, numbered
+from common.db.provision import provision as provision_principals
 from common.procs import ServiceProcess
-from common.protocol.keys import ScryptParams, make_verifier
+from common.protocol.keys import ScryptParams
 from common.tcp import free_port
 
 __all__ = [
     "BENCH_SCRYPT",
     "CentralHandle",
     "Children",
-    "Fleet",
     "ProcStats",
     "interrupts_as_exceptions",
     "proc_stats",
@@ -84,29 +82,11 @@ def raise_nofile(wanted: int = NOFILE_WANTED) -> int:
     return soft
 
 
-@dataclass(frozen=True)
-class Fleet:
-    """Principals of one run: ``(id, secret)`` pairs."""
-
-    cps: list[tuple[str, str]]
-    drivers: list[tuple[str, str]]
-
-
-def provision(url: str, cps: int, drivers: int = 0) -> Fleet:
-    """Create ``cps`` registered charge points (CP00000...) and ``drivers`` drivers (D00000...)."""
-    fleet = Fleet(list(provision_cps(url, cps, params=BENCH_SCRYPT).items()), [])
-    db = open_database(url)
-    try:
-        with db.transaction() as session:
-            for i in range(drivers):
-                driver_id, secret = f"D{i:05d}", secrets.token_urlsafe(24)
-                session.add(Driver(id=driver_id))
-                verifier = make_verifier(secret, BENCH_SCRYPT)
-                session.add(Credential.of(PrincipalKind.DRIVER, driver_id, verifier))
-                fleet.drivers.append((driver_id, secret))
-    finally:
-        db.dispose()
-    return fleet
+def provision(url: str, cps: int, drivers: int = 0) -> Provisioned:
+    """``cps`` registered charge points (CP00000...) and ``drivers`` drivers (D00000...)."""
+    return provision_principals(
+        url, numbered("CP", cps), params=BENCH_SCRYPT, drivers=numbered("D", drivers)
+    )
 
 
 class Children:
