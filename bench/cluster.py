@@ -35,7 +35,9 @@ from typing import Any
 import requests
 
 from bench import procs
-from bench.loadgen import Histogram, LoadGenerator, Mix, Target, Window
+from bench.loadgen.coordinator import LoadGenerator
+from bench.loadgen.metrics import Histogram, Window
+from bench.loadgen.mix import Mix, Target
 from bench.report import report
 from common.config import Centrals
 from common.db.provision import Provisioned

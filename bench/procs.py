@@ -1,6 +1,6 @@
 """What the load benchmarks need around the load generator: processes and their cost.
 
-(Used by bench/loadgen.py, bench/scale.py, bench/throughput.py and bench/bare.py.)
+(Used by bench/loadgen/, bench/scale.py, bench/throughput.py and bench/bare.py.)
 
 - :func:`provision` puts N charge points and D drivers in a fresh database (cheap scrypt).
 - :func:`start_central` / :func:`start_bare` run Central or the bare bound server as real

@@ -21,7 +21,8 @@ import argparse
 from pathlib import Path
 
 from bench import procs
-from bench.loadgen import RunOptions, mix_arguments, mix_of, run_against_central
+from bench.loadgen.mix import mix_arguments, mix_of
+from bench.loadgen.run import RunOptions, run_against_central
 from bench.report import report
 from central.server import FD_RESERVE
 

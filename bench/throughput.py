@@ -23,7 +23,9 @@ from typing import Any
 from cryptography.fernet import Fernet
 
 from bench import procs
-from bench.loadgen import LoadGenerator, Mix, Target, Window
+from bench.loadgen.coordinator import LoadGenerator
+from bench.loadgen.metrics import Window
+from bench.loadgen.mix import Mix, Target
 from bench.report import report
 
 __all__ = ["main"]
