@@ -34,7 +34,7 @@ from typing import Any
 
 import requests
 
-from bench import procs
+from bench import cli, procs
 from bench.loadgen.coordinator import LoadGenerator
 from bench.loadgen.metrics import Histogram, Window
 from bench.loadgen.mix import Mix, Target
@@ -277,12 +277,7 @@ def failover(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.cluster",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--postgres",
         default=os.environ.get("EV_TEST_POSTGRES_URL", DEFAULT_PG),
@@ -291,14 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--processes", default="1,2,4", help="Central counts, comma-separated ('' to skip)"
     )
-    parser.add_argument("--cps", type=int, default=2000, help="fleet size (default 2000)")
-    parser.add_argument("--start-rate", type=float, default=500, help="first rate, msg/s")
-    parser.add_argument("--growth", type=float, default=1.4, help="rate factor between steps")
-    parser.add_argument("--max-rate", type=float, default=200_000, help="stop stepping here")
-    parser.add_argument("--step-seconds", type=float, default=6.0, help="seconds per step")
-    parser.add_argument(
-        "--duration", type=float, default=20.0, help="seconds the best rate is held"
-    )
+    cli.number(parser, "--cps", int, 2000, "fleet size")
+    cli.step_arguments(parser, start=500, growth=1.4, step=6.0, hold=20.0)
     parser.add_argument(
         "--p99-ms",
         type=float,
@@ -306,20 +295,23 @@ def main(argv: list[str] | None = None) -> int:
         help="p99 ACK latency a step must stay under (default 100; raise it on a machine "
         "shared with other work, and say so)",
     )
-    parser.add_argument("--kills", type=int, default=10, help="fail-overs timed (0: none)")
-    parser.add_argument(
-        "--failover-cps", type=int, default=200, help="monitors in the fail-over runs"
-    )
-    args = parser.parse_args(argv)
+    cli.number(parser, "--kills", int, 10, "fail-overs timed, 0 for none")
+    cli.number(parser, "--failover-cps", int, 200, "monitors in the fail-over runs")
+
+
+def _run(args: argparse.Namespace) -> int:
     procs.raise_nofile()
-    with procs.interrupts_as_exceptions():
-        sizes = [int(n) for n in args.processes.split(",") if n.strip()]
-        if sizes:
-            rows = [scaling(n, args) for n in sizes]
-            report("cluster_scaling", rows, meta={"cps": args.cps, "cores": os.cpu_count()})
-        if args.kills:
-            report("cluster_failover", [failover(args)])
+    sizes = [int(n) for n in args.processes.split(",") if n.strip()]
+    if sizes:
+        rows = [scaling(n, args) for n in sizes]
+        report("cluster_scaling", rows, meta={"cps": args.cps, "cores": os.cpu_count()})
+    if args.kills:
+        report("cluster_failover", [failover(args)])
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main("cluster", __doc__, argv, _arguments, _run)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,9 @@ import secrets
 import shutil
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 from common.config import HostPort
 from common.db.provision import Provisioned, numbered
@@ -37,7 +36,6 @@ __all__ = [
     "CentralHandle",
     "Children",
     "ProcStats",
-    "interrupts_as_exceptions",
     "proc_stats",
     "profile",
     "provision",
@@ -117,20 +115,6 @@ class Children:
 
     def __exit__(self, *exc: object) -> None:
         self.stop_all()
-
-
-@contextlib.contextmanager
-def interrupts_as_exceptions() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl+C (KeyboardInterrupt), so ``finally`` blocks stop children."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench import procs
+from bench import cli, procs
 from bench.loadgen.mix import mix_arguments, mix_of
 from bench.loadgen.run import RunOptions, run_against_central
 from bench.report import report
@@ -33,23 +33,18 @@ from bench.report import report
 __all__ = ["main"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.loadgen",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--cps", type=int, default=1000, help="charge points (default 1000)")
-    parser.add_argument(
-        "--duration", type=float, default=30.0, help="seconds measured (default 30)"
-    )
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    cli.number(parser, "--cps", int, 1000, "charge points")
+    cli.number(parser, "--duration", float, 30.0, "seconds measured")
     parser.add_argument(
         "--profile",
         type=Path,
         help="also sample Central with py-spy while measuring; collapsed stacks to this file",
     )
     mix_arguments(parser)
-    args = parser.parse_args(argv)
+
+
+def _run(args: argparse.Namespace) -> int:
     opts = RunOptions(
         cps=args.cps,
         duration=args.duration,
@@ -58,12 +53,15 @@ def main(argv: list[str] | None = None) -> int:
         mix=mix_of(args),
         profile=args.profile,
     )
-    with procs.interrupts_as_exceptions():
-        row = run_against_central(opts, lambda line: print(line, flush=True))
+    row = run_against_central(opts, lambda line: print(line, flush=True))
     report("loadgen", [row], meta={"mix": vars(opts.mix)})
     if args.profile is not None and args.profile.exists():
         report("loadgen_profile", procs.top_functions(args.profile))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main("loadgen", __doc__, argv, _arguments, _run)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, replace
 
-__all__ = ["Mix", "Plan", "Target", "mix_arguments", "mix_of"]
+__all__ = ["Mix", "Plan", "Target", "mix_arguments", "mix_of", "workers_argument"]
 
 
 @dataclass(frozen=True)
@@ -66,11 +66,16 @@ def mix_arguments(parser: argparse.ArgumentParser) -> None:
         default=1 / Mix.heartbeat_hz,
         help="seconds between each monitor's heart-beats (default 5, Central's default)",
     )
-    parser.add_argument(
-        "--workers", type=int, default=2, help="load-generator processes (default 2)"
-    )
+    workers_argument(parser)
     parser.add_argument(
         "--warmup", type=float, default=5.0, help="seconds of load before measuring (default 5)"
+    )
+
+
+def workers_argument(parser: argparse.ArgumentParser) -> None:
+    """``--workers``: how many processes the load generator runs."""
+    parser.add_argument(
+        "--workers", type=int, default=2, help="load-generator processes (default 2)"
     )
 
 
