@@ -2,7 +2,8 @@
 
 (Used by bench/loadgen/, bench/scale.py, bench/throughput.py and bench/bare.py.)
 
-- :func:`provision` puts N charge points and D drivers in a fresh database (cheap scrypt).
+- :func:`provision` puts N charge points and D drivers in a fresh database (cheap scrypt,
+  through ``common.db.provision``).
 - :func:`start_central` / :func:`start_bare` run Central or the bare bound server as real
   child processes; :class:`Children` stops every child at the end, also on error or Ctrl+C.
 - :func:`proc_stats` reads a process's CPU time and resident memory from /proc.
