@@ -21,10 +21,10 @@ import argparse
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import cli
 from bench.report import report, table
 from common.db import Database, open_database
 from common.db.audit import Entry, append
@@ -78,12 +78,15 @@ def _stall(db: Database, keys: AuditKeys, with_check: bool, seconds: float) -> d
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.auditcheck", description=__doc__)
-    parser.add_argument("--entries", type=int, default=40_000)
-    parser.add_argument("--append", type=int, default=100)
-    parser.add_argument("--database-url", default=None)
-    args = parser.parse_args(argv)
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    cli.number(parser, "--entries", int, 40_000, "signed entries appended, then checked")
+    cli.number(parser, "--append", int, 100, "entries appended before the incremental check")
+    parser.add_argument(
+        "--database-url", default=None, help="(default: SQLite in a temporary directory)"
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
     keys = AuditKeys.from_text(new_key_text())
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
@@ -119,6 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(stalls))
     report("auditcheck", rows, meta={"url": url.split("@")[-1], "writer_stall": stalls})
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main("auditcheck", __doc__, argv, _arguments, _run)
 
 
 if __name__ == "__main__":

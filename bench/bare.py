@@ -12,7 +12,6 @@ It is built on ``asyncio.Protocol`` callbacks, the cheapest way asyncio offers.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -20,6 +19,7 @@ import signal
 import time
 from typing import cast
 
+from bench import cli
 from common.protocol import NEED_DATA, Connection
 from common.protocol.messages import Side
 
@@ -60,11 +60,7 @@ async def serve(host: str, port: int, key: bytes) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.bare",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = cli.parser("bare", __doc__)
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7100, help="listen port (default 7100)")
     parser.add_argument(

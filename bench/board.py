@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -42,22 +41,23 @@ from typing import Any
 
 import requests
 
-from bench.eventpath import Generator, start_web
-from bench.harness import percentile, progress, provision
+from bench import cli
+from bench.chromium import CHROMIUM, CHROMIUM_ARGS
+from bench.eventpath import Generator, change_arguments, start_web
+from bench.harness import percentile, progress
+from bench.loopthread import LoopThread
 from bench.procs import (
     BENCH_SCRYPT,
     CentralHandle,
     Children,
-    interrupts_as_exceptions,
     proc_stats,
     raise_nofile,
     start_central,
 )
 from bench.report import report
+from common.db.provision import numbered, provision
 from common.infra import EmbeddedBroker
 from common.protocol.messages import MessageType
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.support.web import LoopThread
 
 __all__ = ["main"]
 
@@ -241,7 +241,7 @@ def run(
 
     raise_nofile()
     with progress(f"provisioning {args.cps} CPs"):
-        creds = provision(url, args.cps, params=BENCH_SCRYPT, locations=PLACES)
+        creds = provision(url, numbered("CP", args.cps), params=BENCH_SCRYPT, locations=PLACES).cps
     loop = LoopThread()
     with _system(url, tmp) as (central, port, pids), sync_playwright() as playwright:
         board = f"http://127.0.0.1:{port}/"
@@ -395,51 +395,30 @@ def _row(measure: str, value: float, limit: float) -> dict[str, Any]:
     return {"measure": measure, "value": round(value, 2), "limit": limit, "ok": value < limit}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.board",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--cps", type=int, default=10_000, help="charge points (default 10000)")
-    parser.add_argument("--rate", type=float, default=1000.0, help="changes/s (default 1000)")
-    parser.add_argument("--seconds", type=float, default=60.0, help="load time (default 60)")
-    parser.add_argument(
-        "--heartbeat", type=float, default=5.0, help="seconds between heartbeats (default 5)"
-    )
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    change_arguments(parser, cps=10_000, seconds=60.0)
     parser.add_argument(
         "--screenshots", type=Path, default=DOCS, help=f"where the PNGs go (default {DOCS})"
     )
-    parser.add_argument(
-        "--workdir",
-        type=Path,
-        default=None,
-        help="a new directory for the database and logs (default: a temporary one, removed)",
-    )
-    args = parser.parse_args(argv)
-    if min(args.cps, args.rate, args.seconds, args.heartbeat) <= 0:
-        parser.error("--cps, --rate, --seconds and --heartbeat must be positive")
+    cli.workdir_argument(parser)
+
+
+def _run(args: argparse.Namespace) -> int:
+    cli.positive(args, "cps", "rate", "seconds", "heartbeat")
     if not CHROMIUM.exists():
         print(f"bench.board: no Chromium at {CHROMIUM} (make chromium)", file=sys.stderr)
         return 2
-    try:
-        with interrupts_as_exceptions(), contextlib.ExitStack() as stack:
-            if args.workdir is None:
-                workdir = Path(
-                    stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-board-"))
-                )
-            else:
-                workdir = args.workdir
-                workdir.mkdir(parents=True, exist_ok=False)
-            rows, meta = run(args, workdir, f"sqlite:///{workdir}/ev.db")
-    except KeyboardInterrupt:
-        print("interrupted: every child process was stopped", file=sys.stderr)
-        return 130
+    with cli.work_directory(args.workdir, "bench-board-") as workdir:
+        rows, meta = run(args, workdir, f"sqlite:///{workdir}/ev.db")
     report("board", rows, meta)
     failed = [r["measure"] for r in rows if not r["ok"]]
     if failed:
         print(f"over the limit: {', '.join(failed)}", flush=True)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main("board", __doc__, argv, _arguments, _run)
 
 
 if __name__ == "__main__":

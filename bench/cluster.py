@@ -34,10 +34,13 @@ from typing import Any
 
 import requests
 
-from bench import procs
-from bench.loadgen import Histogram, LoadGenerator, Mix, Target, Window
+from bench import cli, procs
+from bench.loadgen.coordinator import LoadGenerator
+from bench.loadgen.metrics import Histogram, Window
+from bench.loadgen.mix import Mix, Target
 from bench.report import report
 from common.config import Centrals
+from common.db.provision import Provisioned
 from common.db.scratch import scratch_postgres
 from cp_engine.terminal import Level
 from cp_monitor.central_link import CentralSession
@@ -122,7 +125,7 @@ def scaling(n: int, args: argparse.Namespace) -> dict[str, Any]:
         gens = [
             LoadGenerator(
                 Target(*c.addr, api=c.api, token=c.token),
-                procs.Fleet(fleet.cps[i::n], []),
+                Provisioned(dict(list(fleet.cps.items())[i::n]), {}),
                 MIX,
                 workers=1,
             )
@@ -205,7 +208,7 @@ async def _failover(args: argparse.Namespace, url: str, work: Path) -> list[floa
         ]
         addrs = Centrals(c.addr for c in centrals)
         monitors = []
-        for cp_id, secret in fleet.cps:
+        for cp_id, secret in fleet.cps.items():
             path = work / f"{cp_id}.secret"
             path.write_text(secret + "\n")
             path.chmod(0o600)
@@ -221,7 +224,7 @@ async def _failover(args: argparse.Namespace, url: str, work: Path) -> list[floa
             )
             session.authenticate()
             monitors.append(asyncio.create_task(session.run()))
-        ids = {cp_id for cp_id, _ in fleet.cps}
+        ids = set(fleet.cps)
         if not await _all_activated(centrals[0], ids, "", time.monotonic() + 120):
             raise RuntimeError("the fleet never came up")
         for kill in range(args.kills):
@@ -274,12 +277,7 @@ def failover(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.cluster",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--postgres",
         default=os.environ.get("EV_TEST_POSTGRES_URL", DEFAULT_PG),
@@ -288,14 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--processes", default="1,2,4", help="Central counts, comma-separated ('' to skip)"
     )
-    parser.add_argument("--cps", type=int, default=2000, help="fleet size (default 2000)")
-    parser.add_argument("--start-rate", type=float, default=500, help="first rate, msg/s")
-    parser.add_argument("--growth", type=float, default=1.4, help="rate factor between steps")
-    parser.add_argument("--max-rate", type=float, default=200_000, help="stop stepping here")
-    parser.add_argument("--step-seconds", type=float, default=6.0, help="seconds per step")
-    parser.add_argument(
-        "--duration", type=float, default=20.0, help="seconds the best rate is held"
-    )
+    cli.number(parser, "--cps", int, 2000, "fleet size")
+    cli.step_arguments(parser, start=500, growth=1.4, step=6.0, hold=20.0)
     parser.add_argument(
         "--p99-ms",
         type=float,
@@ -303,20 +295,23 @@ def main(argv: list[str] | None = None) -> int:
         help="p99 ACK latency a step must stay under (default 100; raise it on a machine "
         "shared with other work, and say so)",
     )
-    parser.add_argument("--kills", type=int, default=10, help="fail-overs timed (0: none)")
-    parser.add_argument(
-        "--failover-cps", type=int, default=200, help="monitors in the fail-over runs"
-    )
-    args = parser.parse_args(argv)
+    cli.number(parser, "--kills", int, 10, "fail-overs timed, 0 for none")
+    cli.number(parser, "--failover-cps", int, 200, "monitors in the fail-over runs")
+
+
+def _run(args: argparse.Namespace) -> int:
     procs.raise_nofile()
-    with procs.interrupts_as_exceptions():
-        sizes = [int(n) for n in args.processes.split(",") if n.strip()]
-        if sizes:
-            rows = [scaling(n, args) for n in sizes]
-            report("cluster_scaling", rows, meta={"cps": args.cps, "cores": os.cpu_count()})
-        if args.kills:
-            report("cluster_failover", [failover(args)])
+    sizes = [int(n) for n in args.processes.split(",") if n.strip()]
+    if sizes:
+        rows = [scaling(n, args) for n in sizes]
+        report("cluster_scaling", rows, meta={"cps": args.cps, "cores": os.cpu_count()})
+    if args.kills:
+        report("cluster_failover", [failover(args)])
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main("cluster", __doc__, argv, _arguments, _run)
 
 
 if __name__ == "__main__":

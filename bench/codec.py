@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bench import cli
 from bench.report import report
 from common.protocol import (
     NEED_DATA,
@@ -206,18 +207,9 @@ def _chunk_list(text: str) -> list[str]:
     return items
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.codec",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--seconds", type=float, default=0.5, help="time per run of a case (default 0.5)"
-    )
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="runs per case; the best is reported (default 3)"
-    )
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    cli.number(parser, "--seconds", float, 0.5, "time per run of a case")
+    cli.number(parser, "--repeat", int, 3, "runs per case; the best is reported")
     parser.add_argument(
         "--chunks",
         type=_chunk_list,
@@ -232,9 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         default=list(MESSAGES),
         help="which messages to measure (default: all)",
     )
-    args = parser.parse_args(argv)
-    if args.seconds <= 0 or args.repeat < 1:
-        parser.error("--seconds must be positive and --repeat at least 1")
+
+
+def _run(args: argparse.Namespace) -> int:
+    cli.positive(args, "seconds", "repeat")
     todo = cases(args.chunks, args.messages)
     rows = []
     for i, case in enumerate(todo, 1):
@@ -249,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     report("codec", rows, meta)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main("codec", __doc__, argv, _arguments, _run)
 
 
 if __name__ == "__main__":

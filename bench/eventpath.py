@@ -42,7 +42,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter, defaultdict, deque
@@ -55,11 +54,11 @@ from typing import Any, NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from bench.harness import percentile, progress, provision
+from bench import cli
+from bench.harness import LOAD_SCRYPT, percentile, progress
 from bench.procs import (
     CentralHandle,
     Children,
-    interrupts_as_exceptions,
     proc_stats,
     start_central,
 )
@@ -68,6 +67,7 @@ from common.client import ClientLink, ConnectionClosed, connect
 from common.config import HostPort
 from common.db import open_database
 from common.db.models import OutboxRow
+from common.db.provision import numbered, provision
 from common.db.scratch import scratch_postgres
 from common.events import EventConsumer
 from common.events.types import EventType
@@ -414,7 +414,7 @@ def run(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Everything up, warm up, generate, drain; the latency rows and the run's facts."""
     with progress(f"provisioning {args.cps} CPs"):
-        creds = provision(url, args.cps)
+        creds = provision(url, numbered("CP", args.cps), params=LOAD_SCRYPT).cps
     with _system(url, tmp) as system:
         reader = system.reader
         gen = Generator(system.central.addr, args.heartbeat)
@@ -519,25 +519,16 @@ def _drain(sends: list[Seen], reader: SseReader, timeout: float) -> None:
 
 
 # ------------------------------------------------------------------ main
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.eventpath",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--cps", type=int, default=1000, help="charge points (default 1000)")
-    parser.add_argument(
-        "--rate", type=float, default=1000.0, help="state changes per second (default 1000)"
-    )
-    parser.add_argument(
-        "--seconds", type=float, default=30.0, help="how long to sustain the rate (default 30)"
-    )
-    parser.add_argument(
-        "--heartbeat",
-        type=float,
-        default=5.0,
-        help="seconds between heartbeats (default 5, Central's default)",
-    )
+def change_arguments(parser: argparse.ArgumentParser, *, cps: int, seconds: float) -> None:
+    """The flags of a run of state changes (``--cps --rate --seconds --heartbeat``)."""
+    cli.number(parser, "--cps", int, cps, "charge points")
+    cli.number(parser, "--rate", float, 1000.0, "state changes per second")
+    cli.number(parser, "--seconds", float, seconds, "how long to sustain the rate")
+    cli.number(parser, "--heartbeat", float, 5.0, "seconds between heartbeats")
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    change_arguments(parser, cps=1000, seconds=30.0)
     parser.add_argument(
         "--database",
         choices=("sqlite", "postgres"),
@@ -545,41 +536,26 @@ def main(argv: list[str] | None = None) -> int:
         help="Central's database: a fresh SQLite file (default), or a fresh database on the "
         f"PostgreSQL server at EV_BENCH_POSTGRES_URL (default {DEFAULT_PG}), dropped after",
     )
-    parser.add_argument(
-        "--drain",
-        type=float,
-        default=20.0,
-        help="seconds to wait afterwards for the stream to catch up (default 20)",
+    cli.number(
+        parser, "--drain", float, 20.0, "seconds to wait afterwards for the stream to catch up"
     )
-    parser.add_argument(
-        "--workdir",
-        type=Path,
-        default=None,
-        help="a new directory to keep the database and the logs of Central, the web UI and "
-        "the broker in (default: a temporary directory, removed at the end)",
-    )
-    args = parser.parse_args(argv)
-    if min(args.cps, args.rate, args.seconds, args.heartbeat) <= 0:
-        parser.error("--cps, --rate, --seconds and --heartbeat must be positive")
+    cli.workdir_argument(parser)
+
+
+def _run(args: argparse.Namespace) -> int:
+    cli.positive(args, "cps", "rate", "seconds", "heartbeat")
     if args.cps > VIEW_SIZE:
-        parser.error(f"--cps: at most {VIEW_SIZE} (the stream follows one page of the board)")
-    try:
-        with interrupts_as_exceptions(), contextlib.ExitStack() as stack:
-            if args.workdir is None:
-                tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-eventpath-"))
-                workdir = Path(tmp)
-            else:
-                workdir = args.workdir
-                workdir.mkdir(parents=True, exist_ok=False)
-            if args.database == "postgres":
-                admin = os.environ.get("EV_BENCH_POSTGRES_URL", DEFAULT_PG)
-                url = stack.enter_context(scratch_postgres(admin, prefix="ev_bench"))
-            else:
-                url = f"sqlite:///{workdir}/ev.db"
-            rows, meta = run(args, workdir, url)
-    except KeyboardInterrupt:
-        print("interrupted: every child process was stopped", file=sys.stderr)
-        return 130
+        raise cli.UsageError(
+            f"--cps: at most {VIEW_SIZE} (the stream follows one page of the board)"
+        )
+    with contextlib.ExitStack() as stack:
+        workdir = stack.enter_context(cli.work_directory(args.workdir, "bench-eventpath-"))
+        if args.database == "postgres":
+            admin = os.environ.get("EV_BENCH_POSTGRES_URL", DEFAULT_PG)
+            url = stack.enter_context(scratch_postgres(admin, prefix="ev_bench"))
+        else:
+            url = f"sqlite:///{workdir}/ev.db"
+        rows, meta = run(args, workdir, url)
     report(f"eventpath_{args.database}", rows, meta)
     lost = meta["never_shown"]
     if lost > 0.01 * meta["changes_sent"]:
@@ -590,6 +566,10 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main("eventpath", __doc__, argv, _arguments, _run)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -39,10 +37,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.harness import LOAD_SCRYPT, progress, provision
-from bench.procs import CentralHandle, Children, interrupts_as_exceptions, proc_stats, start_central
+from bench import cli
+from bench.harness import LOAD_SCRYPT, progress
+from bench.procs import CentralHandle, Children, proc_stats, start_central
 from bench.report import report
 from common.client import ClientLink, connect, scrypt_floor
+from common.db.provision import numbered, provision
 from common.protocol.handshake import ClientHandshake, Role
 from common.protocol.handshake_server import ServerHandshake
 from common.protocol.keys import (
@@ -246,7 +246,8 @@ def end_to_end(groups: list[_Group], rounds: int, concurrency: int, tmp: Path) -
     url = f"sqlite:///{tmp}/ev.db"
     for group in groups:
         with progress(f"provisioning {group.count} CPs at scrypt n={group.params.n}"):
-            group.creds = provision(url, group.count, group.name, group.params)
+            made = provision(url, numbered(group.name, group.count), params=group.params)
+            group.creds = made.cps
     with Children() as children:
         with progress("starting Central"):
             central = start_central(children, url, tmp, extra_args=["--heartbeat-timeout", "60"])
@@ -258,36 +259,27 @@ def end_to_end(groups: list[_Group], rounds: int, concurrency: int, tmp: Path) -
 
 
 # ------------------------------------------------------------------ main
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.handshake",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--seconds", type=float, default=2.0, help="time per in-process case (default 2)"
-    )
-    parser.add_argument(
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    cli.number(parser, "--seconds", float, 2.0, "time per in-process case")
+    cli.number(
+        parser,
         "--e2e-cps",
-        type=int,
-        default=200,
-        help="CPs (monitor + engine each) authenticating per round at n=1024 (default 200)",
+        int,
+        200,
+        "CPs (monitor + engine each) authenticating per round at n=1024",
     )
-    parser.add_argument(
-        "--e2e-prod-cps",
-        type=int,
-        default=40,
-        help="CPs per round at the production n=2**14; 0 skips them (default 40)",
+    cli.number(
+        parser, "--e2e-prod-cps", int, 40, "CPs per round at the production n=2**14; 0 skips them"
     )
-    parser.add_argument("--rounds", type=int, default=2, help="connect storms per group (2)")
-    parser.add_argument(
-        "--concurrency", type=int, default=32, help="handshakes in flight at once (default 32)"
-    )
+    cli.number(parser, "--rounds", int, 2, "connect storms per group")
+    cli.number(parser, "--concurrency", int, 32, "handshakes in flight at once")
     parser.add_argument("--no-e2e", action="store_true", help="in-process cases only")
-    args = parser.parse_args(argv)
-    if args.seconds <= 0 or args.rounds < 1 or args.concurrency < 1 or args.e2e_cps < 0:
-        parser.error("--seconds, --rounds and --concurrency must be positive")
 
+
+def _run(args: argparse.Namespace) -> int:
+    cli.positive(args, "seconds", "rounds", "concurrency")
+    if min(args.e2e_cps, args.e2e_prod_cps) < 0:
+        raise cli.UsageError("--e2e-cps and --e2e-prod-cps must not be negative")
     rows: list[Row] = []
     for name, role, params in (
         ("in-process monitor, production", Role.MONITOR, DEFAULT_PARAMS),
@@ -305,15 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             if count > 0
         ]
-        try:
-            with (
-                interrupts_as_exceptions(),
-                tempfile.TemporaryDirectory(prefix="bench-handshake-") as tmp,
-            ):
-                rows += end_to_end(groups, args.rounds, args.concurrency, Path(tmp))
-        except KeyboardInterrupt:
-            print("interrupted: Central was stopped", file=sys.stderr)
-            return 130
+        with cli.work_directory(None, "bench-handshake-") as tmp:
+            rows += end_to_end(groups, args.rounds, args.concurrency, tmp)
     meta = {
         "scrypt_ms": {str(p.n): scrypt_ms(p) for p in (DEFAULT_PARAMS, LOAD_SCRYPT)},
         "production_params": vars(DEFAULT_PARAMS),
@@ -330,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     report("handshake", rows, meta)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main("handshake", __doc__, argv, _arguments, _run)
 
 
 if __name__ == "__main__":

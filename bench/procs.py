@@ -1,8 +1,9 @@
 """What the load benchmarks need around the load generator: processes and their cost.
 
-(Used by bench/loadgen.py, bench/scale.py, bench/throughput.py and bench/bare.py.)
+(Used by bench/loadgen/, bench/scale.py, bench/throughput.py and bench/bare.py.)
 
-- :func:`provision` puts N charge points and D drivers in a fresh database (cheap scrypt).
+- :func:`provision` puts N charge points and D drivers in a fresh database (cheap scrypt,
+  through ``common.db.provision``).
 - :func:`start_central` / :func:`start_bare` run Central or the bare bound server as real
   child processes; :class:`Children` stops every child at the end, also on error or Ctrl+C.
 - :func:`proc_stats` reads a process's CPU time and resident memory from /proc.
@@ -12,34 +13,29 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import secrets
 import shutil
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
-from bench.harness import provision as provision_cps
 from common.config import HostPort
-from common.db import open_database
-from common.db.models import Credential, Driver, PrincipalKind
+from common.db.provision import Provisioned, numbered
+from common.db.provision import provision as provision_principals
 from common.limits import raise_open_files_limit
 from common.procs import ServiceProcess
-from common.protocol.keys import ScryptParams, make_verifier
+from common.protocol.keys import ScryptParams
 from common.tcp import free_port
 
 __all__ = [
     "BENCH_SCRYPT",
     "CentralHandle",
     "Children",
-    "Fleet",
     "ProcStats",
-    "interrupts_as_exceptions",
     "proc_stats",
     "profile",
     "provision",
@@ -75,29 +71,11 @@ def raise_nofile(wanted: int = NOFILE_WANTED) -> int:
     return raise_open_files_limit(wanted)
 
 
-@dataclass(frozen=True)
-class Fleet:
-    """Principals of one run: ``(id, secret)`` pairs."""
-
-    cps: list[tuple[str, str]]
-    drivers: list[tuple[str, str]]
-
-
-def provision(url: str, cps: int, drivers: int = 0) -> Fleet:
-    """Create ``cps`` registered charge points (CP00000...) and ``drivers`` drivers (D00000...)."""
-    fleet = Fleet(list(provision_cps(url, cps, params=BENCH_SCRYPT).items()), [])
-    db = open_database(url)
-    try:
-        with db.transaction() as session:
-            for i in range(drivers):
-                driver_id, secret = f"D{i:05d}", secrets.token_urlsafe(24)
-                session.add(Driver(id=driver_id))
-                verifier = make_verifier(secret, BENCH_SCRYPT)
-                session.add(Credential.of(PrincipalKind.DRIVER, driver_id, verifier))
-                fleet.drivers.append((driver_id, secret))
-    finally:
-        db.dispose()
-    return fleet
+def provision(url: str, cps: int, drivers: int = 0) -> Provisioned:
+    """``cps`` registered charge points (CP00000...) and ``drivers`` drivers (D00000...)."""
+    return provision_principals(
+        url, numbered("CP", cps), params=BENCH_SCRYPT, drivers=numbered("D", drivers)
+    )
 
 
 class Children:
@@ -128,20 +106,6 @@ class Children:
 
     def __exit__(self, *exc: object) -> None:
         self.stop_all()
-
-
-@contextlib.contextmanager
-def interrupts_as_exceptions() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl+C (KeyboardInterrupt), so ``finally`` blocks stop children."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench import procs
-from bench.loadgen import RunOptions, mix_arguments, mix_of, run_against_central
+from bench import cli, procs
+from bench.loadgen.mix import mix_arguments, mix_of
+from bench.loadgen.run import RunOptions, run_against_central
 from bench.report import report
 from central.server import FD_RESERVE
 
@@ -56,20 +57,13 @@ def _verdict(row: dict[str, object]) -> str:
     return "met" if not problems else "missed: " + ",".join(problems)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.scale",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cps",
         default="1000,5000,10000",
         help="comma-separated fleet sizes, one fresh Central each (default 1000,5000,10000)",
     )
-    parser.add_argument(
-        "--duration", type=float, default=60.0, help="seconds of the mix measured (default 60)"
-    )
+    cli.number(parser, "--duration", float, 60.0, "seconds of the mix measured")
     parser.add_argument(
         "--storm",
         action="store_true",
@@ -83,42 +77,47 @@ def main(argv: list[str] | None = None) -> int:
         help="py-spy Central while measuring; collapsed stacks to DIR/central-N.txt",
     )
     mix_arguments(parser)
-    args = parser.parse_args(argv)
+
+
+def _run(args: argparse.Namespace) -> int:
     sizes = [int(n) for n in args.cps.split(",") if n.strip()]
     rows = []
     limit = procs.raise_nofile()  # what Central, a child of ours, will be allowed
-    with procs.interrupts_as_exceptions():
-        for n in sizes:
-            print(f"--- {n} charge points", flush=True)
-            needed = descriptors_needed(n, args.supplying)
-            if needed > limit:
-                print(
-                    f"not run: {n} CPs need about {needed} open files in Central (a socket per "
-                    f"monitor, engine and driver, plus {FD_RESERVE} it keeps for itself); this "
-                    f"machine allows {limit} per process (raise the hard limit: ulimit -Hn, "
-                    "LimitNOFILE=). Run a smaller --cps.",
-                    flush=True,
-                )
-                rows.append({"cps": n, "target": f"not run: needs {needed} files, limit {limit}"})
-                continue
-            profile = args.profile_dir / f"central-{n}.txt" if args.profile_dir else None
-            opts = RunOptions(
-                cps=n,
-                duration=args.duration,
-                warmup=args.warmup,
-                workers=args.workers,
-                mix=mix_of(args),
-                profile=profile,
-                storm=args.storm,
+    for n in sizes:
+        print(f"--- {n} charge points", flush=True)
+        needed = descriptors_needed(n, args.supplying)
+        if needed > limit:
+            print(
+                f"not run: {n} CPs need about {needed} open files in Central (a socket per "
+                f"monitor, engine and driver, plus {FD_RESERVE} it keeps for itself); this "
+                f"machine allows {limit} per process (raise the hard limit: ulimit -Hn, "
+                "LimitNOFILE=). Run a smaller --cps.",
+                flush=True,
             )
-            row = run_against_central(opts, lambda line: print(line, flush=True))
-            row["target"] = _verdict(row)
-            rows.append(row)
-            if profile is not None and profile.exists():
-                report(f"scale_profile_{n}", procs.top_functions(profile))
+            rows.append({"cps": n, "target": f"not run: needs {needed} files, limit {limit}"})
+            continue
+        profile = args.profile_dir / f"central-{n}.txt" if args.profile_dir else None
+        opts = RunOptions(
+            cps=n,
+            duration=args.duration,
+            warmup=args.warmup,
+            workers=args.workers,
+            mix=mix_of(args),
+            profile=profile,
+            storm=args.storm,
+        )
+        row = run_against_central(opts, lambda line: print(line, flush=True))
+        row["target"] = _verdict(row)
+        rows.append(row)
+        if profile is not None and profile.exists():
+            report(f"scale_profile_{n}", procs.top_functions(profile))
     name = "scale" if args.heartbeat_interval == 5 else f"scale_hb{args.heartbeat_interval:g}s"
     report(name, rows, meta={"mix": vars(mix_of(args)), "duration_s": args.duration})
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main("scale", __doc__, argv, _arguments, _run)
 
 
 if __name__ == "__main__":

@@ -27,10 +27,11 @@ from typing import Any
 
 import requests
 
+from bench import cli
 from bench.harness import percentile
 from bench.report import report
+from bench.slowloris import SlowClient, can_use_source
 from common.procs import ServiceProcess
-from tests.support.slowclient import SlowClient, can_use_source
 
 TIMEOUT = 5.0  # seconds a registration may take before it counts as failed
 
@@ -80,13 +81,14 @@ def register_all(url: str, ca: Path, token: str, prefix: str, count: int) -> dic
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench.slowclients", description=__doc__)
-    parser.add_argument("--attackers", type=int, default=2, help="attacking addresses")
-    parser.add_argument("--connections", type=int, default=16, help="per attacking address")
-    parser.add_argument("--registrations", type=int, default=20, help="at once, per scenario")
-    parser.add_argument("--scrypt-n", type=int, default=2**14, help="the Registry's cost")
-    args = parser.parse_args(argv)
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    cli.number(parser, "--attackers", int, 2, "attacking addresses")
+    cli.number(parser, "--connections", int, 16, "per attacking address")
+    cli.number(parser, "--registrations", int, 20, "at once, per scenario")
+    cli.number(parser, "--scrypt-n", int, 2**14, "the Registry's cost")
+
+
+def _run(args: argparse.Namespace) -> int:
     sources = [f"127.0.0.{2 + i}" for i in range(args.attackers)]
     for source in sources:
         if why := can_use_source(source):
@@ -125,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     return 0 if all(row["failed"] == 0 for row in rows) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main("slowclients", __doc__, argv, _arguments, _run)
 
 
 if __name__ == "__main__":

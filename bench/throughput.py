@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
 
-from bench import procs
-from bench.loadgen import LoadGenerator, Mix, Target, Window
+from bench import cli, procs
+from bench.loadgen.coordinator import LoadGenerator
+from bench.loadgen.metrics import Window
+from bench.loadgen.mix import Mix, Target, workers_argument
 from bench.report import report
 
 __all__ = ["main"]
@@ -104,51 +104,22 @@ def _has_uvloop() -> bool:
     return importlib.util.find_spec("uvloop") is not None
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.throughput",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--connections",
-        type=int,
-        default=1000,
-        help="monitor connections carrying the heart-beats (default 1000)",
-    )
-    parser.add_argument(
-        "--start-rate", type=float, default=2000, help="first rate tried, msg/s (default 2000)"
-    )
-    parser.add_argument(
-        "--growth", type=float, default=1.3, help="rate factor between steps (default 1.3)"
-    )
-    parser.add_argument(
-        "--max-rate", type=float, default=200_000, help="stop stepping here (default 200000)"
-    )
-    parser.add_argument(
-        "--step-seconds", type=float, default=8.0, help="seconds per step (default 8)"
-    )
-    parser.add_argument(
-        "--duration", type=float, default=60.0, help="seconds the best rate is held (default 60)"
-    )
-    parser.add_argument(
-        "--workers", type=int, default=2, help="load-generator processes (default 2)"
-    )
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    cli.number(parser, "--connections", int, 1000, "monitor connections carrying the heart-beats")
+    cli.step_arguments(parser, start=2000, growth=1.3, step=8.0, hold=60.0)
+    workers_argument(parser)
     parser.add_argument(
         "--central-args",
         default="",
         help="extra flags for Central, space-separated (e.g. '--log-level WARNING')",
     )
-    args = parser.parse_args(argv)
+
+
+def _run(args: argparse.Namespace) -> int:
     search = Search(args.start_rate, args.growth, args.max_rate, args.step_seconds, args.duration)
     procs.raise_nofile()
     rows: list[dict[str, Any]] = []
-    with (
-        procs.interrupts_as_exceptions(),
-        tempfile.TemporaryDirectory(prefix="evbench-") as tmp,
-        procs.Children() as children,
-    ):
-        work = Path(tmp)
+    with cli.work_directory(None, "evbench-") as work, procs.Children() as children:
         url = f"sqlite:///{work}/ev.db"
         print(f"provisioning {args.connections} charge points ...", flush=True)
         fleet = procs.provision(url, args.connections)
@@ -185,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     report("throughput", [summary], meta={"connections": args.connections, **vars(search)})
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main("throughput", __doc__, argv, _arguments, _run)
 
 
 if __name__ == "__main__":

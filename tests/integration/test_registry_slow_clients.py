@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from bench.slowloris import SlowClient, can_use_source, closed_by_peer
 from tests.integration.test_registry import PROV, Registry, start_registry
 from tests.integration.test_registry import registry as registry  # the module's fixture
 from tests.support.broker import wait_until
-from tests.support.slowclient import SlowClient, can_use_source, closed_by_peer
 
 pytestmark = pytest.mark.integration
 

@@ -20,13 +20,11 @@ import requests
 
 from common.client import ClientLink, connect
 from common.config import HostPort
-from common.db import open_database
-from common.db.models import ChargePoint, Credential, PrincipalKind
+from common.db.provision import provision
 from common.procs import ServiceProcess
 from common.protocol.handshake import Role
-from common.protocol.keys import ScryptParams, make_verifier, new_secret
+from common.protocol.keys import ScryptParams
 from common.protocol.messages import Message, MessageType
-from tests.support.auditkeys import TEST_AUDIT_KEYS
 
 __all__ = ["CentralProcess", "ScriptedCP", "provision_cp", "start_central"]
 
@@ -35,14 +33,8 @@ TEST_SCRYPT = ScryptParams(n=1024)
 
 def provision_cp(url: str, cp_id: str, location: str = "Madrid", price: str = "0.40") -> str:
     """Put a registered CP and its verifier in the shared DB (what the Registry does)."""
-    secret = new_secret()
-    verifier = make_verifier(secret, TEST_SCRYPT)
-    db = open_database(url, audit_keys=TEST_AUDIT_KEYS)
-    with db.transaction() as session:
-        session.add(ChargePoint(id=cp_id, location=location, price_eur_kwh=Decimal(price)))
-        session.add(Credential.of(PrincipalKind.CP, cp_id, verifier))
-    db.dispose()
-    return secret
+    made = provision(url, [cp_id], params=TEST_SCRYPT, locations=[location], price=Decimal(price))
+    return made.cps[cp_id]
 
 
 @dataclass

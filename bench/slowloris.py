@@ -1,4 +1,4 @@
-"""Slow HTTP clients for tests and benchmarks: connections that trickle a request head.
+"""Slow HTTP clients (slowloris) for benchmarks and tests: connections that trickle a request head.
 
 Each comes from a loopback alias of its own (127.0.0.2, 127.0.0.3...; Linux routes all of
 127/8 to the loopback), so a server that counts per client address tells them apart from
