@@ -13,9 +13,9 @@ from collections.abc import Set as AbstractSet
 from decimal import Decimal
 from typing import Any, NoReturn
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from common.http import ApiError
+from common.http import ApiError, app_extension
 from registry.errors import NotFound, RateLimited, RegistryError, Unauthorized
 from registry.service import Caller, Issued, RegistryService
 from registry.validation import check_cp_id, check_location, check_price
@@ -30,8 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def _service() -> RegistryService:
-    service: RegistryService = current_app.extensions["registry"]
-    return service
+    return app_extension("registry", RegistryService)
 
 
 def _caller() -> Caller:

@@ -8,7 +8,6 @@ whose answer shows the new CP's secret once and is never cached.
 
 from __future__ import annotations
 
-import hmac
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -25,6 +24,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response
 
+from common.bearer import token_matches
 from web_ui.deps import clients, login_throttle, settings
 from web_ui.errors import UpstreamRejected, UpstreamUnavailable
 from web_ui.security import (
@@ -89,7 +89,7 @@ def login() -> Any:
             error, status = "The operator area is off: no operator token is configured.", 403
         elif wait:
             error, status = f"Too many failed attempts; try again in {int(wait) + 1} s.", 429
-        elif submitted and hmac.compare_digest(submitted.encode(), token.encode()):
+        elif token_matches(submitted, token):
             throttle.succeeded(who)
             log_in()
             return redirect(target, code=303)

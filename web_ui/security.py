@@ -13,7 +13,6 @@ header), so another site cannot make a logged-in browser act.
 from __future__ import annotations
 
 import functools
-import hmac
 import secrets
 import threading
 import time
@@ -22,7 +21,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, redirect, request, session, url_for
+from flask import abort, redirect, request, session, url_for
+
+from common.bearer import token_matches
+from common.http import app_extension
 
 __all__ = [
     "LoginThrottle",
@@ -55,13 +57,12 @@ def check_csrf() -> None:
         return
     sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
     expected = session.get("csrf")
-    if not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
+    if not isinstance(expected, str) or not token_matches(sent, expected):
         abort(400, "The form expired or did not come from this site; reload and try again.")
 
 
 def _sessions() -> OperatorSessions:
-    found: OperatorSessions = current_app.extensions["ev_web.sessions"]
-    return found
+    return app_extension("ev_web.sessions", OperatorSessions)
 
 
 def is_operator() -> bool:
