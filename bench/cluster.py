@@ -37,12 +37,12 @@ import requests
 from bench import procs
 from bench.loadgen import Histogram, LoadGenerator, Mix, Target, Window
 from bench.report import report
+from common.chargepoint.secret_file import SecretFile
+from common.chargepoint.terminal import Level
 from common.config import Centrals
 from common.db.scratch import scratch_postgres
-from cp_engine.terminal import Level
 from cp_monitor.central_link import CentralSession
 from cp_monitor.health import HealthTracker
-from cp_monitor.secret_file import SecretFile
 
 __all__ = ["main"]
 

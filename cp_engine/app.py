@@ -6,17 +6,18 @@ import asyncio
 import signal
 from typing import Any
 
+from common.chargepoint.errors import MenuError
+from common.chargepoint.terminal import KeyReader, Level, Screen
 from common.errors import ConfigError
 from common.protocol.errors import MessageError
 from common.protocol.messages import ErrorBody, ErrorCode, Message, MessageType
 from cp_engine.central_link import CentralConnector
 from cp_engine.charger import Charger
-from cp_engine.errors import JournalError, MenuError
+from cp_engine.errors import JournalError
 from cp_engine.journal import Journal
 from cp_engine.local_link import MonitorLinkServer
 from cp_engine.menu import ENGINE_MENU
 from cp_engine.settings import EngineSettings
-from cp_engine.terminal import KeyReader, Level, Screen
 
 __all__ = ["Engine", "run_engine"]
 

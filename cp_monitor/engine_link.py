@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+from common.chargepoint.terminal import Level
 from common.client import (
     AuthenticationFailed,
     CentralUnreachable,
@@ -23,7 +24,6 @@ from common.config import HostPort
 from common.protocol.handshake import Role
 from common.protocol.messages import Message, MessageType
 from cp_engine.backoff import Backoff
-from cp_engine.terminal import Level
 from cp_monitor.health import EngineHealth, HealthTracker, Observation
 
 __all__ = ["EngineWatch"]

@@ -21,21 +21,26 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 from websockets.typing import Subprotocol
 
+from common.chargepoint.errors import ChargePointError
+from common.chargepoint.options import (
+    add_id_option,
+    add_location_option,
+    add_registry_options,
+    add_supply_options,
+    cp_home,
+)
+from common.chargepoint.registry_client import RegistryClient
+from common.chargepoint.secret_file import SecretFile
 from common.config import (
     ServiceParser,
     argv_or_default,
     parse_positive_float,
-    read_secret,
+    require_secret,
     run_main,
 )
 from common.errors import ConfigError
 from common.logs import setup_logging
 from cp_engine.backoff import Backoff
-from cp_engine.settings import add_id_option, cp_dir
-from cp_monitor.errors import ChargePointError
-from cp_monitor.registry_client import RegistryClient
-from cp_monitor.secret_file import SecretFile
-from cp_monitor.settings import add_location_option, add_registry_options
 from ocpp_sim.charger import SimCharger
 
 __all__ = ["main"]
@@ -84,16 +89,7 @@ def _parser() -> ServiceParser:
     parser.flag(
         "--auto", env="EV_CP_AUTO", help="register at the Registry first if there is no secret"
     )
-    parser.option(
-        "--kw", env="EV_CP_KW", default=11.0, parse=parse_positive_float, help="charging power"
-    )
-    parser.option(
-        "--speed",
-        env="EV_CP_SPEED",
-        default=1.0,
-        parse=parse_positive_float,
-        help="simulated seconds per real second",
-    )
+    add_supply_options(parser)
     parser.option(
         "--max-session",
         env="EV_CP_MAX_SESSION",
@@ -107,14 +103,13 @@ def _parser() -> ServiceParser:
     return parser
 
 
-def _secret(args: Any) -> str:
-    path = args.secret_file or cp_dir(args.data_dir, args.id) / "secret"
+def _secret(args: Any, home: Path) -> str:
+    path = args.secret_file or home / "secret"
     file = SecretFile(path, args.id)
     if not file.exists() and args.auto:
         if not args.location:
             raise ConfigError("--location", "needed to register (with --auto)")
-        token = read_secret("EV_PROVISIONING_TOKEN")
-        assert token is not None
+        token = require_secret("EV_PROVISIONING_TOKEN")
         try:
             file.write(
                 RegistryClient(args.registry, args.registry_ca).register(
@@ -195,10 +190,9 @@ def _basic(user: str, password: str) -> str:
 
 def _serve(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    if not args.id:
-        raise ConfigError("--id", "the charge point's id is required")
+    _, home = cp_home(args)
     setup_logging("ocpp_sim", args.log_level)
-    secret = _secret(args)
+    secret = _secret(args, home)
 
     async def main() -> int:
         stop = asyncio.Event()

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
+from common.chargepoint import central_link  # where the links call connect
+from common.chargepoint.secret_file import SecretFile
+from common.chargepoint.terminal import Level
 from common.client import AuthenticationFailed, AuthenticationThrottled
 from common.config import HostPort
 from common.protocol.messages import Message, MessageType
-from cp_engine.terminal import Level
-from cp_monitor import central_link
 from cp_monitor.central_link import CentralSession
 from cp_monitor.health import HealthTracker
-from cp_monitor.secret_file import SecretFile
 
 ADDR = HostPort("127.0.0.1", 7000)
 

@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 import requests
 
+from common.chargepoint.errors import PairingKeyError, RegistryError, SecretMissing
+from common.chargepoint.pairing import load_pairing_key
+from common.chargepoint.registry_client import RegistryClient
+from common.chargepoint.secret_file import SecretFile
 from common.config import HostPort
 from common.errors import ConfigError
-from cp_engine.errors import PairingKeyError
-from cp_engine.pairing import load_pairing_key
 from cp_engine.settings import parse_settings as engine_settings
-from cp_monitor.errors import RegistryError, SecretMissing
-from cp_monitor.registry_client import RegistryClient
-from cp_monitor.secret_file import SecretFile
 from cp_monitor.settings import parse_settings as monitor_settings
 
 
