@@ -30,6 +30,7 @@ __all__ = [
     "parse_host_port",
     "parse_http_url",
     "parse_log_level",
+    "parse_non_negative_float",
     "parse_positive_float",
     "parse_positive_int",
     "read_secret",
@@ -94,6 +95,13 @@ def parse_positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise ValueError("must be greater than 0")
+    return value
+
+
+def parse_non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError("must be 0 or more")
     return value
 
 

@@ -18,6 +18,7 @@ from common.config import (
     Centrals,
     ServiceParser,
     parse_centrals,
+    parse_non_negative_float,
     parse_positive_float,
     require_secret,
 )
@@ -102,13 +103,6 @@ class DriverSettings:
     command: Command
 
 
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise ValueError("must be 0 or more")
-    return value
-
-
 def _arg(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     """An argparse ``type`` whose error message says what is wrong, not a function name."""
 
@@ -145,7 +139,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> ServiceParser:
         "--retry-for",
         env="EV_DRIVER_RETRY_FOR",
         default=30.0,
-        parse=_non_negative_float,
+        parse=parse_non_negative_float,
         metavar="S",
         help="seconds to keep retrying while Central is unreachable (0: once)",
     )
@@ -168,7 +162,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> ServiceParser:
     run.add_argument("file", type=Path, metavar="FILE", help="one 'CP [KWH]' per line")
     run.add_argument(
         "--pause",
-        type=_arg(_non_negative_float),
+        type=_arg(parse_non_negative_float),
         default=4.0,
         metavar="S",
         help="seconds between services; default 4",

@@ -16,6 +16,7 @@ from common.config import (
     ServiceParser,
     parse_host_port,
     parse_http_url,
+    parse_non_negative_float,
     parse_positive_float,
     read_secret,
     require_secret,
@@ -88,13 +89,6 @@ def _provider_name(text: str) -> str:
     return text
 
 
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise ValueError("must be 0 or more")
-    return value
-
-
 def _parser(env: Mapping[str, str]) -> ServiceParser:
     parser = ServiceParser(PROG, DESCRIPTION, env)
     option = parser.option
@@ -138,7 +132,7 @@ def _parser(env: Mapping[str, str]) -> ServiceParser:
         "--hysteresis",
         env="EV_WEATHER_HYSTERESIS",
         default=1.0,
-        parse=_non_negative_float,
+        parse=parse_non_negative_float,
         help="an alert clears only above +HYSTERESIS °C",
     )
     option(
