@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from typing import Any
 
 from common.chargepoint.errors import MenuError
-from common.chargepoint.terminal import KeyReader, Level, Screen
+from common.chargepoint.startup import start_console
+from common.chargepoint.terminal import Level, Screen
 from common.errors import ConfigError
 from common.protocol.errors import MessageError
 from common.protocol.messages import ErrorBody, ErrorCode, Message, MessageType
@@ -163,13 +163,7 @@ class Engine:
             f"Engine {self.settings.cp_id} ready: monitor link on {addr}, "
             f"Central at {self.settings.central}; press ? for the menu",
         )
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._quit.set)
-        reader = KeyReader(
-            lambda line: loop.call_soon_threadsafe(self.command, line), ENGINE_MENU.immediate
-        )
-        reader.start()
+        reader = start_console(ENGINE_MENU, self.command, self._quit.set)
         tasks = [asyncio.create_task(self.central.run()), asyncio.create_task(self._ticker())]
         try:
             await self._quit.wait()

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from common.chargepoint.errors import MenuError, RegistryError, SecretMissing
 from common.chargepoint.registry_client import RegistryClient
 from common.chargepoint.secret_file import SecretFile
-from common.chargepoint.terminal import KeyReader, Level, Screen
+from common.chargepoint.startup import start_console
+from common.chargepoint.terminal import Level, Screen
 from common.config import require_secret
 from common.errors import ConfigError
 from cp_engine.backoff import Backoff
@@ -171,13 +171,7 @@ class Monitor:
         )
         if self.secrets.exists() and self.secrets.loose_permissions():
             self.screen.say(Level.WARN, f"{self.secrets.path} is readable by others: chmod 600")
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._quit.set)
-        reader = KeyReader(
-            lambda line: loop.call_soon_threadsafe(self.command, line), MONITOR_MENU.immediate
-        )
-        reader.start()
+        reader = start_console(MONITOR_MENU, self.command, self._quit.set)
         tasks = [asyncio.create_task(self.engine.run()), asyncio.create_task(self.central.run())]
         if s.auto:
             self._spawn(self._unattended())

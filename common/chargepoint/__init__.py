@@ -8,7 +8,8 @@ itself like a monitor; none of them imports another, they all import from here:
   the Registry's) and where a CP keeps its files;
 - :mod:`pairing`: the site pairing key of an engine and its monitor;
 - :mod:`terminal` and :mod:`menu`: what a CP shows, and the keys and lines it reads;
-- :mod:`startup`: the start of an engine or monitor process, settings to event loop;
+- :mod:`startup`: the start of an engine or monitor process, settings to event loop,
+  and its console (commands from stdin, stop on SIGTERM or SIGINT);
 - :mod:`central_link`: what the engine's and the monitor's links to Central share;
 - :mod:`secret_file` and :mod:`registry_client`: the CP's secret, and registering it.
 """
