@@ -102,28 +102,27 @@ class CentralSession(CentralLinkBase):
         self._want, self._pause_until = True, 0.0
         self._backoff.reset()
         if self._link is not None:
-            self._drop(bye=True)
+            self._drop(self._link, bye=True)
         self._wake.set()
 
     def stop(self) -> None:
         """Stay away from Central (deregistered, quitting)."""
         self._want = False
         if self._link is not None:
-            self._drop(bye=True)
+            self._drop(self._link, bye=True)
         self._wake.set()
 
     def lose_link(self, seconds: float) -> None:
         """Fault injection: stop heart-beating and drop the connection for ``seconds``."""
-        if self._link is None:
+        link = self._link
+        if link is None:
             self._notify(Level.WARN, "Not connected to Central: no link to lose")
             return
         self._notify(Level.WARN, f"Simulating a lost link to Central for {seconds:g} s")
         self._pause_until = self._now() + seconds
-        self._drop(bye=False)
+        self._drop(link, bye=False)
 
-    def _drop(self, *, bye: bool) -> None:
-        link = self._link
-        assert link is not None
+    def _drop(self, link: ClientLink, *, bye: bool) -> None:
         self._local_close = True
         if not bye:
             link.closed = True  # a lost link says no goodbye: close() then sends no BYE
