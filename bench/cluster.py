@@ -39,13 +39,13 @@ from bench.loadgen.coordinator import LoadGenerator
 from bench.loadgen.metrics import Histogram, Window
 from bench.loadgen.mix import Mix, Target
 from bench.report import report
+from common.chargepoint.secret_file import SecretFile
+from common.chargepoint.terminal import Level
 from common.config import Centrals
 from common.db.provision import Provisioned
 from common.db.scratch import scratch_postgres
-from cp_engine.terminal import Level
 from cp_monitor.central_link import CentralSession
 from cp_monitor.health import HealthTracker
-from cp_monitor.secret_file import SecretFile
 
 __all__ = ["main"]
 

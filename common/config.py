@@ -30,9 +30,11 @@ __all__ = [
     "parse_host_port",
     "parse_http_url",
     "parse_log_level",
+    "parse_non_negative_float",
     "parse_positive_float",
     "parse_positive_int",
     "read_secret",
+    "require_secret",
     "run_main",
 ]
 
@@ -96,6 +98,13 @@ def parse_positive_float(text: str) -> float:
     return value
 
 
+def parse_non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
 def parse_positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -156,8 +165,27 @@ def read_secret(
 ) -> str | None:
     """Read a secret from ``NAME`` or from the file named by ``NAME_FILE``.
 
-    Secrets never have defaults: a missing required one is a :class:`ConfigError`.
+    Secrets never have defaults: a missing required one is a :class:`ConfigError`
+    (:func:`require_secret` says so in its type).
     """
+    if required:
+        return require_secret(name, env)
+    return _secret_value(name, env) or None
+
+
+def require_secret(name: str, env: Mapping[str, str] | None = None) -> str:
+    """A secret the service cannot run without, from ``NAME`` or ``NAME_FILE``.
+
+    Raises:
+        ConfigError: neither gives it, or the file cannot be read (one line, exit code 2).
+    """
+    value = _secret_value(name, env)
+    if not value:
+        raise ConfigError(name, f"not set (set {name} or {name}_FILE)")
+    return value
+
+
+def _secret_value(name: str, env: Mapping[str, str] | None) -> str | None:
     env = os.environ if env is None else env
     value = env.get(name)
     if not value and env.get(f"{name}_FILE"):
@@ -166,10 +194,6 @@ def read_secret(
             value = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"{name}_FILE", f"cannot read {path}: {exc.strerror}") from None
-    if not value:
-        if required:
-            raise ConfigError(name, f"not set (set {name} or {name}_FILE)")
-        return None
     return value
 
 

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from typing import Any
 
+from common.chargepoint.errors import MenuError
+from common.chargepoint.startup import start_console
+from common.chargepoint.terminal import Level, Screen
 from common.errors import ConfigError
 from common.protocol.errors import MessageError
 from common.protocol.messages import ErrorBody, ErrorCode, Message, MessageType
 from cp_engine.central_link import CentralConnector
 from cp_engine.charger import Charger
-from cp_engine.errors import JournalError, MenuError
+from cp_engine.errors import JournalError
 from cp_engine.journal import Journal
 from cp_engine.local_link import MonitorLinkServer
 from cp_engine.menu import ENGINE_MENU
 from cp_engine.settings import EngineSettings
-from cp_engine.terminal import KeyReader, Level, Screen
 
 __all__ = ["Engine", "run_engine"]
 
@@ -162,13 +163,7 @@ class Engine:
             f"Engine {self.settings.cp_id} ready: monitor link on {addr}, "
             f"Central at {self.settings.central}; press ? for the menu",
         )
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._quit.set)
-        reader = KeyReader(
-            lambda line: loop.call_soon_threadsafe(self.command, line), ENGINE_MENU.immediate
-        )
-        reader.start()
+        reader = start_console(ENGINE_MENU, self.command, self._quit.set)
         tasks = [asyncio.create_task(self.central.run()), asyncio.create_task(self._ticker())]
         try:
             await self._quit.wait()

@@ -6,30 +6,23 @@ Reconnects with back-off while Central is unreachable; when Central refuses the 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from common.backoff import Backoff
-from common.client import (
-    AuthenticationFailed,
-    CentralUnreachable,
-    ClientLink,
-    ConnectionClosed,
-    connect,
-)
+from common.chargepoint.central_link import LOST, CentralLinkBase
+from common.chargepoint.terminal import Level
+from common.client import AuthenticationFailed, ConnectionClosed
 from common.config import Centrals, HostPort
 from common.protocol.handshake import Role
 from common.protocol.messages import Message, MessageType
-from cp_engine.terminal import Level
 
 __all__ = ["CentralConnector"]
 
 CONNECT_TIMEOUT = 5.0
 
 
-class CentralConnector:
+class CentralConnector(CentralLinkBase):
     """Keeps one engine link to Central while a session key is known.
 
     Args:
@@ -49,26 +42,17 @@ class CentralConnector:
         notify: Callable[[Level, str], None],
         backoff: Backoff | None = None,
     ) -> None:
-        self._addr = addr
-        self._cp_id = cp_id
+        super().__init__(addr, cp_id, notify, backoff or Backoff(0.5, 5.0))
         self._on_message = on_message
         self._on_connected = on_connected
-        self._notify = notify
-        self._backoff = backoff or Backoff(0.5, 5.0)
         self._key: bytes | None = None
-        self._changed = asyncio.Event()
-        self._link: ClientLink | None = None
-
-    @property
-    def connected(self) -> bool:
-        return self._link is not None and not self._link.closed
 
     def set_key(self, key: bytes) -> bool:
         """A session key from the monitor; True if it is a new one."""
         if key == self._key:
             return False
         self._key = key
-        self._changed.set()
+        self._wake.set()
         return True
 
     def send(self, msg_type: MessageType, body: Mapping[str, Any]) -> bool:
@@ -82,28 +66,16 @@ class CentralConnector:
             return False
         return True
 
-    async def _wait_change(self, timeout: float | None) -> None:
-        self._changed.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout)
-
     async def run(self) -> None:
         if self._key is None:
             self._notify(Level.INFO, "Waiting for the session key from the monitor")
         while True:
             key = self._key
             if key is None:
-                await self._wait_change(None)
+                await self._sleep(None)
                 continue
             try:
-                link = await connect(
-                    self._addr, Role.ENGINE, self._cp_id, session_key=key, timeout=CONNECT_TIMEOUT
-                )
-            except CentralUnreachable as exc:
-                delay = self._backoff.next()
-                self._notify(Level.WARN, f"{exc}; retrying in {delay:g} s")
-                await self._wait_change(delay)
-                continue
+                link = await self._connect(Role.ENGINE, CONNECT_TIMEOUT, session_key=key)
             except AuthenticationFailed:
                 if self._key == key:
                     self._key = None
@@ -112,34 +84,28 @@ class CentralConnector:
                     "Central refused the session key; waiting for a new one from the monitor",
                 )
                 continue
+            if link is None:
+                continue
             self._backoff.reset()
             self._link = link
             self._notify(Level.GOOD, f"Connected to Central at {self._addr}")
             self._on_connected()
-            revoked = await self._serve(link, key)
+            revoked = await self._serve(link, self._on_message)
+            if revoked is not None:
+                self._revoked(key, revoked)
             self._link = None
             await link.close()
-            if not revoked:
-                self._notify(Level.WARN, "Lost the connection to Central; reconnecting")
+            if revoked is None:
+                self._notify(Level.WARN, LOST)
 
-    async def _serve(self, link: ClientLink, key: bytes) -> bool:
-        """Dispatch messages until the link closes; True if the key was revoked."""
-        while True:
-            try:
-                msg = await link.recv()
-            except ConnectionClosed:
-                return False
-            if msg.type is MessageType.KEY_REVOKED:
-                if self._key == key:
-                    self._key = None
-                reason = msg.body.get("reason") or "revoked"
-                self._notify(
-                    Level.BAD,
-                    f"Key revoked by Central ({reason}); waiting for the monitor to "
-                    "re-authenticate",
-                )
-                return True
-            self._on_message(msg)
+    def _revoked(self, key: bytes, msg: Message) -> None:
+        if self._key == key:
+            self._key = None
+        reason = msg.body.get("reason") or "revoked"
+        self._notify(
+            Level.BAD,
+            f"Key revoked by Central ({reason}); waiting for the monitor to re-authenticate",
+        )
 
     async def close(self) -> None:
         if self._link is not None:

@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from common.chargepoint.terminal import Level
 from common.protocol.messages import ErrorBody, ErrorCode, MessageType
 from cp_engine.journal import ActiveSupply, Journal, JournalState, SupplyReport
 from cp_engine.meter import advance, cost
 from cp_engine.supply import SupplyEvent, SupplyState, next_state
-from cp_engine.terminal import Level
 
 __all__ = ["Charger", "Notify", "Send", "Session"]
 

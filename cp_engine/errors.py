@@ -1,28 +1,15 @@
-"""Errors of the charge-point packages (engine and monitor share this tree).
+"""Errors of the engine (the tree they hang from is ``common.chargepoint.errors``).
 
-EVChargingError
- └── ChargePointError
-      ├── IllegalSupplyTransition   an event the supply table does not allow
-      ├── JournalError              the metering journal cannot be read or written
-      ├── PairingKeyError           the site pairing key is missing or malformed
-      └── MenuError                 a menu line that is not a command
+ChargePointError
+ ├── IllegalSupplyTransition   an event the supply table does not allow
+ └── JournalError              the metering journal cannot be read or written
 """
 
 from __future__ import annotations
 
-from common.errors import EVChargingError
+from common.chargepoint.errors import ChargePointError
 
-__all__ = [
-    "ChargePointError",
-    "IllegalSupplyTransition",
-    "JournalError",
-    "MenuError",
-    "PairingKeyError",
-]
-
-
-class ChargePointError(EVChargingError):
-    """Base of the errors raised by ``cp_engine`` and ``cp_monitor``."""
+__all__ = ["IllegalSupplyTransition", "JournalError"]
 
 
 class IllegalSupplyTransition(ChargePointError):
@@ -36,11 +23,3 @@ class IllegalSupplyTransition(ChargePointError):
 
 class JournalError(ChargePointError):
     """The journal file cannot be read or written (disk full, permissions...)."""
-
-
-class PairingKeyError(ChargePointError):
-    """The pairing key shared by engine and monitor is missing or malformed."""
-
-
-class MenuError(ChargePointError):
-    """A menu line that names no command, or a bad argument; the text says which."""

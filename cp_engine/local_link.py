@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from common.chargepoint.terminal import Level
 from common.config import HostPort
 from common.protocol import Connection
 from common.protocol.errors import ProtocolError
@@ -27,7 +28,6 @@ from common.protocol.handshake_server import ServerHandshake
 from common.protocol.keys import Verifier, verifier_from_key
 from common.protocol.messages import Message, MessageType, Side
 from common.tcp import ConnectionServer, read_message
-from cp_engine.terminal import Level
 
 __all__ = ["MonitorHandler", "MonitorLinkServer"]
 

@@ -6,33 +6,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.config import (
-    Centrals,
-    HostPort,
-    ServiceParser,
-    parse_centrals,
-    parse_host_port,
-    parse_positive_float,
+from common.chargepoint.options import (
+    DEFAULT_ENGINE,
+    add_central_option,
+    add_id_option,
+    add_supply_options,
+    cp_home,
 )
-from common.errors import ConfigError
-from common.protocol.handshake import valid_principal_id
-from cp_engine.pairing import add_pairing_key_option
+from common.chargepoint.pairing import add_pairing_key_option
+from common.config import Centrals, HostPort, ServiceParser, parse_host_port, parse_positive_float
 
-__all__ = [
-    "DEFAULT_CENTRAL",
-    "DEFAULT_ENGINE",
-    "PROG",
-    "EngineSettings",
-    "add_central_option",
-    "add_id_option",
-    "cp_dir",
-    "parse_cp_id",
-    "parse_settings",
-]
+__all__ = ["PROG", "EngineSettings", "parse_settings"]
 
 PROG = "ev-cp-engine"
-DEFAULT_ENGINE = HostPort("127.0.0.1", 7100)
-DEFAULT_CENTRAL = Centrals((HostPort("127.0.0.1", 7000),))
 _DESCRIPTION = """EVCharging charge-point engine: the charger itself.
 
 It serves its monitor's link (health checks, the session key), connects to Central
@@ -54,42 +40,6 @@ class EngineSettings:
     pairing_key_file: Path
     journal_file: Path
     log_level: str
-
-
-def parse_cp_id(text: str) -> str:
-    if not valid_principal_id(text):
-        raise ValueError("1-32 letters, digits, '-' or '_'")
-    return text
-
-
-def cp_dir(data_dir: Path, cp_id: str) -> Path:
-    """Where one charge point keeps its files (pairing key, secret, journal)."""
-    return data_dir / f"cp-{cp_id}"
-
-
-def add_id_option(p: ServiceParser) -> None:
-    """``--id`` / ``EV_CP_ID``, the same for the engine and its monitor."""
-    p.option(
-        "--id",
-        env="EV_CP_ID",
-        default=None,
-        parse=parse_cp_id,
-        metavar="CP",
-        help="this charge point's id (required)",
-    )
-
-
-def add_central_option(p: ServiceParser) -> None:
-    """``--central`` / ``EV_CENTRAL_ADDR``, the same for the engine and its monitor."""
-    p.option(
-        "--central",
-        env="EV_CENTRAL_ADDR",
-        default=DEFAULT_CENTRAL,
-        parse=parse_centrals,
-        metavar="HOST:PORT[,HOST:PORT...]",
-        help="Central's TCP address; with several Centrals, all of them (each CP is served "
-        "by one, and moves to another if it fails)",
-    )
 
 
 def build_parser(env: Mapping[str, str]) -> ServiceParser:
@@ -117,22 +67,7 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
         metavar="KWH",
         help="energy to deliver when a request names no target (default: until unplugged)",
     )
-    p.option(
-        "--kw",
-        env="EV_CP_KW",
-        default=11.0,
-        parse=parse_positive_float,
-        metavar="KW",
-        help="charging power",
-    )
-    p.option(
-        "--speed",
-        env="EV_CP_SPEED",
-        default=1.0,
-        parse=parse_positive_float,
-        metavar="X",
-        help="simulated seconds per real second",
-    )
+    add_supply_options(p)
     p.data_dir_option("where the journal and the pairing key live")
     add_pairing_key_option(p, "monitor")
     p.log_level_option("WARNING")
@@ -142,11 +77,9 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
 def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> EngineSettings:
     """Raises ConfigError (one line) for anything wrong."""
     ns = build_parser(env).parse_args(list(argv))
-    if ns.id is None:
-        raise ConfigError("--id", "required: the charge point's id (or set EV_CP_ID)")
-    home = cp_dir(ns.data_dir, ns.id)
+    cp_id, home = cp_home(ns)
     return EngineSettings(
-        cp_id=ns.id,
+        cp_id=cp_id,
         listen=ns.listen,
         central=ns.central,
         auto_plug=ns.auto_plug,

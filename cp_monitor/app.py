@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from common.backoff import Backoff
-from common.config import read_secret
+from common.chargepoint.errors import MenuError, RegistryError, SecretMissing
+from common.chargepoint.registry_client import RegistryClient
+from common.chargepoint.secret_file import SecretFile
+from common.chargepoint.startup import start_console
+from common.chargepoint.terminal import Level, Screen
+from common.config import require_secret
 from common.errors import ConfigError
-from cp_engine.errors import MenuError
-from cp_engine.terminal import KeyReader, Level, Screen
 from cp_monitor.central_link import CentralSession
 from cp_monitor.engine_link import EngineWatch
-from cp_monitor.errors import RegistryError, SecretMissing
 from cp_monitor.health import EngineHealth
 from cp_monitor.menu import MONITOR_MENU
-from cp_monitor.registry_client import RegistryClient
-from cp_monitor.secret_file import SecretFile
 from cp_monitor.settings import MonitorSettings
 
 __all__ = ["Monitor", "run_monitor"]
@@ -73,11 +72,10 @@ class Monitor:
             self.screen.say(Level.BAD, "Cannot register: give the CP's --location")
             return None
         try:
-            token = read_secret(PROVISIONING_TOKEN)
+            token = require_secret(PROVISIONING_TOKEN)
         except ConfigError as exc:
             self.screen.say(Level.BAD, f"Cannot register: {exc}")
             return None
-        assert token is not None
         self.screen.say(Level.INFO, f"Registering {s.cp_id} at {s.location} with {s.registry}")
         try:
             secret = await asyncio.to_thread(self.registry.register, s.cp_id, s.location, token)
@@ -173,13 +171,7 @@ class Monitor:
         )
         if self.secrets.exists() and self.secrets.loose_permissions():
             self.screen.say(Level.WARN, f"{self.secrets.path} is readable by others: chmod 600")
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._quit.set)
-        reader = KeyReader(
-            lambda line: loop.call_soon_threadsafe(self.command, line), MONITOR_MENU.immediate
-        )
-        reader.start()
+        reader = start_console(MONITOR_MENU, self.command, self._quit.set)
         tasks = [asyncio.create_task(self.engine.run()), asyncio.create_task(self.central.run())]
         if s.auto:
             self._spawn(self._unattended())

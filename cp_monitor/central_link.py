@@ -15,6 +15,10 @@ import random
 from collections.abc import Callable
 
 from common.backoff import Backoff
+from common.chargepoint.central_link import LOST, CentralLinkBase
+from common.chargepoint.errors import SecretMissing
+from common.chargepoint.secret_file import SecretFile
+from common.chargepoint.terminal import Level
 from common.client import (
     AuthenticationFailed,
     AuthenticationThrottled,
@@ -23,15 +27,11 @@ from common.client import (
     ConnectionClosed,
     OwnerUnreachable,
     WeakChallenge,
-    connect,
 )
 from common.config import Centrals, HostPort
 from common.protocol.handshake import Role
-from common.protocol.messages import MessageType
-from cp_engine.terminal import Level
-from cp_monitor.errors import SecretMissing
+from common.protocol.messages import Message, MessageType
 from cp_monitor.health import EngineHealth, HealthTracker
-from cp_monitor.secret_file import SecretFile
 
 __all__ = ["CentralSession"]
 
@@ -48,7 +48,7 @@ _STATE_LEVEL = {
 }
 
 
-class CentralSession:
+class CentralSession(CentralLinkBase):
     """The monitor's authenticated session with Central.
 
     Args:
@@ -74,26 +74,17 @@ class CentralSession:
         auto: bool = False,
         heartbeat_interval: float = 5.0,
     ) -> None:
-        self._addr = addr
-        self._cp_id = cp_id
+        super().__init__(addr, cp_id, notify, Backoff(0.5, 5.0))
         self._secrets = secrets
         self._tracker = tracker
         self._on_key = on_key
-        self._notify = notify
         self.auto = auto
         self.heartbeat_interval = heartbeat_interval
         self._retimed = asyncio.Event()  # Central asked for another interval
         self.state: str | None = None  # Central's last word on our state
-        self._link: ClientLink | None = None
         self._want = False
-        self._wake = asyncio.Event()
         self._pause_until = 0.0
         self._local_close = False
-        self._backoff = Backoff(0.5, 5.0)
-
-    @property
-    def connected(self) -> bool:
-        return self._link is not None and not self._link.closed
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -111,28 +102,27 @@ class CentralSession:
         self._want, self._pause_until = True, 0.0
         self._backoff.reset()
         if self._link is not None:
-            self._drop(bye=True)
+            self._drop(self._link, bye=True)
         self._wake.set()
 
     def stop(self) -> None:
         """Stay away from Central (deregistered, quitting)."""
         self._want = False
         if self._link is not None:
-            self._drop(bye=True)
+            self._drop(self._link, bye=True)
         self._wake.set()
 
     def lose_link(self, seconds: float) -> None:
         """Fault injection: stop heart-beating and drop the connection for ``seconds``."""
-        if self._link is None:
+        link = self._link
+        if link is None:
             self._notify(Level.WARN, "Not connected to Central: no link to lose")
             return
         self._notify(Level.WARN, f"Simulating a lost link to Central for {seconds:g} s")
         self._pause_until = self._now() + seconds
-        self._drop(bye=False)
+        self._drop(link, bye=False)
 
-    def _drop(self, *, bye: bool) -> None:
-        link = self._link
-        assert link is not None
+    def _drop(self, link: ClientLink, *, bye: bool) -> None:
         self._local_close = True
         if not bye:
             link.closed = True  # a lost link says no goodbye: close() then sends no BYE
@@ -145,11 +135,6 @@ class CentralSession:
                 self._link.send(MessageType.ENGINE_STATUS, health.body())
 
     # ---------------------------------------------------------------- run
-    async def _sleep(self, seconds: float | None) -> None:
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
-
     async def run(self) -> None:
         while True:
             if not self._want:
@@ -175,17 +160,7 @@ class CentralSession:
             self._want = False
             return None
         try:
-            link = await connect(
-                self._addr, Role.MONITOR, self._cp_id, secret=secret, timeout=CONNECT_TIMEOUT
-            )
-        except CentralUnreachable as exc:
-            # A Central that names an owner it cannot reach names one that just failed:
-            # its CPs are free within the lease (3 s), so try again at a steady pace.
-            owner_gone = isinstance(exc, OwnerUnreachable)
-            delay = OWNER_RETRY + random.random() / 2 if owner_gone else self._backoff.next()
-            self._notify(Level.WARN, f"{exc}; retrying in {delay:g} s")
-            await self._sleep(delay)
-            return None
+            link = await self._connect(Role.MONITOR, CONNECT_TIMEOUT, secret=secret)
         except AuthenticationThrottled as exc:
             # Central did not look at our secret: anyone may have failed logins as this
             # CP, so saying "wrong secret" (or giving up) would be false. Wait it out.
@@ -213,8 +188,16 @@ class CentralSession:
             else:
                 self._want = False
             return None
-        self._backoff.reset()
+        if link is not None:
+            self._backoff.reset()
         return link
+
+    def _retry_delay(self, exc: CentralUnreachable) -> float:
+        # A Central that names an owner it cannot reach names one that just failed:
+        # its CPs are free within the lease (3 s), so try again at a steady pace.
+        if isinstance(exc, OwnerUnreachable):
+            return OWNER_RETRY + random.random() / 2
+        return self._backoff.next()
 
     async def _session(self, link: ClientLink) -> None:
         self._link, self._local_close = link, False
@@ -238,7 +221,7 @@ class CentralSession:
                 self._want = False
                 self._notify(Level.WARN, "Press e to re-authenticate with Central")
         elif not self._local_close:
-            self._notify(Level.WARN, "Lost the connection to Central; reconnecting")
+            self._notify(Level.WARN, LOST)
 
     async def _heartbeat(self, link: ClientLink) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -263,26 +246,25 @@ class CentralSession:
 
     async def _listen(self, link: ClientLink) -> bool:
         """Show what Central says until the link ends; True if our key was revoked."""
-        while True:
-            try:
-                msg = await link.recv()
-            except ConnectionClosed:
-                return False
-            body = msg.body
-            if msg.type is MessageType.STATUS:
-                if "heartbeat_interval" in body:
-                    self._retime(body["heartbeat_interval"])
-                state = str(body.get("state"))
-                if state == self.state:
-                    continue  # Central confirms the state on authentication too
-                self.state = state
-                reason = body.get("reason")
-                tail = f" ({reason})" if reason else ""
-                self._notify(_STATE_LEVEL.get(state, Level.INFO), f"State: {state}{tail}")
-            elif msg.type is MessageType.KEY_REVOKED:
-                self._notify(
-                    Level.BAD, f"Key revoked by Central: {body.get('reason') or 'revoked'}"
-                )
-                return True
-            elif msg.type is MessageType.ERROR:
-                self._notify(Level.WARN, f"Central: {body.get('reason')}")
+        revoked = await self._serve(link, self._show)
+        if revoked is None:
+            return False
+        self._notify(
+            Level.BAD, f"Key revoked by Central: {revoked.body.get('reason') or 'revoked'}"
+        )
+        return True
+
+    def _show(self, msg: Message) -> None:
+        body = msg.body
+        if msg.type is MessageType.STATUS:
+            if "heartbeat_interval" in body:
+                self._retime(body["heartbeat_interval"])
+            state = str(body.get("state"))
+            if state == self.state:
+                return  # Central confirms the state on authentication too
+            self.state = state
+            reason = body.get("reason")
+            tail = f" ({reason})" if reason else ""
+            self._notify(_STATE_LEVEL.get(state, Level.INFO), f"State: {state}{tail}")
+        elif msg.type is MessageType.ERROR:
+            self._notify(Level.WARN, f"Central: {body.get('reason')}")

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Callable
 
 from common.backoff import Backoff
+from common.chargepoint.terminal import Level
 from common.client import (
     AuthenticationFailed,
     CentralUnreachable,
@@ -23,7 +24,6 @@ from common.client import (
 from common.config import HostPort
 from common.protocol.handshake import Role
 from common.protocol.messages import Message, MessageType
-from cp_engine.terminal import Level
 from cp_monitor.health import EngineHealth, HealthTracker, Observation
 
 __all__ = ["EngineWatch"]
@@ -90,13 +90,13 @@ class EngineWatch:
 
     def inject(self, ok: bool) -> None:
         """Fault injection: tell the engine to report KO (or OK), as a technician would."""
-        if not self.connected:
+        link = self._link
+        if link is None or link.closed:
             self._notify(Level.WARN, "The engine is not connected: cannot change its health")
             return
-        assert self._link is not None
         body = {"ok": True} if ok else {"ok": False, "reason": "marked KO by a technician"}
         with contextlib.suppress(ConnectionClosed):
-            self._link.send(MessageType.ENGINE_STATUS, body)
+            link.send(MessageType.ENGINE_STATUS, body)
         self._notify(Level.INFO, f"Told the engine to report {'OK' if ok else 'KO'}")
 
     def swallow(self, seconds: float) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cp_engine.menu import Menu, MenuItem
+from common.chargepoint.menu import Menu, MenuItem
 
 __all__ = ["MONITOR_MENU"]
 

@@ -5,26 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from common.config import Centrals, HostPort, ServiceParser, parse_host_port, parse_positive_float
-from common.errors import ConfigError
-from cp_engine.pairing import add_pairing_key_option
-from cp_engine.settings import (
+from common.chargepoint.options import (
     DEFAULT_ENGINE,
     add_central_option,
     add_id_option,
-    cp_dir,
+    add_location_option,
+    add_registry_options,
+    cp_home,
 )
+from common.chargepoint.pairing import add_pairing_key_option
+from common.config import Centrals, HostPort, ServiceParser, parse_host_port, parse_positive_float
+from common.errors import ConfigError
 
-__all__ = [
-    "HEARTBEAT_INTERVAL",
-    "PROG",
-    "MonitorSettings",
-    "add_location_option",
-    "add_registry_options",
-    "parse_settings",
-]
+__all__ = ["HEARTBEAT_INTERVAL", "PROG", "MonitorSettings", "parse_settings"]
 
 HEARTBEAT_INTERVAL = 5.0  # Central's default too (central.chargepoints)
 
@@ -54,61 +48,6 @@ class MonitorSettings:
     auto: bool
     log_level: str
     heartbeat_interval: float = HEARTBEAT_INTERVAL
-
-
-def parse_https_url(text: str) -> str:
-    parts = urlsplit(text)
-    if parts.scheme != "https" or not parts.hostname:
-        raise ValueError("expected an https:// URL (the Registry speaks only HTTPS)")
-    return text.rstrip("/")
-
-
-def parse_location(text: str) -> str:
-    text = text.strip()
-    if not text or len(text) > 64:
-        raise ValueError("1-64 characters")
-    return text
-
-
-def add_location_option(p: ServiceParser) -> None:
-    """``--location`` / ``EV_CP_LOCATION``: where a CP is, for registering it."""
-    p.option(
-        "--location",
-        env="EV_CP_LOCATION",
-        default=None,
-        parse=parse_location,
-        metavar="CITY",
-        help="where the CP is (needed to register)",
-    )
-
-
-def add_registry_options(p: ServiceParser) -> None:
-    """The Registry's address and CA, and where the CP's secret is kept: every charge
-    point that registers itself (the monitor, the OCPP simulator) takes these."""
-    p.option(
-        "--registry",
-        env="EV_REGISTRY_URL",
-        default="https://127.0.0.1:8443",
-        parse=parse_https_url,
-        metavar="URL",
-        help="the Registry's base URL",
-    )
-    p.option(
-        "--registry-ca",
-        env="EV_REGISTRY_CA",
-        default=None,
-        parse=Path,
-        metavar="PEM",
-        help="CA file the Registry's certificate must chain to (default: system CAs)",
-    )
-    p.option(
-        "--secret-file",
-        env="EV_CP_SECRET_FILE",
-        default=None,
-        parse=Path,
-        metavar="FILE",
-        help="where the CP's secret is kept, 0600 (default DATA_DIR/cp-ID/secret)",
-    )
 
 
 def build_parser(env: Mapping[str, str]) -> ServiceParser:
@@ -148,13 +87,11 @@ def build_parser(env: Mapping[str, str]) -> ServiceParser:
 def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> MonitorSettings:
     """Raises ConfigError (one line) for anything wrong."""
     ns = build_parser(env).parse_args(list(argv))
-    if ns.id is None:
-        raise ConfigError("--id", "required: the charge point's id (or set EV_CP_ID)")
+    cp_id, home = cp_home(ns)
     if ns.registry_ca is not None and not ns.registry_ca.is_file():
         raise ConfigError("--registry-ca", f"{ns.registry_ca} is not a file")
-    home = cp_dir(ns.data_dir, ns.id)
     return MonitorSettings(
-        cp_id=ns.id,
+        cp_id=cp_id,
         location=ns.location,
         engine=ns.engine,
         central=ns.central,

@@ -2,6 +2,8 @@
 
 ev-ocpp-sim --id CP9 --url ws://127.0.0.1:9000/ocpp --secret-file cp9.secret
 ev-ocpp-sim --id CP9 --location Madrid --auto --registry https://127.0.0.1:8443 ...
+
+Settings are parsed in :mod:`ocpp_sim.settings`.
 """
 
 from __future__ import annotations
@@ -15,118 +17,43 @@ import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 from websockets.typing import Subprotocol
 
 from common.backoff import Backoff
-from common.config import (
-    ServiceParser,
-    argv_or_default,
-    parse_positive_float,
-    read_secret,
-    run_main,
-)
+from common.chargepoint.errors import ChargePointError
+from common.chargepoint.registry_client import RegistryClient
+from common.chargepoint.secret_file import SecretFile
+from common.config import argv_or_default, require_secret, run_main
 from common.errors import ConfigError
 from common.logs import setup_logging
-from cp_engine.settings import add_id_option, cp_dir
-from cp_monitor.errors import ChargePointError
-from cp_monitor.registry_client import RegistryClient
-from cp_monitor.secret_file import SecretFile
-from cp_monitor.settings import add_location_option, add_registry_options
 from ocpp_sim.charger import SimCharger
+from ocpp_sim.settings import PROG, SimSettings, parse_settings
 
 __all__ = ["main"]
 
 log = logging.getLogger("ocpp_sim")
 
-PROG = "ev-ocpp-sim"
-DESCRIPTION = """A simulated OCPP 1.6J charge point (one connector), built on the `ocpp`
-package's ChargePoint: it connects to ws[s]://.../ocpp/<ID> with HTTP Basic auth
-(security profile 1, or 2 over wss:// with --ca), boots, reports its status, takes
-remote starts and stops and availability changes, and meters every second.
 
-Run it:     ev-ocpp-sim --id CP9 --url ws://127.0.0.1:9000/ocpp --secret-file cp9.secret
-Register:   EV_PROVISIONING_TOKEN=... ev-ocpp-sim --id CP9 --location Madrid --auto \\
-                --registry https://127.0.0.1:8443 --registry-ca ca.pem --url ..."""
-
-
-def _parse_url(text: str) -> str:
-    url = text.strip().rstrip("/")
-    if not url.startswith(("ws://", "wss://")):
-        raise ValueError("expected ws://HOST:PORT/ocpp or wss://HOST:PORT/ocpp")
-    return url
-
-
-def _parser() -> ServiceParser:
-    parser = ServiceParser(PROG, DESCRIPTION)
-    add_id_option(parser)
-    parser.option(
-        "--url",
-        env="EV_CENTRAL_OCPP_URL",
-        default="ws://127.0.0.1:9000/ocpp",
-        parse=_parse_url,
-        metavar="URL",
-        help="Central's OCPP endpoint; the charger connects to URL/ID",
-    )
-    parser.option(
-        "--ca",
-        env="EV_OCPP_CA",
-        default=None,
-        parse=Path,
-        metavar="PEM",
-        help="CA file Central's wss:// certificate must chain to (default: system CAs)",
-    )
-    add_location_option(parser)
-    add_registry_options(parser)
-    parser.flag(
-        "--auto", env="EV_CP_AUTO", help="register at the Registry first if there is no secret"
-    )
-    parser.option(
-        "--kw", env="EV_CP_KW", default=11.0, parse=parse_positive_float, help="charging power"
-    )
-    parser.option(
-        "--speed",
-        env="EV_CP_SPEED",
-        default=1.0,
-        parse=parse_positive_float,
-        help="simulated seconds per real second",
-    )
-    parser.option(
-        "--max-session",
-        env="EV_CP_MAX_SESSION",
-        default=4 * 3600.0,
-        parse=parse_positive_float,
-        metavar="S",
-        help="simulated seconds after which the vehicle leaves by itself",
-    )
-    parser.data_dir_option("where the secret lives")
-    parser.log_level_option("WARNING")
-    return parser
-
-
-def _secret(args: Any) -> str:
-    path = args.secret_file or cp_dir(args.data_dir, args.id) / "secret"
-    file = SecretFile(path, args.id)
-    if not file.exists() and args.auto:
-        if not args.location:
+def _secret(s: SimSettings) -> str:
+    path = s.secret_file
+    file = SecretFile(path, s.cp_id)
+    if not file.exists() and s.auto:
+        if not s.location:
             raise ConfigError("--location", "needed to register (with --auto)")
-        token = read_secret("EV_PROVISIONING_TOKEN")
-        assert token is not None
+        token = require_secret("EV_PROVISIONING_TOKEN")
         try:
             file.write(
-                RegistryClient(args.registry, args.registry_ca).register(
-                    args.id, args.location, token
-                )
+                RegistryClient(s.registry, s.registry_ca).register(s.cp_id, s.location, token)
             )
         except ChargePointError as exc:
             raise ConfigError("--registry", str(exc)) from None
-        print(f"Registered {args.id}", flush=True)
+        print(f"Registered {s.cp_id}", flush=True)
     if not file.exists():
         raise ConfigError(
-            "--secret-file", f"no secret for {args.id} in {path}: register first (--auto)"
+            "--secret-file", f"no secret for {s.cp_id} in {path}: register first (--auto)"
         )
     try:
         return file.read()
@@ -146,28 +73,26 @@ def _tls(url: str, ca: Path | None) -> ssl.SSLContext | None:
     return context
 
 
-async def _run(args: Any, secret: str, stop: asyncio.Event) -> int:
+async def _run(s: SimSettings, secret: str, stop: asyncio.Event) -> int:
     backoff = Backoff(first=0.5, cap=10.0)
-    url = f"{args.url}/{args.id}"
-    tls = _tls(args.url, args.ca)
+    url = f"{s.url}/{s.cp_id}"
+    tls = _tls(s.url, s.ca)
     while not stop.is_set():
         try:
             async with connect(
                 url,
                 subprotocols=[Subprotocol("ocpp1.6")],
-                additional_headers={"Authorization": _basic(args.id, secret)},
+                additional_headers={"Authorization": _basic(s.cp_id, secret)},
                 ssl=tls,
                 open_timeout=10,
             ) as ws:
-                charger = SimCharger(
-                    args.id, ws, kw=args.kw, speed=args.speed, max_session=args.max_session
-                )
+                charger = SimCharger(s.cp_id, ws, kw=s.kw, speed=s.speed, max_session=s.max_session)
                 serving = asyncio.ensure_future(charger.start())
                 if not await charger.boot():
-                    print(f"Central rejected {args.id}'s boot notification", flush=True)
+                    print(f"Central rejected {s.cp_id}'s boot notification", flush=True)
                     serving.cancel()
                     return 1
-                print(f"{args.id} connected to {url}", flush=True)
+                print(f"{s.cp_id} connected to {url}", flush=True)
                 backoff.reset()
                 stopping = asyncio.ensure_future(stop.wait())
                 await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -177,7 +102,7 @@ async def _run(args: Any, secret: str, stop: asyncio.Event) -> int:
         except InvalidStatus as exc:
             status = exc.response.status_code
             if status == 401:
-                print(f"Central refused {args.id}'s credentials (401)", file=sys.stderr)
+                print(f"Central refused {s.cp_id}'s credentials (401)", file=sys.stderr)
                 return 4
             print(f"Central answered {status}; retrying", file=sys.stderr)
         except (OSError, WebSocketException, TimeoutError) as exc:
@@ -194,18 +119,16 @@ def _basic(user: str, password: str) -> str:
 
 
 def _serve(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    if not args.id:
-        raise ConfigError("--id", "the charge point's id is required")
-    setup_logging("ocpp_sim", args.log_level)
-    secret = _secret(args)
+    settings = parse_settings(argv)
+    setup_logging("ocpp_sim", settings.log_level)
+    secret = _secret(settings)
 
     async def main() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        return await _run(args, secret, stop)
+        return await _run(settings, secret, stop)
 
     return asyncio.run(main())
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from central.__main__ import heartbeat_timing
 from central.reads import CPRow
+from central.settings import heartbeat_timing
 from central.states import CPState
 from common.errors import ConfigError
 from common.events import EventType

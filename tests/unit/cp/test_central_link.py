@@ -1,4 +1,4 @@
-"""The monitor's session with Central when Central delays logins (a fake ``connect``)."""
+"""The monitor's and the engine's links to Central against a fake ``connect``."""
 
 from __future__ import annotations
 
@@ -11,14 +11,17 @@ from typing import Any
 
 import pytest
 
-from common.client import AuthenticationFailed, AuthenticationThrottled
+from common.backoff import Backoff
+from common.chargepoint import central_link  # where the links call connect
+from common.chargepoint.secret_file import SecretFile
+from common.chargepoint.terminal import Level
+from common.client import AuthenticationFailed, AuthenticationThrottled, CentralUnreachable
 from common.config import HostPort
+from common.protocol.handshake import Role
 from common.protocol.messages import Message, MessageType
-from cp_engine.terminal import Level
-from cp_monitor import central_link
+from cp_engine.central_link import CentralConnector
 from cp_monitor.central_link import CentralSession
 from cp_monitor.health import HealthTracker
-from cp_monitor.secret_file import SecretFile
 
 ADDR = HostPort("127.0.0.1", 7000)
 
@@ -167,3 +170,49 @@ def test_the_monitor_beats_as_often_as_central_says(
 
     sent = asyncio.run(scenario())
     assert len(sent) in beats  # 0.1 s: about six in 0.55 s; a bad value: the 5 s stays
+
+
+def test_the_engine_retries_an_unreachable_central_and_waits_for_a_key_after_a_refusal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The engine's link shares the monitor's retry: back-off, a wait a new key cuts short."""
+
+    async def scenario() -> tuple[FakeConnect, list[tuple[Level, str]], bool]:
+        fake = FakeConnect(
+            [CentralUnreachable("Cannot reach Central at 127.0.0.1:7000: refused")]
+            + [AuthenticationFailed("no")] * 2
+        )
+        monkeypatch.setattr(central_link, "connect", fake)
+        notes: list[tuple[Level, str]] = []
+        engine = CentralConnector(
+            ADDR,
+            "CP1",
+            on_message=lambda _msg: None,
+            on_connected=lambda: None,
+            notify=lambda level, text: notes.append((level, text)),
+            backoff=Backoff(0.01, 0.01),
+        )
+        engine.set_key(b"k" * 32)
+        task = asyncio.create_task(engine.run())
+        while len(fake.calls) < 2:
+            await asyncio.wait_for(fake.called.wait(), 5)
+            fake.called.clear()
+        for _ in range(5):
+            await asyncio.sleep(0)  # the refused key is dropped: nothing until a new one
+        waited = len(fake.calls) == 2
+        assert engine.set_key(b"k" * 32)  # the same key again is news after a refusal
+        await asyncio.wait_for(fake.called.wait(), 5)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return fake, notes, waited
+
+    fake, notes, waited = asyncio.run(scenario())
+    assert waited and len(fake.calls) == 3
+    assert {call[1:] for call in fake.calls} == {(Role.ENGINE, "CP1")}
+    refused = "Central refused the session key; waiting for a new one from the monitor"
+    assert notes[:3] == [
+        (Level.WARN, "Cannot reach Central at 127.0.0.1:7000: refused; retrying in 0.01 s"),
+        (Level.WARN, refused),
+        (Level.WARN, refused),
+    ]

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from common.chargepoint.terminal import Level
 from common.protocol.messages import ErrorBody, ErrorCode, MessageType
 from cp_engine.charger import Charger
 from cp_engine.journal import ActiveSupply, Journal, JournalState
 from cp_engine.supply import SupplyState
-from cp_engine.terminal import Level
 
 T = MessageType
 

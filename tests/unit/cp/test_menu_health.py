@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cp_engine.errors import MenuError
-from cp_engine.menu import ENGINE_MENU, Command
+from common.chargepoint.errors import MenuError
+from common.chargepoint.menu import Command
+from cp_engine.menu import ENGINE_MENU
 from cp_monitor.health import EngineHealth, HealthTracker, Observation, assess
 from cp_monitor.menu import MONITOR_MENU
 

@@ -1,4 +1,5 @@
-"""Settings of both processes, the pairing key, the secret file, the Registry client."""
+"""Settings of both processes and the OCPP simulator, the pairing key, the secret file, the
+Registry client."""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ from typing import Any
 import pytest
 import requests
 
+from common.chargepoint.errors import PairingKeyError, RegistryError, SecretMissing
+from common.chargepoint.pairing import load_pairing_key
+from common.chargepoint.registry_client import RegistryClient
+from common.chargepoint.secret_file import SecretFile
 from common.config import HostPort
 from common.errors import ConfigError
-from cp_engine.errors import PairingKeyError
-from cp_engine.pairing import load_pairing_key
 from cp_engine.settings import parse_settings as engine_settings
-from cp_monitor.errors import RegistryError, SecretMissing
-from cp_monitor.registry_client import RegistryClient
-from cp_monitor.secret_file import SecretFile
 from cp_monitor.settings import parse_settings as monitor_settings
+from ocpp_sim.settings import parse_settings as sim_settings
 
 
 def test_engine_flags_over_environment_over_defaults(tmp_path: Path) -> None:
@@ -57,6 +58,20 @@ def test_monitor_settings(tmp_path: Path) -> None:
         monitor_settings(["--id", "CP1", "--registry", "http://r"], {})
     with pytest.raises(ConfigError, match="not a file"):
         monitor_settings(["--id", "CP1", "--registry-ca", str(tmp_path / "no.pem")], {})
+
+
+def test_the_ocpp_simulator_reads_the_charge_point_options_the_same_way(tmp_path: Path) -> None:
+    env = {"EV_DATA_DIR": str(tmp_path), "EV_CP_KW": "22", "EV_CP_LOCATION": "Oslo"}
+    s = sim_settings(["--id", "CP9", "--speed", "60", "--url", "ws://c:9000/ocpp/"], env)
+    assert (s.cp_id, s.kw, s.speed, s.location) == ("CP9", 22.0, 60.0, "Oslo")
+    assert s.url == "ws://c:9000/ocpp" and s.registry == "https://127.0.0.1:8443"
+    assert s.secret_file == tmp_path / "cp-CP9" / "secret"
+    for parse in (sim_settings, engine_settings, monitor_settings):
+        with pytest.raises(ConfigError) as caught:
+            parse([], {})
+        assert str(caught.value) == "--id: required: the charge point's id (or set EV_CP_ID)"
+    with pytest.raises(ConfigError, match="ws://"):
+        sim_settings(["--id", "CP9", "--url", "http://c:9000/ocpp"], {})
 
 
 def test_pairing_key_is_made_once_and_private(tmp_path: Path) -> None:

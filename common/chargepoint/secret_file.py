@@ -1,4 +1,7 @@
-"""The CP's secret on disk: readable only by its owner, written atomically."""
+"""The CP's secret on disk, for every program that logs in as the CP (monitor, OCPP simulator).
+
+Readable only by its owner, written atomically.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import os
 import stat
 from pathlib import Path
 
-from cp_monitor.errors import SecretMissing
+from common.chargepoint.errors import SecretMissing
 
 __all__ = ["SecretFile"]
 

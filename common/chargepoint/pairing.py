@@ -14,10 +14,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from common.chargepoint.errors import PairingKeyError
 from common.config import ServiceParser
 from common.errors import ConfigError
 from common.protocol.keys import new_session_key
-from cp_engine.errors import PairingKeyError
 
 __all__ = ["MIN_KEY_LENGTH", "add_pairing_key_option", "load_pairing_key", "site_pairing_key"]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from cp_monitor.errors import RegistryError
+from common.chargepoint.errors import RegistryError
 
 __all__ = ["RegistryClient"]
 
