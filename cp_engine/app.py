@@ -9,6 +9,7 @@ from typing import Any
 from common.errors import ConfigError
 from common.protocol.errors import MessageError
 from common.protocol.messages import ErrorBody, ErrorCode, Message, MessageType
+from common.ready import announce
 from cp_engine.central_link import CentralConnector
 from cp_engine.charger import Charger
 from cp_engine.errors import JournalError, MenuError
@@ -162,6 +163,7 @@ class Engine:
             f"Engine {self.settings.cp_id} ready: monitor link on {addr}, "
             f"Central at {self.settings.central}; press ? for the menu",
         )
+        announce("cp_engine", cp=self.settings.cp_id, listen=addr)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._quit.set)
