@@ -124,9 +124,15 @@ class ProcessChild:
         self.looping = looping
         self.restarts = 0
         self.service = ServiceProcess(
-            args, env, log_file, name, stop_signal, cwd=cwd, inherit_env=False
+            args,
+            env,
+            log_file,
+            name,
+            stop_signal,
+            cwd=cwd,
+            inherit_env=False,
+            discard_stdout=quiet_stdout,
         )
-        self.service.discard_stdout = quiet_stdout
 
     @property
     def args(self) -> list[str]:
