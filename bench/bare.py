@@ -22,6 +22,7 @@ from typing import cast
 from bench import cli
 from common.protocol import NEED_DATA, Connection
 from common.protocol.messages import Side
+from common.ready import announce
 
 __all__ = ["BareProtocol", "main", "serve"]
 
@@ -55,6 +56,7 @@ async def serve(host: str, port: int, key: bytes) -> None:
         loop.add_signal_handler(sig, stop.set)
     server = await loop.create_server(lambda: BareProtocol(key), host, port, backlog=4096)
     print(f"bare server listening on {host}:{port}", flush=True)
+    announce("bench-bare", listen=f"{host}:{port}")
     async with server:
         await stop.wait()
 

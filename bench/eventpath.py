@@ -347,7 +347,7 @@ def start_web(
             name="web",
         ).start()
     )
-    proc.wait_for_line(r"Web dashboard on http://", timeout=60)
+    proc.wait_ready("web", timeout=60)
     return proc, port
 
 

@@ -155,7 +155,7 @@ def start_central(
             name=name,
         ).start()
     )
-    proc.wait_for_line(r"API_Central on http://", timeout=120)
+    proc.wait_ready("central", timeout=120)
     return CentralHandle(
         proc, HostPort("127.0.0.1", port), f"http://127.0.0.1:{api_port}/api", token
     )
@@ -174,7 +174,7 @@ def start_bare(
             args, env={"EV_BENCH_KEY": key.decode()}, log_path=workdir / "bare.log", name="bare"
         ).start()
     )
-    proc.wait_for_line(r"bare server listening", timeout=30)
+    proc.wait_ready("bench-bare", timeout=30)
     return proc, HostPort("127.0.0.1", port)
 
 

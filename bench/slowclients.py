@@ -44,9 +44,8 @@ def registry(workdir: Path, token: str, scrypt_n: int) -> Iterator[tuple[str, Pa
     env = {"EV_PROVISIONING_TOKEN": token, "EV_SCRYPT_N": str(scrypt_n)}
     proc = ServiceProcess(args, env, workdir / "registry.log", "registry").start()
     try:
-        ca = Path(proc.wait_for_line(r"CA certificate: (\S+)", timeout=60).group(1))
-        url = proc.wait_for_line(r"Registry listening on (https://\S+)", timeout=60).group(1)
-        yield url, ca
+        ready = proc.wait_ready("registry", timeout=60)
+        yield ready["url"], Path(ready["ca"])
     finally:
         proc.stop()
 

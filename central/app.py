@@ -35,6 +35,7 @@ from common.errors import ConfigError
 from common.http import WsgiServer
 from common.limits import raise_open_files_limit
 from common.protocol.keys import ScryptParams
+from common.ready import announce
 
 __all__ = ["CentralSettings", "lock_sqlite", "run_central"]
 
@@ -137,6 +138,7 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
         ocpp.cluster = cluster
     print(f"Central listening on {host}:{port}", flush=True)
     print(f"API_Central on http://{api_host}:{api_port}/api", flush=True)
+    announce("central", listen=HostPort(host, port), api=f"http://{api_host}:{api_port}/api")
     print(
         f"Loaded {len(cps)} charge points (all DISCONNECTED until their monitors connect), "
         f"{len(open_sessions)} open sessions, {len(alerts)} weather alerts",
@@ -269,6 +271,7 @@ async def _start_ocpp(settings: CentralSettings, network: Network, server: Centr
     host, port = await ocpp.start(settings.ocpp.host, settings.ocpp.port)
     scheme = "wss" if tls else "ws"
     print(f"OCPP 1.6J on {scheme}://{host}:{port}/ocpp/<charge point id>", flush=True)
+    announce("central-ocpp", url=f"{scheme}://{HostPort(host, port)}/ocpp")
     if tls is None and host not in ("127.0.0.1", "::1", "localhost"):
         log.warning(
             "OCPP without TLS (security profile 1): chargers' secrets cross the network "

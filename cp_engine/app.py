@@ -11,6 +11,7 @@ from common.chargepoint.terminal import Level, Screen
 from common.errors import ConfigError
 from common.protocol.errors import MessageError
 from common.protocol.messages import ErrorBody, ErrorCode, Message, MessageType
+from common.ready import announce
 from cp_engine.central_link import CentralConnector
 from cp_engine.charger import Charger
 from cp_engine.errors import JournalError
@@ -163,6 +164,7 @@ class Engine:
             f"Engine {self.settings.cp_id} ready: monitor link on {addr}, "
             f"Central at {self.settings.central}; press ? for the menu",
         )
+        announce("cp_engine", cp=self.settings.cp_id, listen=addr)
         reader = start_console(ENGINE_MENU, self.command, self._quit.set)
         tasks = [asyncio.create_task(self.central.run()), asyncio.create_task(self._ticker())]
         try:

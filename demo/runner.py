@@ -37,6 +37,8 @@ from common.db import database_url, open_database
 from common.db.auditkeys import KEY_FILE, load_audit_keys
 from common.errors import EVChargingError
 from common.infra import EmbeddedBroker
+from common.procs import log_tail
+from common.ready import announce, find_ready
 from common.tcp import free_port
 from demo.central_api import ApiUnavailable, CentralApi
 from demo.plan import (
@@ -53,7 +55,6 @@ from demo.supervisor import (
     Notice,
     ProcessChild,
     Supervisor,
-    log_tail,
     stop_all,
 )
 
@@ -203,19 +204,15 @@ class Demo:
             raise StartupFailed(f"database {self._db_url}: {exc}") from None
         self._start_registry()
         self._start_central()
-        reg = self._ready(self._registry, r"Registry listening on (https://\S+)", CORE_TIMEOUT)
-        ca = self._ready(self._registry, r"CA certificate: (\S+)", 5)
-        central = self._ready(self._central, r"Central listening on (\S+)", CORE_TIMEOUT)
-        api = self._ready(self._central, r"API_Central on (http://\S+)", 5)
-        assert reg and ca and central and api
+        reg, ca = self._core_ready(self._registry, "registry", "url", "ca")
+        central, api = self._core_ready(self._central, "central", "listen", "api")
         self._pin(self._registry, "--listen", reg.removeprefix("https://"))
         self._pin(self._central, "--listen", central)
         self._pin(self._central, "--api", api.removeprefix("http://").removesuffix("/api"))
         if any(cp.ocpp for cp in self.plan.cps):
-            ocpp = self._ready(self._central, r"OCPP 1\.6J on (ws://\S+)/ocpp/", 5)
-            assert ocpp
-            self._pin(self._central, "--ocpp", ocpp.removeprefix("ws://"))
-            self._ocpp_url = f"{ocpp}/ocpp"
+            (ocpp,) = self._core_ready(self._central, "central-ocpp", "url")
+            self._pin(self._central, "--ocpp", ocpp.removeprefix("ws://").removesuffix("/ocpp"))
+            self._ocpp_url = ocpp
         self._central_addr = central
         self._api = CentralApi(api, s.operator_token)
         self._baseline = self._first_stats()
@@ -229,8 +226,8 @@ class Demo:
         web = self._start_web(api, reg, ca)
         self._start_cps(reg, ca)
         self._create_driver_accounts()
-        weather_url = self._ready(weather, r'weather office on (http://[^"\s]+)', EDGE_TIMEOUT)
-        web_url = self._ready(web, r"Web dashboard on (http://\S+)", EDGE_TIMEOUT)
+        weather_url = (self._ready(weather, "weather", EDGE_TIMEOUT) or {}).get("url")
+        web_url = (self._ready(web, "web", EDGE_TIMEOUT) or {}).get("url")
         if weather_url:
             self._pin(weather, "--listen", weather_url.removeprefix("http://"))
         if web_url:
@@ -279,6 +276,7 @@ class Demo:
             self.screen.say("Dashboard: not available (the web UI did not start; see its log)")
         stop = "Ctrl+C to stop early" if self._deadline is not None else "Ctrl+C to stop"
         self.screen.say(f"Up in {time.monotonic() - self._t0:.0f} s. {stop}.")
+        announce("demo", data=s.data_dir, api=api, dashboard=self._dashboard)
         self.screen.say("")
 
     def _start_registry(self) -> None:
@@ -399,7 +397,7 @@ class Demo:
                 ["drivers", "add", driver.id, "--secret-file", str(secret)],
                 self._env(),
             )
-            helper.quiet_stdout = True  # it prints the secret: keep that out of the logs
+            helper.service.discard_stdout = True  # it prints the secret: keep that out of the logs
             helper.start()
             self._helpers.append(helper)
 
@@ -478,21 +476,35 @@ class Demo:
         assert child is not None
         child.args[child.args.index(flag) + 1] = value
 
-    def _ready(self, child: ProcessChild | None, pattern: str, timeout: float) -> str | None:
-        """Wait for ``pattern`` in the child's output since its start; its first group.
+    def _core_ready(self, child: ProcessChild | None, service: str, *keys: str) -> list[str]:
+        """The ``keys`` of a core child's ready line (:meth:`_ready`), in that order.
+
+        Raises:
+            StartupFailed: it did not get there, or its ready line lacks one of ``keys``.
+        """
+        fields = self._ready(child, service, CORE_TIMEOUT) or {}
+        missing = [key for key in keys if not fields.get(key)]
+        if missing:
+            raise StartupFailed(f"{service} announced itself ready without {', '.join(missing)}")
+        return [fields[key] for key in keys]
+
+    def _ready(
+        self, child: ProcessChild | None, service: str, timeout: float
+    ) -> dict[str, str] | None:
+        """Wait for the child's ready line for ``service`` (common.ready) since its start;
+        the line's fields.
 
         A core child (registry, central) that does not get there fails the start-up;
         any other is reported and left to the supervisor.
         """
         assert child is not None
         core = child in (self._registry, self._central)
-        regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
         offset = child.start_offset
         while True:
-            match = regex.search(child.output_since(offset))
-            if match:
-                return match.group(1)
+            found = find_ready(child.output_since(offset), service)
+            if found:
+                return found[0]
             self._check()
             failure = None
             if child.restarts or child.exit_code() is not None:

@@ -11,18 +11,16 @@ than run in a thread per child: a restart never races a shutdown.
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
 from common import backoff
 from common.infra import BrokerError, EmbeddedBroker
+from common.procs import ServiceProcess, log_tail
 
 __all__ = [
     "BrokerChild",
@@ -34,8 +32,6 @@ __all__ = [
     "backoff_delay",
     "stop_all",
 ]
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 # A child that ran this long before dying starts its back-off from scratch.
 _STABLE_AFTER = 30.0
@@ -103,117 +99,88 @@ class Child(Protocol):
         """SIGKILL its whole process group and reap it."""
 
 
-def _killpg(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def log_tail(path: Path, lines: int = 1) -> str:
-    """The last ``lines`` non-empty lines of a log file, without terminal colours."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 8192))
-            text = handle.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    kept = [_ANSI.sub("", line).strip() for line in text.splitlines()]
-    return "\n".join([line for line in kept if line][-lines:])
-
-
-@dataclass(eq=False)
 class ProcessChild:
-    """A service run as ``args`` with ``env``; stdout and stderr appended to ``log_path``.
+    """A service run as ``args`` with exactly ``env``; stdout and stderr appended to
+    ``log_file``. The process itself is a :class:`ServiceProcess` (``service``); this
+    adds what the supervisor needs: a restart count and the :class:`Child` interface.
 
     Args:
         looping: exit code 0 means "round finished", not a crash: start it again at once
             (the demo's drivers run their service file over and over).
+        quiet_stdout: stdout to /dev/null (it prints a secret); stderr is logged.
     """
 
-    name: str
-    args: list[str]
-    env: Mapping[str, str]
-    log_file: Path
-    cwd: Path | None = None
-    stop_signal: int = signal.SIGTERM
-    looping: bool = False
-    quiet_stdout: bool = False  # stdout to /dev/null (it prints a secret), stderr logged
-    restarts: int = 0
-    start_offset: int = 0  # size of the log when the latest start began
-    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-    _log: IO[bytes] | None = field(default=None, repr=False)
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: Mapping[str, str],
+        log_file: Path,
+        cwd: Path | None = None,
+        stop_signal: int = signal.SIGTERM,
+        looping: bool = False,
+        quiet_stdout: bool = False,
+    ) -> None:
+        self.name = name
+        self.looping = looping
+        self.restarts = 0
+        self.service = ServiceProcess(
+            args,
+            env,
+            log_file,
+            name,
+            stop_signal,
+            cwd=cwd,
+            inherit_env=False,
+            discard_stdout=quiet_stdout,
+        )
+
+    @property
+    def args(self) -> list[str]:
+        """The command line; edited in place, it applies from the next start."""
+        return self.service.args
 
     @property
     def log_path(self) -> Path:
-        return self.log_file
+        return self.service.log_path
+
+    @property
+    def start_offset(self) -> int:
+        """Size of the log when the latest start began."""
+        return self.service.start_offset
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process else None
+        return self.service.process.pid if self.service.process else None
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self.service.running
 
     def start(self) -> None:
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        self._close_log()
-        self._log = self.log_file.open("ab")
-        self.start_offset = self._log.tell()
-        self._process = subprocess.Popen(
-            self.args,
-            env=dict(self.env),
-            cwd=self.cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL if self.quiet_stdout else self._log,
-            stderr=self._log,
-            start_new_session=True,
-        )
+        self.service.start()
 
     def output_since(self, offset: int) -> str:
         """What the child wrote to its log from byte ``offset`` on."""
-        try:
-            with self.log_file.open("rb") as handle:
-                handle.seek(offset)
-                return handle.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return self.service.output_since(offset)
 
     def exit_code(self) -> int | None:
-        if self._process is None:
-            return None
-        return self._process.poll()
+        return self.service.returncode
 
     def describe_exit(self, code: int) -> str:
         return _describe_exit(code)
 
     def signal_stop(self) -> None:
-        if self.running:
-            assert self._process is not None
-            _killpg(self._process.pid, self.stop_signal)
+        self.service.send_signal()
 
     def wait(self, timeout: float) -> bool:
-        if self._process is None:
-            return True
-        try:
-            self._process.wait(max(timeout, 0))
-        except subprocess.TimeoutExpired:
-            return False
-        # The leader is gone; anything left in its group goes with it.
-        _killpg(self._process.pid, signal.SIGKILL)
-        self._close_log()
-        return True
+        return self.service.wait_exit(timeout)
 
     def kill(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            _killpg(self._process.pid, signal.SIGKILL)
-            self._process.wait()
-        self._close_log()
+        self.service.kill()
 
-    def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+    def __repr__(self) -> str:
+        return f"ProcessChild({self.name!r}, pid={self.pid})"
 
 
 @dataclass(eq=False)

@@ -18,6 +18,7 @@ from common.errors import ConfigError
 from common.events.relay import OutboxRelay
 from common.http import ConnectionLimits
 from common.logs import setup_logging
+from common.ready import announce
 from registry.app import create_app
 from registry.server import HttpsServer
 from registry.settings import PROG, Settings, parse_settings
@@ -105,6 +106,7 @@ def _serve(settings: Settings, tls: TlsFiles, db: Database) -> int:
     else:
         print(f"TLS certificate: {tls.cert} (supplied)", flush=True)
     print(f"Registry listening on https://{HostPort(host, port)}", flush=True)
+    announce("registry", url=f"https://{HostPort(host, port)}", ca=tls.ca)
     log.info(
         "registry started",
         extra={

@@ -16,6 +16,7 @@ from common.config import argv_or_default, run_main
 from common.errors import ConfigError
 from common.http import WsgiServer
 from common.logs import setup_logging
+from common.ready import announce
 from weather.app import WeatherOffice
 from weather.central_client import CentralClient
 from weather.endpoint import create_app
@@ -80,6 +81,7 @@ def _serve(argv: list[str]) -> int:
             }
         },
     )
+    announce("weather", url=f"http://{host}:{port}")
     if settings.menu:
         if sys.stdin.isatty():
             print(HELP, flush=True)

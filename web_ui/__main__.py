@@ -12,6 +12,7 @@ from common.config import argv_or_default, run_main
 from common.errors import ConfigError
 from common.http import WsgiServer
 from common.logs import setup_logging
+from common.ready import announce
 from web_ui.app import create_app
 from web_ui.central_client import CentralClient
 from web_ui.deps import Clients
@@ -78,6 +79,7 @@ def _run(argv: list[str]) -> int:
     serving.start()
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     print(f"Web dashboard on http://{shown}:{port}/", flush=True)
+    announce("web", url=f"http://{shown}:{port}/")
     if settings.operator_token is None:
         print("Operator area off: EV_OPERATOR_TOKEN is not set", flush=True)
     if settings.kafka_bootstrap is None:

@@ -13,17 +13,13 @@ EVChargingError
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import re
 import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -31,13 +27,12 @@ from confluent_kafka.admin import AdminClient
 from common.errors import EVChargingError
 from common.events.kafka import BrokerUnavailable, TopicError, admin_config, ensure_topic
 from common.events.types import TOPIC
+from common.procs import ServiceProcess, log_tail
 from common.tcp import free_port, port_in_use
 
 __all__ = ["BrokerError", "EmbeddedBroker", "ensure_topic"]
 
 log = logging.getLogger(__name__)
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class BrokerError(EVChargingError):
@@ -96,8 +91,7 @@ class EmbeddedBroker:
         self.topic = topic
         self._binary = Path(binary) if binary is not None else None
         self._log_path = log_path
-        self._log_file: IO[bytes] | None = None
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: ServiceProcess | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -114,7 +108,7 @@ class EmbeddedBroker:
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self._process is not None and self._process.running
 
     def start(self, timeout: float = 20) -> EmbeddedBroker:
         """Launch the broker, wait until it answers, and create the topic.
@@ -132,22 +126,16 @@ class EmbeddedBroker:
             self.port = free_port(self.host)
         elif port_in_use(self.host, self.port):
             raise BrokerError(f"cannot start the broker: port {self.bootstrap} is already in use")
-        self._open_log()
         url = f"tcp://{self.host}:{self.port}"
         command = [str(binary), "broker", "--listener-url", url]
         command += ["--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+        process = ServiceProcess(command, None, self._log_file(), "tansu", signal.SIGINT)
         try:
-            self._process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=self._log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own process group: stop() signals only the broker
-            )
+            self._process = process.start()
         except OSError as exc:
             raise BrokerError(f"cannot run {binary}: {exc.strerror}") from None
         try:
-            self._wait_until_ready(timeout)
+            self._wait_until_ready(process, timeout)
         except BrokerError:
             self.stop(grace=1)
             raise
@@ -157,20 +145,19 @@ class EmbeddedBroker:
         )
         return self
 
-    def _open_log(self) -> None:
+    def _log_file(self) -> Path:
+        """The log path given, or a temp file made at the first start and kept."""
         if self._log_path is None:
             fd, name = tempfile.mkstemp(prefix="tansu-", suffix=".log")
             os.close(fd)
             self._log_path = Path(name)
-        self._log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log_file = self._log_path.open("ab")
+        return self._log_path
 
-    def _wait_until_ready(self, timeout: float) -> None:
-        assert self._process is not None
+    def _wait_until_ready(self, process: ServiceProcess, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         admin = AdminClient(admin_config(self.bootstrap))
         while True:
-            code = self._process.poll()
+            code = process.returncode
             if code is not None:
                 raise self._error(f"tansu exited with code {code} while starting")
             try:
@@ -192,36 +179,17 @@ class EmbeddedBroker:
 
     def log_tail(self, lines: int = 20) -> str:
         """The last ``lines`` lines of the broker log, without terminal colours."""
-        if self._log_path is None or not self._log_path.exists():
-            return ""
-        with self._log_path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 16_384))
-            text = handle.read().decode("utf-8", "replace")
-        return "\n".join(_ANSI.sub("", text).splitlines()[-lines:])
+        return "" if self._log_path is None else log_tail(self._log_path, lines)
 
     def stop(self, grace: float = 5) -> None:
         """Stop the broker: SIGINT (it ignores SIGTERM), then SIGKILL after ``grace`` s."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            self._signal(process, signal.SIGINT)
-            try:
-                process.wait(grace)
-            except subprocess.TimeoutExpired:
-                log.warning(
-                    "broker ignored SIGINT, killing it", extra={"fields": {"pid": process.pid}}
-                )
-                self._signal(process, signal.SIGKILL)
-                process.wait()
+        if process is None:
+            return
+        was_running = process.running
+        process.stop(timeout=grace)  # logs a warning if it has to SIGKILL
+        if was_running:
             log.info("embedded broker stopped", extra={"fields": {"bootstrap": self.bootstrap}})
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-
-    @staticmethod
-    def _signal(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError):  # it exited since poll()
-            os.killpg(process.pid, sig)
 
     def restart(self, timeout: float = 20) -> EmbeddedBroker:
         """Stop and start again on the same port (topics and messages are gone)."""

@@ -83,9 +83,8 @@ def start_registry(
         "EV_SCRYPT_N": "1024",
     }
     proc = ServiceProcess(args, env, tmp / "registry.log", "registry").start()
-    ca = Path(proc.wait_for_line(r"CA certificate: (\S+)", timeout=60).group(1))
-    url = proc.wait_for_line(r"Registry listening on (https://\S+)", timeout=60).group(1)
-    return proc, url, ca
+    ready = proc.wait_ready("registry", timeout=60)
+    return proc, ready["url"], Path(ready["ca"])
 
 
 @pytest.fixture(scope="module")

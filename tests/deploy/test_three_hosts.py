@@ -106,7 +106,7 @@ def test_a_charge_crosses_three_hosts_and_a_cut_cable_disconnects_its_cps(
         },
         "registry",
     )
-    ca = registry.wait_for_line(r"CA certificate: (\S+)", timeout=60).group(1)
+    ca = registry.wait_ready("registry", timeout=60)["ca"]
     central = services(
         a.run([PY, "-m", "central"]),
         {
@@ -119,7 +119,7 @@ def test_a_charge_crosses_three_hosts_and_a_cut_cable_disconnects_its_cps(
         },
         "central",
     )
-    central.wait_for_line("API_Central on", timeout=60)
+    central.wait_ready("central", timeout=60)
     web = services(
         a.run([PY, "-m", "web_ui"]),
         {
@@ -130,7 +130,7 @@ def test_a_charge_crosses_three_hosts_and_a_cut_cable_disconnects_its_cps(
         },
         "web",
     )
-    web.wait_for_line("Web dashboard on http://", timeout=60)
+    web.wait_ready("web", timeout=60)
     board = f"http://{a.address}:{WEB}"
 
     # -- host B: two charge points, registered at A's registry over the bridge ---------

@@ -341,8 +341,9 @@ def test_workers_run_on_consecutive_ports_and_a_dead_one_is_started_again(
         name="workers",
     ).start()
     try:
-        supervisor.wait_for_line(rf"API_Central on http://127.0.0.1:{api}/", 30)
-        supervisor.wait_for_line(rf"API_Central on http://127.0.0.1:{api + 1}/", 30)
+        worker0 = {"api": f"http://127.0.0.1:{api}/api"}
+        supervisor.wait_ready("central", 30, where=worker0)
+        supervisor.wait_ready("central", 30, where={"api": f"http://127.0.0.1:{api + 1}/api"})
         addrs = [HostPort("127.0.0.1", port), HostPort("127.0.0.1", port + 1)]
 
         async def scenario() -> None:
@@ -358,11 +359,7 @@ def test_workers_run_on_consecutive_ports_and_a_dead_one_is_started_again(
         pid = _pid_listening(port)  # worker 0
         os.kill(pid, signal.SIGKILL)
         supervisor.wait_for_line("Central worker died; starting it again", 15)
-        line = f"API_Central on http://127.0.0.1:{api}/"
-        deadline = time.monotonic() + 30
-        while supervisor.output().count(line) < 2:  # worker 0 serves again
-            assert time.monotonic() < deadline, supervisor.tail()
-            time.sleep(0.1)
+        supervisor.wait_ready("central", 30, where=worker0, count=2)  # worker 0 serves again
     finally:
         assert supervisor.stop() == 0
     assert "Traceback" not in supervisor.output()

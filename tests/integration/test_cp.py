@@ -8,7 +8,6 @@ what the engine's and the monitor's screens said as well as Central's state.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import secrets
@@ -47,37 +46,11 @@ SPEED = "120"  # 11 kW at 120x: 0.37 kWh per telemetry second
 class Interactive(ServiceProcess):
     """A service process whose stdin is a pipe, for its menu."""
 
-    def start(self) -> Interactive:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            self.args,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
-            stdin=subprocess.PIPE,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        return self
-
-    def stop(self, sig: int | None = None, timeout: float = 10) -> int | None:
-        code = super().stop(sig, timeout)
-        self._close_stdin()
-        return code
-
-    def kill(self) -> None:
-        super().kill()
-        self._close_stdin()
-
-    def _close_stdin(self) -> None:
-        if self.process is not None and self.process.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.process.stdin.close()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, stdin_pipe=True, **kwargs)
 
     def type(self, line: str) -> None:
-        assert self.process is not None and self.process.stdin is not None
-        self.process.stdin.write(line.encode() + b"\n")
-        self.process.stdin.flush()
+        self.send(line)
 
     def count(self, pattern: str) -> int:
         return len(re.findall(pattern, self.output(), re.MULTILINE))
@@ -161,9 +134,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         log_path=root / "logs" / "registry.log",
         name="registry",
     ).start()
-    url = registry.wait_for_line(r"Registry listening on (https://\S+)", 30).group(1)
-    ca = Path(registry.wait_for_line(r"CA certificate: (\S+)").group(1))
-    made = Site(root, central, url, ca, token)
+    ready = registry.wait_ready("registry", 30)
+    made = Site(root, central, ready["url"], Path(ready["ca"]), token)
     yield made
     for proc in reversed(made.started):
         proc.stop()
@@ -195,7 +167,7 @@ async def up(
     """Engine, then monitor (``--auto``: registers with the Registry, authenticates)."""
     port = free_port()
     engine = site.engine(cp_id, port, *engine_args)
-    await engine.line(r"monitor link on")
+    await asyncio.to_thread(engine.wait_ready, "cp_engine", 10)
     monitor = site.monitor(cp_id, port, *(["--auto"] if auto else []))
     if auto:
         await monitor.line(rf"Registered {cp_id}; secret saved to", 20)

@@ -365,7 +365,7 @@ def test_an_unattended_run_charges_and_leaves_nothing_running(tmp_path: Path) ->
 def test_a_crashed_child_is_restarted_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     proc, data = _demo(tmp_path, "--cps", "1", "--drivers", "1")
     try:
-        proc.wait_for_line(r"^Up in \d+ s\. Ctrl\+C to stop\.", timeout=60)
+        proc.wait_ready("demo", timeout=60)
         engine = _find(data, b"cp_engine")
         os.killpg(engine, signal.SIGKILL)
         proc.wait_for_line(r"✗ CP1 engine: killed by SIGKILL; restarting in 1 s", timeout=10)

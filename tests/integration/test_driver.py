@@ -343,7 +343,7 @@ def test_run_against_a_real_engine_and_monitor(
         return proc
 
     engine = process("cp_engine", "--listen", f"127.0.0.1:{port}", "--auto-plug", "--speed", "60")
-    engine.wait_for_line("monitor link on")
+    engine.wait_ready("cp_engine")
     process(
         "cp_monitor",
         "--engine",

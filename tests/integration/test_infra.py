@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from common.errors import EVChargingError
 from common.events import TOPIC
 from common.events.kafka import admin_config, describe_topic
 from common.infra import BrokerError, EmbeddedBroker, ensure_topic
-from common.procs import ServiceProcess
+from common.procs import ProcessFailed, ServiceProcess
 
 
 def _gone(pid: int) -> bool:
@@ -140,3 +141,64 @@ def test_service_processes_are_watched_and_stopped(
     crashing = services([sys.executable, "-c", "print('boom'); raise SystemExit(3)"])
     with pytest.raises(AssertionError, match=r"(?s)exited with code 3 before printing.*boom"):
         crashing.wait_for_line("never", timeout=10)
+
+
+_ANNOUNCER = """\
+import sys, time
+from common.ready import announce
+print("Human line: listening", flush=True)
+for port in sys.argv[1:]:
+    announce("svc", listen=f"127.0.0.1:{port}", log="/tmp/a b.log")
+if sys.argv[1:] == ["0"]:
+    raise SystemExit(0)
+time.sleep(60)
+"""
+
+
+def test_wait_ready_reads_the_ready_line_of_the_latest_start(
+    services: Callable[..., ServiceProcess],
+) -> None:
+    svc = services([sys.executable, "-c", _ANNOUNCER, "7000", "7001", "7000"], name="svc")
+    assert svc.wait_ready("svc", 10) == {"listen": "127.0.0.1:7000", "log": "/tmp/a b.log"}
+    assert svc.wait_ready("svc", 10, where={"listen": "127.0.0.1:7001"})["listen"].endswith("1")
+    svc.wait_ready("svc", 10, where={"listen": "127.0.0.1:7000"}, count=2)
+    with pytest.raises(ProcessFailed, match=r"did not announce other ready within 0\.2 s"):
+        svc.wait_ready("other", 0.2)
+    assert not svc.running  # a failed wait leaves nothing running
+
+    once = services([sys.executable, "-c", _ANNOUNCER, "0"], name="once")
+    assert once.wait(10) == 0
+    assert once.wait_ready("svc", 1)["listen"] == "127.0.0.1:0"
+    once.args[-1] = "9"  # started again: the first start's line no longer counts
+    once.start()
+    assert once.wait_ready("svc", 10)["listen"] == "127.0.0.1:9"
+    assert once.output().count("EV-READY svc") == 2
+
+
+def test_a_child_that_exits_before_it_is_ready_fails_the_wait(
+    services: Callable[..., ServiceProcess],
+) -> None:
+    crashing = services([sys.executable, "-c", "print('boom'); raise SystemExit(3)"])
+    with pytest.raises(ProcessFailed, match=r"(?s)exited with code 3 before announcing svc.*boom"):
+        crashing.wait_ready("svc", timeout=10)
+    assert issubclass(ProcessFailed, AssertionError)  # a failed wait fails a test as such
+    assert issubclass(ProcessFailed, EVChargingError)
+
+
+def test_a_stdin_pipe_reaches_the_child_and_is_closed_on_stop(tmp_path: Path) -> None:
+    args = [sys.executable, "-c", "print('got', input(), flush=True); input()"]
+    echo = ServiceProcess(args, log_path=tmp_path / "echo.log", stdin_pipe=True).start()
+    try:
+        echo.send("hello")
+        echo.wait_for_line("got hello", timeout=10)
+    finally:
+        echo.stop()
+    assert echo.process is not None and echo.process.stdin is not None
+    assert echo.process.stdin.closed
+    deaf = ServiceProcess(args, log_path=tmp_path / "deaf.log").start()
+    try:
+        with pytest.raises(ProcessFailed, match="no stdin pipe"):
+            deaf.send("hello")
+        assert deaf.wait(10) == 1  # stdin is /dev/null: input() fails at once
+    finally:
+        deaf.stop()

@@ -95,9 +95,8 @@ def start_registry(
     )
     log_path = (log_dir or data_dir) / f"{name}.log"
     process = ServiceProcess(args, env, log_path, name).start()
-    ca = Path(process.wait_for_line(r"CA certificate: (\S+)", timeout=60).group(1))
-    url = process.wait_for_line(r"Registry listening on (https://\S+)", timeout=60).group(1)
-    return Registry(process, url, ca, db_url, data_dir)
+    ready = process.wait_ready("registry", timeout=60)
+    return Registry(process, ready["url"], Path(ready["ca"]), db_url, data_dir)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

@@ -66,8 +66,7 @@ def start_weather(
         env={"EV_WEATHER_TOKEN": token},
         name="weather",
     )
-    match = proc.wait_for_line(r"weather office on (http://127\.0\.0\.1:\d+)", timeout=20)
-    return proc, match.group(1)
+    return proc, proc.wait_ready("weather", timeout=20)["url"]
 
 
 async def wait_weather(

@@ -85,7 +85,7 @@ def test_the_api_key_never_appears_in_logs_or_output(
         },
         name="weather",
     )
-    url = weather.wait_for_line(r"weather office on (http://[\d.:]+)").group(1)
+    url = weather.wait_ready("weather")["url"]
     wait_until(
         lambda: all(fake.count(c) >= 2 for c in ("Oslo", "Rome", "Tromso", "Atlantis")),
         15,

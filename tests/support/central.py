@@ -147,7 +147,7 @@ def start_central(
         log_path=tmp_path / f"{name}.log",
         name=name,
     ).start()
-    proc.wait_for_line(r"API_Central on http://", timeout=30)
+    proc.wait_ready("central", timeout=30)
     scheme = "wss" if ocpp_tls else "ws"
     return CentralProcess(
         proc,

@@ -93,7 +93,7 @@ class Cluster:
             log_path=logs / f"{cp_id}-engine.log",
             name=f"{cp_id} engine",
         ).start()
-        engine.wait_for_line(r"monitor link on", 30)
+        engine.wait_ready("cp_engine", 30)
         monitor = ServiceProcess(
             [
                 sys.executable,

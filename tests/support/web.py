@@ -45,7 +45,7 @@ def start_web(
         log_path=tmp_path / f"{name}.log",
         name=name,
     ).start()
-    proc.wait_for_line(r"Web dashboard on http://", timeout=30)
+    proc.wait_ready("web", timeout=30)
     return WebProcess(proc, f"http://127.0.0.1:{port}", token)
 
 
