@@ -31,7 +31,7 @@ def _serve(argv: list[str]) -> int:
         return run_workers(
             argv, settings.workers, settings.listen, settings.api, settings.advertise
         )
-    return run_central(settings.central(load_audit_keys(settings.data_dir)))
+    return run_central(settings, load_audit_keys(settings.data_dir))
 
 
 def _drivers(argv: list[str]) -> int:

@@ -12,8 +12,6 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from central.console import Console
 from central.network import Network
 from central.reads import load_alerts, load_cps, load_open_sessions
 from central.server import CentralServer
+from central.settings import Settings
 from central.writer import DbWriter
 from common.config import HostPort, make_private_dir
 from common.db import Database, open_database
@@ -34,36 +33,13 @@ from common.db.chain import ChainVerifier
 from common.errors import ConfigError
 from common.http import WsgiServer
 from common.limits import raise_open_files_limit
-from common.protocol.keys import ScryptParams
 from common.ready import announce
 
-__all__ = ["CentralSettings", "lock_sqlite", "run_central"]
+__all__ = ["lock_sqlite", "run_central"]
 
 log = logging.getLogger(__name__)
 
 SWITCH_INTERVAL = 0.001  # seconds a thread holds the GIL while another waits (Python: 5 ms)
-
-
-@dataclass(frozen=True)
-class CentralSettings:
-    listen: HostPort
-    api: HostPort
-    database_url: str
-    operator_token: str
-    kafka_bootstrap: str | None
-    heartbeat_interval: float
-    heartbeat_timeout: float
-    plug_timeout: float
-    max_kw: Decimal
-    scrypt: ScryptParams
-    console: bool
-    data_dir: Path
-    audit_keys: AuditKeys
-    audit_checkpoint_interval: float = 60.0
-    ocpp: HostPort | None = None  # OCPP 1.6J listener (central/ocpp); None: off
-    ocpp_tls: tuple[Path, Path] | None = None  # certificate and key: security profile 2
-    weather_token: str | None = None  # EV_WEATHER_TOKEN: weather routes only
-    advertise: HostPort | None = None  # the address CPs reach this process at (cluster)
 
 
 async def _every(seconds: float, fn: Callable[[], object]) -> None:
@@ -88,11 +64,11 @@ def _start_relay(db: Database, bootstrap: str | None) -> object | None:
     return relay
 
 
-async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
+async def serve(settings: Settings, audit_keys: AuditKeys, stop: asyncio.Event) -> None:
     """Run Central until ``stop`` is set."""
     loop = asyncio.get_running_loop()
     db = await loop.run_in_executor(
-        None, lambda: open_database(settings.database_url, audit_keys=settings.audit_keys)
+        None, lambda: open_database(settings.database_url, audit_keys=audit_keys)
     )
     relay = _start_relay(db, settings.kafka_bootstrap)
     writer = DbWriter(db, on_commit=getattr(relay, "wake", None))
@@ -116,7 +92,7 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
     network.chargepoints.load(cps, alerts, [] if shared else open_sessions)
     server = CentralServer(network, writer, db, scrypt_params=settings.scrypt)
     host, port = await server.start(settings.listen.host, settings.listen.port, serving=False)
-    verifier = ChainVerifier(settings.audit_keys)
+    verifier = ChainVerifier(audit_keys)
     await _learn_published_checkpoints(settings, verifier)  # before anyone can ask
     cluster = await _join(settings, db, writer, network, server, port) if shared else None
     await server.serve()
@@ -182,7 +158,7 @@ async def serve(settings: CentralSettings, stop: asyncio.Event) -> None:
         db.dispose()
 
 
-async def _learn_published_checkpoints(settings: CentralSettings, verifier: ChainVerifier) -> None:
+async def _learn_published_checkpoints(settings: Settings, verifier: ChainVerifier) -> None:
     """The newest audit checkpoints on Kafka: a chain cut while we were down fails at once."""
     if not settings.kafka_bootstrap:
         return
@@ -203,7 +179,7 @@ async def _learn_published_checkpoints(settings: CentralSettings, verifier: Chai
 
 
 async def _join(
-    settings: CentralSettings,
+    settings: Settings,
     db: Database,
     writer: DbWriter,
     network: Network,
@@ -252,7 +228,7 @@ def lock_sqlite(url: str) -> object | None:
     return handle
 
 
-async def _start_ocpp(settings: CentralSettings, network: Network, server: CentralServer) -> Any:
+async def _start_ocpp(settings: Settings, network: Network, server: CentralServer) -> Any:
     """The OCPP 1.6J listener, if asked for; it shares the TCP server's login throttle and
     verifier look-ups."""
     if settings.ocpp is None:
@@ -296,13 +272,13 @@ def _event_loop_runner() -> Callable[..., Any]:
     return asyncio.run
 
 
-def run_central(settings: CentralSettings) -> int:
+def run_central(settings: Settings, audit_keys: AuditKeys) -> int:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(settings, stop)
+        await serve(settings, audit_keys, stop)
 
     lock = lock_sqlite(settings.database_url)  # noqa: F841 - held while Central runs
     files = raise_open_files_limit()

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from central.app import CentralSettings
 from central.chargepoints import HEARTBEAT_INTERVAL, HEARTBEATS_MISSED
 from central.energy import DEFAULT_MAX_KW
 from central.workers import check_workers
@@ -28,7 +27,6 @@ from common.config import (
     require_secret,
 )
 from common.db import database_url
-from common.db.auditkeys import AuditKeys
 from common.errors import ConfigError
 from common.protocol.keys import ScryptParams
 
@@ -93,14 +91,6 @@ class Settings:
     advertise: HostPort | None
     workers: int
     log_level: str
-
-    def central(self, audit_keys: AuditKeys) -> CentralSettings:
-        """What one Central process runs with: these settings and the audit chain's keys."""
-        # Every field of CentralSettings but the keys is one of ours, by the same name.
-        shared = {
-            f.name: getattr(self, f.name) for f in fields(CentralSettings) if f.name != "audit_keys"
-        }
-        return CentralSettings(audit_keys=audit_keys, **shared)
 
 
 @dataclass(frozen=True, kw_only=True)

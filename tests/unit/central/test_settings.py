@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -11,10 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from central.app import CentralSettings
 from central.settings import parse_drivers_settings, parse_settings
 from common.config import HostPort
-from common.db.auditkeys import AuditKeys
 from common.errors import ConfigError
 
 ENV = {"EV_OPERATOR_TOKEN": "operator-token"}
@@ -39,15 +36,10 @@ def test_flag_beats_environment_and_tokens_stay_out_of_repr() -> None:
     assert "operator-token" not in repr(s) and "weather-token" not in repr(s)
 
 
-def test_the_settings_of_one_central_process_carry_every_value() -> None:
+def test_a_heartbeat_timeout_alone_sets_the_interval_and_ocpp_is_parsed() -> None:
     s = parse_settings(["--heartbeat-timeout", "9", "--ocpp", "127.0.0.1:9000"], ENV)
-    keys = AuditKeys.from_text("k" * 43, "test")
-    central = s.central(keys)
-    assert isinstance(central, CentralSettings) and central.audit_keys is keys
-    for f in dataclasses.fields(CentralSettings):
-        if f.name != "audit_keys":
-            assert getattr(central, f.name) == getattr(s, f.name), f.name
-    assert (central.heartbeat_interval, central.heartbeat_timeout) == (3.0, 9.0)
+    assert (s.heartbeat_interval, s.heartbeat_timeout) == (3.0, 9.0)
+    assert s.ocpp == HostPort("127.0.0.1", 9000) and s.ocpp_tls is None
 
 
 @pytest.mark.parametrize(
