@@ -1,7 +1,8 @@
 """``evcharging demo``: the whole system on one machine, supervised.
 
 Modules: ``settings`` (flags, ports, tokens), ``plan`` (CPs, cities, drivers: pure),
-``supervisor`` (child processes, restarts, ordered stop), ``central_api`` (the few
+``supervisor`` (child processes, restarts, ordered stop), ``launch`` (each
+child's command line), ``central_api`` (the few
 API_Central calls), ``screen`` (plain lines or a rich live board), ``runner`` (start-up,
 the loop, shutdown, summary).
 

@@ -23,30 +23,24 @@ DATA_DIR layout::
 from __future__ import annotations
 
 import os
-import re
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from common.db import database_url, open_database
-from common.db.auditkeys import KEY_FILE, load_audit_keys
+from common.db import open_database
+from common.db.auditkeys import load_audit_keys
 from common.errors import EVChargingError
 from common.infra import EmbeddedBroker
 from common.procs import log_tail
 from common.ready import announce, find_ready
-from common.tcp import free_port
 from demo.central_api import ApiUnavailable, CentralApi
+from demo.launch import CORE_TIMEOUT, Launcher
 from demo.plan import (
-    ChargePointPlan,
     Plan,
     make_plan,
-    service_file,
-    temperatures_file,
 )
 from demo.screen import Screen, ServiceLine, Status, stats_since, summary_lines
 from demo.settings import DemoSettings
@@ -58,15 +52,10 @@ from demo.supervisor import (
     stop_all,
 )
 
-__all__ = ["SPEED", "Demo", "StartupFailed"]
+__all__ = ["Demo", "StartupFailed"]
 
-# Simulated seconds per real second at every engine: an 11 kW charge of a few kWh
-# takes 10-30 s, so the board moves while somebody watches.
-SPEED = 60
-CORE_TIMEOUT = 60.0  # broker, registry, central: without them there is no demo
 EDGE_TIMEOUT = 45.0  # weather, web: the demo goes on without them, and keeps restarting them
 CP_TIMEOUT = 60.0
-DRIVER_PAUSE = 2
 
 
 class StartupFailed(EVChargingError):
@@ -75,12 +64,6 @@ class StartupFailed(EVChargingError):
 
 class _Stopped(Exception):
     """The user asked to stop (or --duration ran out) during start-up."""
-
-
-def _repo_root() -> Path:
-    import common
-
-    return Path(common.__file__).resolve().parent.parent
 
 
 class Demo:
@@ -96,23 +79,8 @@ class Demo:
         self.stop_reason = ""
         self._t0 = time.monotonic()
         self._deadline = None if settings.duration is None else self._t0 + settings.duration
-        self._dirs = {
-            name: settings.data_dir / name for name in ("logs", "registry", "cps", "drivers")
-        }
-        self._dirs["weather"] = settings.data_dir / "weather"
-        self._db_url = database_url(settings.data_dir, env={})
-        self._broker: BrokerChild | None = None
-        self._registry: ProcessChild | None = None
-        self._central: ProcessChild | None = None
-        self._edges: list[ProcessChild] = []  # weather, web
-        self._engines: list[ProcessChild] = []
-        self._monitors: list[ProcessChild] = []
-        self._ocpp_chargers: list[ProcessChild] = []
-        self._drivers: list[ProcessChild] = []
-        self._helpers: list[ProcessChild] = []  # one-shot: driver accounts
+        self.launch = Launcher(settings, self.plan, self.supervisor, self._notice)
         self._api: CentralApi | None = None
-        self._central_addr = ""
-        self._ocpp_url = ""
         self._lines: list[ServiceLine] = []
         self._dashboard: str | None = None
         self._last_stats: dict[str, Any] | None = None
@@ -151,32 +119,9 @@ class Demo:
 
     # -- start-up ---------------------------------------------------------------------
 
-    def _env(self, **extra: str) -> dict[str, str]:
-        """The children's environment: ours minus any EV_* (this run decides those)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EV_")}
-        root = str(_repo_root())
-        path = env.get("PYTHONPATH")
-        env["PYTHONPATH"] = root if not path else f"{root}{os.pathsep}{path}"
-        env["PYTHONUNBUFFERED"] = "1"
-        env["EV_DATABASE_URL"] = self._db_url
-        env["EV_DATA_DIR"] = str(self.s.data_dir)
-        # Registry, Central and 'drivers add' sign one audit chain: one key file for all
-        # (made in _start; the registry's own data dir would otherwise get its own key).
-        env["EV_AUDIT_KEY_FILE"] = str(self.s.data_dir / KEY_FILE)
-        if self._broker is not None:
-            env["EV_KAFKA_BOOTSTRAP"] = self._broker.broker.bootstrap
-        env.update(extra)
-        return env
-
-    def _child(self, name: str, module: str, args: list[str], env: dict[str, str]) -> ProcessChild:
-        log = self._dirs["logs"] / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.log"
-        return ProcessChild(
-            name, [sys.executable, "-m", module, *args], env, log, cwd=self.s.data_dir
-        )
-
     def _start(self) -> None:
         s = self.s
-        for path in self._dirs.values():
+        for path in self.launch.dirs.values():
             path.mkdir(parents=True, exist_ok=True)
         token_file = s.data_dir / "operator.token"
         fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -190,30 +135,32 @@ class Demo:
             self.screen.say(f"Running for {s.duration:g} s, then a summary.")
 
         self.screen.say("Starting the broker…")
-        broker = EmbeddedBroker(s.ports.broker, s.host, self._dirs["logs"] / "broker.log")
-        self._broker = BrokerChild(broker)
-        self.supervisor.start(self._broker)
-        if not self._broker.running:
-            raise StartupFailed(self._broker.describe_exit(1))
+        broker = EmbeddedBroker(s.ports.broker, s.host, self.launch.dirs["logs"] / "broker.log")
+        self.launch.broker = BrokerChild(broker)
+        self.supervisor.start(self.launch.broker)
+        if not self.launch.broker.running:
+            raise StartupFailed(self.launch.broker.describe_exit(1))
         self._check()
 
         self.screen.say("Preparing the database, starting the registry and central…")
         try:
-            open_database(self._db_url).dispose()  # migrate once, before two services race
+            open_database(self.launch.db_url).dispose()  # migrate once, before two services race
         except EVChargingError as exc:
-            raise StartupFailed(f"database {self._db_url}: {exc}") from None
-        self._start_registry()
-        self._start_central()
-        reg, ca = self._core_ready(self._registry, "registry", "url", "ca")
-        central, api = self._core_ready(self._central, "central", "listen", "api")
-        self._pin(self._registry, "--listen", reg.removeprefix("https://"))
-        self._pin(self._central, "--listen", central)
-        self._pin(self._central, "--api", api.removeprefix("http://").removesuffix("/api"))
+            raise StartupFailed(f"database {self.launch.db_url}: {exc}") from None
+        self.launch.start_registry()
+        self.launch.start_central()
+        reg, ca = self._core_ready(self.launch.registry, "registry", "url", "ca")
+        central, api = self._core_ready(self.launch.central, "central", "listen", "api")
+        self._pin(self.launch.registry, "--listen", reg.removeprefix("https://"))
+        self._pin(self.launch.central, "--listen", central)
+        self._pin(self.launch.central, "--api", api.removeprefix("http://").removesuffix("/api"))
         if any(cp.ocpp for cp in self.plan.cps):
-            (ocpp,) = self._core_ready(self._central, "central-ocpp", "url")
-            self._pin(self._central, "--ocpp", ocpp.removeprefix("ws://").removesuffix("/ocpp"))
-            self._ocpp_url = ocpp
-        self._central_addr = central
+            (ocpp,) = self._core_ready(self.launch.central, "central-ocpp", "url")
+            self._pin(
+                self.launch.central, "--ocpp", ocpp.removeprefix("ws://").removesuffix("/ocpp")
+            )
+            self.launch.ocpp_url = ocpp
+        self.launch.central_addr = central
         self._api = CentralApi(api, s.operator_token)
         self._baseline = self._first_stats()
 
@@ -222,10 +169,10 @@ class Demo:
             f"Starting the weather office, the web dashboard, {n} charge point"
             f"{'s' if n != 1 else ''} and {len(self.plan.drivers)} driver account(s)…"
         )
-        weather = self._start_weather(api)
-        web = self._start_web(api, reg, ca)
-        self._start_cps(reg, ca)
-        self._create_driver_accounts()
+        weather = self.launch.start_weather(api)
+        web = self.launch.start_web(api, reg, ca)
+        self.launch.start_cps(reg, ca)
+        self.launch.create_driver_accounts()
         weather_url = (self._ready(weather, "weather", EDGE_TIMEOUT) or {}).get("url")
         web_url = (self._ready(web, "web", EDGE_TIMEOUT) or {}).get("url")
         if weather_url:
@@ -236,8 +183,8 @@ class Demo:
 
         self.screen.say("Waiting for the charge points to register, authenticate and get prices…")
         self._wait_cps()
-        self._wait_driver_accounts()
-        self._start_drivers()
+        self.launch.wait_driver_accounts(self._check)
+        self.launch.start_drivers()
 
         self._lines = [
             ServiceLine("Broker (Kafka API)", broker.bootstrap),
@@ -247,14 +194,14 @@ class Demo:
             ServiceLine(
                 "Weather office",
                 weather_url or "not started (see its log)",
-                f"simulated; temperatures in {self._dirs['weather'] / 'temperatures.txt'}",
+                f"simulated; temperatures in {self.launch.dirs['weather'] / 'temperatures.txt'}",
             ),
             ServiceLine("Web dashboard", web_url or "not started (see its log)"),
         ]
-        engines = iter(self._engines)
+        engines = iter(self.launch.engines)
         for cp in self.plan.cps:
             if cp.ocpp:
-                where = f"OCPP 1.6J at {self._ocpp_url}/{cp.id}"
+                where = f"OCPP 1.6J at {self.launch.ocpp_url}/{cp.id}"
             else:
                 engine = next(engines)
                 where = f"engine {engine.args[engine.args.index('--listen') + 1]}"
@@ -263,7 +210,9 @@ class Demo:
             )
         for driver in self.plan.drivers:
             self._lines.append(
-                ServiceLine(f"Driver {driver.id}", f"service file {self._service_path(driver.id)}")
+                ServiceLine(
+                    f"Driver {driver.id}", f"service file {self.launch.service_path(driver.id)}"
+                )
             )
         self.screen.say("")
         self.screen.services(self._lines)
@@ -278,154 +227,6 @@ class Demo:
         self.screen.say(f"Up in {time.monotonic() - self._t0:.0f} s. {stop}.")
         announce("demo", data=s.data_dir, api=api, dashboard=self._dashboard)
         self.screen.say("")
-
-    def _start_registry(self) -> None:
-        s = self.s
-        args = ["--listen", f"{s.host}:{s.ports.registry}"]
-        args += ["--data-dir", str(self._dirs["registry"])]
-        env = self._env(
-            EV_PROVISIONING_TOKEN=s.provisioning_token, EV_OPERATOR_TOKEN=s.operator_token
-        )
-        self._registry = self._child("registry", "registry", args, env)
-        self.supervisor.start(self._registry)
-
-    def _start_central(self) -> None:
-        s = self.s
-        args = ["--listen", f"{s.host}:{s.ports.central}", "--api", f"{s.host}:{s.ports.api}"]
-        # Engines run SPEED times faster than real time, so they deliver SPEED times more
-        # energy per real second than their 11 kW: Central's energy bound must know.
-        args += ["--no-console", "--max-kw", str(11 * SPEED * 2)]
-        if any(cp.ocpp for cp in self.plan.cps):
-            args += ["--ocpp", f"{s.host}:0"]  # OCPP chargers join the same board
-        self._central = self._child(
-            "central",
-            "central",
-            args,
-            self._env(EV_OPERATOR_TOKEN=s.operator_token, EV_WEATHER_TOKEN=s.weather_token),
-        )
-        self.supervisor.start(self._central)
-
-    def _start_weather(self, api: str) -> ProcessChild:
-        d = self._dirs["weather"]
-        temperatures = d / "temperatures.txt"
-        if not temperatures.exists():  # a reused data dir keeps the user's edits
-            temperatures.write_text(temperatures_file(self.plan.cities), encoding="utf-8")
-        locations = d / "locations.txt"
-        locations.write_text("".join(f"{c.name}\n" for c in self.plan.cities), encoding="utf-8")
-        args = ["--temperatures", str(temperatures), "--locations", str(locations)]
-        args += ["--listen", f"{self.s.host}:0", "--central-api", api, "--no-menu"]
-        args += ["--data-dir", str(d)]
-        child = self._child(
-            "weather", "weather", args, self._env(EV_WEATHER_TOKEN=self.s.weather_token)
-        )
-        self._edges.append(child)
-        self.supervisor.start(child)
-        return child
-
-    def _start_web(self, api: str, registry: str, ca: str) -> ProcessChild:
-        s = self.s
-        args = ["--listen", f"{s.host}:{s.ports.web}", "--central-api", api]
-        args += ["--registry-url", registry, "--registry-ca", ca]
-        env = self._env(
-            EV_OPERATOR_TOKEN=s.operator_token, EV_PROVISIONING_TOKEN=s.provisioning_token
-        )
-        child = self._child("web", "web_ui", args, env)
-        self._edges.append(child)
-        self.supervisor.start(child)
-        return child
-
-    def _start_cps(self, registry: str, ca: str) -> None:
-        host, cps_dir = self.s.host, str(self._dirs["cps"])
-        for cp in self.plan.cps:
-            if cp.ocpp:
-                self._start_ocpp_charger(cp, registry, ca)
-                continue
-            engine_addr = f"{host}:{free_port(host)}"
-            engine = self._child(
-                f"{cp.id} engine",
-                "cp_engine",
-                [
-                    *("--id", cp.id, "--listen", engine_addr, "--central", self._central_addr),
-                    *("--auto-plug", "--speed", str(SPEED), "--data-dir", cps_dir),
-                ],
-                self._env(),
-            )
-            monitor = self._child(
-                f"{cp.id} monitor",
-                "cp_monitor",
-                [
-                    *("--id", cp.id, "--location", cp.location, "--engine", engine_addr),
-                    *("--central", self._central_addr, "--registry", registry),
-                    *("--registry-ca", ca, "--auto", "--data-dir", cps_dir),
-                ],
-                self._env(EV_PROVISIONING_TOKEN=self.s.provisioning_token),
-            )
-            self._engines.append(engine)
-            self._monitors.append(monitor)
-            self.supervisor.start(engine)
-            self.supervisor.start(monitor)
-
-    def _start_ocpp_charger(self, cp: ChargePointPlan, registry: str, ca: str) -> None:
-        """An OCPP 1.6J charger: registers like a monitor, then speaks OCPP to Central."""
-        charger = self._child(
-            f"{cp.id} OCPP charger",
-            "ocpp_sim",
-            [
-                *("--id", cp.id, "--location", cp.location, "--url", self._ocpp_url),
-                *("--registry", registry, "--registry-ca", ca, "--auto"),
-                *("--speed", str(SPEED), "--data-dir", str(self._dirs["cps"])),
-            ],
-            self._env(EV_PROVISIONING_TOKEN=self.s.provisioning_token),
-        )
-        self._ocpp_chargers.append(charger)
-        self.supervisor.start(charger)
-
-    def _secret_path(self, driver_id: str) -> Path:
-        return self._dirs["drivers"] / f"{driver_id}.secret"
-
-    def _service_path(self, driver_id: str) -> Path:
-        return self._dirs["drivers"] / f"{driver_id}.txt"
-
-    def _create_driver_accounts(self) -> None:
-        for driver in self.plan.drivers:
-            secret = self._secret_path(driver.id)
-            if secret.exists():  # a reused data dir: the account is already there
-                continue
-            helper = self._child(
-                f"{driver.id} account",
-                "central",
-                ["drivers", "add", driver.id, "--secret-file", str(secret)],
-                self._env(),
-            )
-            helper.service.discard_stdout = True  # it prints the secret: keep that out of the logs
-            helper.start()
-            self._helpers.append(helper)
-
-    def _wait_driver_accounts(self) -> None:
-        deadline = time.monotonic() + CORE_TIMEOUT
-        for helper in self._helpers:
-            while not helper.wait(0.1):
-                self._check()
-                if time.monotonic() > deadline:
-                    helper.kill()
-                    break
-            code = helper.exit_code()
-            if code:
-                self._notice(Notice(helper.name, f"could not be created (exit {code})", "warning"))
-
-    def _start_drivers(self) -> None:
-        for driver in self.plan.drivers:
-            if not self._secret_path(driver.id).exists():
-                continue
-            path = self._service_path(driver.id)
-            path.write_text(service_file(driver), encoding="utf-8")
-            args = ["--id", driver.id, "--central", self._central_addr]
-            args += ["--secret-file", str(self._secret_path(driver.id)), "--no-tty"]
-            args += ["run", str(path), "--pause", str(DRIVER_PAUSE)]
-            child = self._child(f"driver {driver.id}", "driver", args, self._env())
-            child.looping = True
-            self._drivers.append(child)
-            self.supervisor.start(child)
 
     def _wait_cps(self) -> None:
         """Price each CP as soon as Central knows it; wait until all are ACTIVATED."""
@@ -498,7 +299,7 @@ class Demo:
         any other is reported and left to the supervisor.
         """
         assert child is not None
-        core = child in (self._registry, self._central)
+        core = child in (self.launch.registry, self.launch.central)
         deadline = time.monotonic() + timeout
         offset = child.start_offset
         while True:
@@ -571,21 +372,28 @@ class Demo:
         hurry: Callable[[], bool] = self.hurry.is_set
         if self.supervisor.children:
             self.screen.say("Stopping: drivers, charge points, services, broker…")
-        for helper in self._helpers:
+        for helper in self.launch.helpers:
             helper.kill()
-        stop_all([self._drivers, self._engines + self._ocpp_chargers, self._monitors], hurry=hurry)
+        stop_all(
+            [
+                self.launch.drivers,
+                self.launch.engines + self.launch.ocpp_chargers,
+                self.launch.monitors,
+            ],
+            hurry=hurry,
+        )
         stats = self._final_stats()
-        core = [c for c in (self._central, self._registry) if c is not None]
-        stop_all([self._edges, core], hurry=hurry)
-        if self._broker is not None:
-            stop_all([[self._broker]], grace=5.0, hurry=hurry)
+        core = [c for c in (self.launch.central, self.launch.registry) if c is not None]
+        stop_all([self.launch.edges, core], hurry=hurry)
+        if self.launch.broker is not None:
+            stop_all([[self.launch.broker]], grace=5.0, hurry=hurry)
         if self._api is not None:
             self._api.close()
         return stats
 
     def _final_stats(self) -> dict[str, Any] | None:
         """Totals once the engines have settled what they were supplying."""
-        if self._api is None or self._central is None or not self._central.running:
+        if self._api is None or self.launch.central is None or not self.launch.central.running:
             return self._last_stats
         deadline = time.monotonic() + 5
         while True:
