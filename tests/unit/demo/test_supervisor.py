@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from demo.supervisor import ChildStatus, Notice, Supervisor, backoff_delay
+from tests.support.clock import FakeClock
 
 
 def test_backoff_doubles_up_to_thirty_seconds() -> None:
@@ -49,52 +50,52 @@ class FakeChild:
 
 
 def test_supervisor_reports_a_crash_and_restarts_with_backoff() -> None:
-    now = [0.0]
+    clock = FakeClock(0.0)
     notices: list[Notice] = []
-    sup = Supervisor(notices.append, clock=lambda: now[0])
+    sup = Supervisor(notices.append, clock=clock)
     child = FakeChild("central")
     sup.start(child)
-    now[0] = 5.0
+    clock.now = 5.0
     child.code = 1
     sup.poll()
     assert notices[-1].level == "error"
     assert notices[-1].text.startswith("exited with code 1; restarting in 1 s")
     assert sup.status() == [ChildStatus("central", False, 1, 1.0)]
-    now[0] = 6.0
+    clock.now = 6.0
     sup.poll()
     assert child.starts == 2 and notices[-1].text == "restarted (pid 102)"
     child.code = 1  # again at once: the wait doubles
     sup.poll()
     assert "restarting in 2 s" in notices[-1].text
-    now[0] = 7.5
+    clock.now = 7.5
     sup.poll()
     assert child.starts == 2  # not yet
-    now[0] = 8.0
+    clock.now = 8.0
     sup.poll()
     assert child.starts == 3
-    now[0] = 60.0  # up for a while: the next crash starts the back-off afresh
+    clock.now = 60.0  # up for a while: the next crash starts the back-off afresh
     child.code = 1
     sup.poll()
     assert "restarting in 1 s" in notices[-1].text
 
 
 def test_a_looping_child_starts_its_next_round_quietly() -> None:
-    now = [0.0]
+    clock = FakeClock(0.0)
     notices: list[Notice] = []
-    sup = Supervisor(notices.append, clock=lambda: now[0])
+    sup = Supervisor(notices.append, clock=clock)
     driver = FakeChild("driver D1", looping=True)
     sup.start(driver)
     driver.code = 0
     sup.poll()
     assert sup.status() == [ChildStatus("driver D1", True, 0, None)]  # between rounds
-    now[0] = 1.0
+    clock.now = 1.0
     sup.poll()
     assert driver.starts == 2 and notices == []
 
 
 def test_a_stopping_supervisor_restarts_nothing() -> None:
     notices: list[Notice] = []
-    sup = Supervisor(notices.append, clock=lambda: 0.0)
+    sup = Supervisor(notices.append, clock=FakeClock(0.0))
     child = FakeChild("web")
     sup.start(child)
     sup.stopping = True
