@@ -22,11 +22,11 @@ from sqlalchemy.orm import sessionmaker
 from common.db import Database, open_database
 from common.db.chain import verify_chain
 from common.db.models import AuditEntry, ChargePoint, Credential, OutboxRow
-from common.protocol.keys import ScryptParams
 from registry.app import create_app
 from registry.settings import Settings
 from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.clock import FakeClock
+from tests.support.scrypt import CHEAP_SCRYPT
 
 PROV = "provisioning-token-for-tests"
 OPER = "operator-token-for-tests"
@@ -45,7 +45,7 @@ def clock() -> FakeClock:
 
 
 def make_app(db: Database, clock: FakeClock, **overrides: Any) -> Flask:
-    options: dict[str, Any] = {"operator_token": OPER, "scrypt": ScryptParams(n=16)}
+    options: dict[str, Any] = {"operator_token": OPER, "scrypt": CHEAP_SCRYPT}
     settings = Settings(provisioning_token=PROV, **{**options, **overrides})
     app = create_app(settings, db, clock=clock)
     app.testing = True

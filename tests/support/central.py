@@ -24,13 +24,14 @@ from common.db import open_database
 from common.db.models import ChargePoint, Credential, PrincipalKind
 from common.procs import ServiceProcess
 from common.protocol.handshake import Role
-from common.protocol.keys import ScryptParams, make_verifier, new_secret
+from common.protocol.keys import make_verifier, new_secret
 from common.protocol.messages import Message, MessageType
 from tests.support.auditkeys import TEST_AUDIT_KEYS
+from tests.support.scrypt import CHEAP_SCRYPT, CHEAP_SCRYPT_ENV
 
 __all__ = ["CentralProcess", "ScriptedCP", "provision_cp", "start_central"]
 
-TEST_SCRYPT = ScryptParams(n=1024)
+TEST_SCRYPT = CHEAP_SCRYPT  # the name its importers know
 
 
 def provision_cp(url: str, cp_id: str, location: str = "Madrid", price: str = "0.40") -> str:
@@ -148,7 +149,7 @@ def start_central(
             "EV_DATABASE_URL": db_url,
             "EV_OPERATOR_TOKEN": token,
             "EV_WEATHER_TOKEN": weather_token,
-            "EV_SCRYPT_N": "1024",
+            **CHEAP_SCRYPT_ENV,
             "EV_DATA_DIR": str(tmp_path / "data"),
             **extra,
         },

@@ -10,8 +10,7 @@ import pytest
 from common.protocol.framing import NEED_DATA
 from common.protocol.keys import ScryptParams
 from tests.support.clock import FakeClock
-
-FAST_PARAMS = ScryptParams(n=2**10, r=8, p=1)
+from tests.support.scrypt import CHEAP_SCRYPT
 
 
 @pytest.fixture
@@ -21,7 +20,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def fast_params() -> ScryptParams:
-    return FAST_PARAMS
+    return CHEAP_SCRYPT
 
 
 def _drain(source: Any) -> list[Any]:

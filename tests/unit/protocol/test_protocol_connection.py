@@ -23,8 +23,10 @@ from common.protocol.framing import NEED_DATA, encode_frame, lrc
 from common.protocol.handshake import ClientHandshake, Role, ServerHandshake
 from common.protocol.keys import make_verifier, new_session_key
 from common.protocol.messages import Message, MessageType, Side
+from tests.support.scrypt import CHEAP_SCRYPT
 
-FLOOR = 2**10  # the fast_params fixture's n: clients accept it (the default floor is 2**14)
+# The fast_params fixture's n: clients accept it (the default floor is 2**14).
+FLOOR = CHEAP_SCRYPT.n
 
 HB = MessageType.HEARTBEAT
 
