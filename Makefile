@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean chromium
+.PHONY: demo test unit lint bench clean chromium
 
 CHROMIUM := /usr/bin/chromium
 
@@ -32,6 +32,10 @@ chromium:
 
 test: $(STAMP) lint chromium
 	$(BIN)/python -m pytest
+
+# The unit tier alone, in seconds: no processes, no sockets to services, no PostgreSQL.
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -q
 
 # Every benchmark (about 20 minutes); results in bench/results/, figures in docs/performance.md.
 bench: $(STAMP)

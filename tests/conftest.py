@@ -15,12 +15,12 @@ from common.tcp import free_port as _free_port
 from tests.support.auditkeys import TEST_AUDIT_KEY
 from tests.support.broker import start_broker
 from tests.support.databases import fresh_postgres_database, postgres_server
+from tests.support.scrypt import CHEAP_SCRYPT_FLOOR
 
-# Test credentials use scrypt n=1024 (some n=16) to stay fast, below the production floor
-# clients hold Central to (n=2**14). Every client of the suite, in this process or a child
-# (ServiceProcess passes os.environ on), accepts them through the documented test-only
-# setting; a peer cannot set it. test_scrypt_floor.py runs clients without it.
-os.environ.setdefault("EV_SCRYPT_MIN_N", "16")
+# Test credentials use the cheap scrypt cost of tests/support/scrypt.py, below the production
+# floor clients hold Central to (n=2**14). Every client of the suite, in this process or a
+# child (ServiceProcess passes os.environ on), accepts it through this test-only setting.
+os.environ.setdefault(*CHEAP_SCRYPT_FLOOR)
 # Every service a test starts (Registry, Central, 'ev-central drivers add') inherits this
 # environment, so all of them sign the one audit chain with one key, as in a deployment.
 os.environ["EV_AUDIT_KEY"] = TEST_AUDIT_KEY

@@ -35,6 +35,7 @@ from tests.support.central import (
     driver,
     provision_cp,
 )
+from tests.support.scrypt import CHEAP_SCRYPT_ENV
 from tests.support.web import LoopThread, WebProcess, start_central_with_events, start_web
 
 pytestmark = pytest.mark.integration
@@ -80,7 +81,7 @@ def start_registry(
         "EV_PROVISIONING_TOKEN": "provisioning-token-for-tests",
         "EV_OPERATOR_TOKEN": operator_token,  # the dashboard registers as the operator
         "EV_KAFKA_BOOTSTRAP": bootstrap,
-        "EV_SCRYPT_N": "1024",
+        **CHEAP_SCRYPT_ENV,
     }
     proc = ServiceProcess(args, env, tmp / "registry.log", "registry").start()
     ready = proc.wait_ready("registry", timeout=60)

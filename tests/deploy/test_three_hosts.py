@@ -29,6 +29,7 @@ from common.events.types import TOPIC
 from common.procs import ServiceProcess
 from tests.support.broker import wait_until
 from tests.support.netns import Network, unavailable_reason
+from tests.support.scrypt import CHEAP_SCRYPT_ENV
 
 pytestmark = [pytest.mark.multihost, pytest.mark.timeout(240)]
 
@@ -72,7 +73,7 @@ def test_a_charge_crosses_three_hosts_and_a_cut_cable_disconnects_its_cps(
     token, provisioning = secrets.token_urlsafe(), secrets.token_urlsafe()
     db_url = f"sqlite:///{tmp_path / 'a' / 'evcharging.db'}"
     (tmp_path / "a").mkdir()
-    host_a = {"EV_DATA_DIR": str(tmp_path / "a"), "EV_DATABASE_URL": db_url, "EV_SCRYPT_N": "1024"}
+    host_a = {"EV_DATA_DIR": str(tmp_path / "a"), "EV_DATABASE_URL": db_url, **CHEAP_SCRYPT_ENV}
     bootstrap = f"{a.address}:{BROKER}"
 
     # -- host A: broker, registry, central, web --------------------------------------

@@ -90,32 +90,36 @@ def test_unregistered_and_wrong_secret_are_denied_and_audited(central: CentralPr
     run(scenario())
 
 
-def test_busy_cp_and_out_of_state_messages_are_refused(central: CentralProcess) -> None:
-    secret = provision_cp(central.db_url, "CP1")
+def test_busy_cp_and_out_of_state_messages_are_refused(shared_central: CentralProcess) -> None:
+    central = shared_central
+    secret = provision_cp(central.db_url, "BUSY1")
     s1, s2 = (
-        add_driver(central.db_url, "D1", TEST_SCRYPT, TEST_AUDIT_KEYS),
-        add_driver(central.db_url, "D2", TEST_SCRYPT, TEST_AUDIT_KEYS),
+        add_driver(central.db_url, "BUSY-D1", TEST_SCRYPT, TEST_AUDIT_KEYS),
+        add_driver(central.db_url, "BUSY-D2", TEST_SCRYPT, TEST_AUDIT_KEYS),
     )
 
     async def scenario() -> None:
-        cp = await ScriptedCP("CP1", secret, central.addr).connect()
-        await central.wait_state("CP1", "ACTIVATED")
+        cp = await ScriptedCP("BUSY1", secret, central.addr).connect()
+        await central.wait_state("BUSY1", "ACTIVATED")
         cp.telemetry("no-such-session", 1.0)  # telemetry while not supplying
         assert cp.engine is not None
         error = await cp.engine.recv_until({MessageType.ERROR}, 5)
         assert "not supplying" in error.body["reason"]
-        d1, d2 = await driver(central.addr, "D1", s1), await driver(central.addr, "D2", s2)
-        d1.send(MessageType.CHARGE_REQUEST, {"cp_id": "CP1"})
+        d1, d2 = (
+            await driver(central.addr, "BUSY-D1", s1),
+            await driver(central.addr, "BUSY-D2", s2),
+        )
+        d1.send(MessageType.CHARGE_REQUEST, {"cp_id": "BUSY1"})
         session_id = await cp.accept_authorization()
         await d1.recv_until({MessageType.CHARGE_AUTHORIZED}, 5)
-        d2.send(MessageType.CHARGE_REQUEST, {"cp_id": "CP1"})
+        d2.send(MessageType.CHARGE_REQUEST, {"cp_id": "BUSY1"})
         denied = await d2.recv_until({MessageType.CHARGE_DENIED}, 5)
         assert denied.body["reason"] == "charge point is busy"
         d2.send(MessageType.CHARGE_REQUEST, {"cp_id": "NOPE"})
         denied = await d2.recv_until({MessageType.CHARGE_DENIED}, 5)
         assert denied.body["reason"] == "unknown charge point"
         cp.plug(session_id)
-        await central.wait_state("CP1", "SUPPLYING")
+        await central.wait_state("BUSY1", "SUPPLYING")
         for link in (d1, d2):
             await link.close()
         await cp.close()
@@ -161,25 +165,27 @@ def test_fault_mid_supply_ends_session_with_partial_ticket(central: CentralProce
     run(scenario())
 
 
-def test_monitor_silence_makes_cp_disconnected(central: CentralProcess) -> None:
-    secret = provision_cp(central.db_url, "CP1")
+def test_monitor_silence_makes_cp_disconnected(shared_central: CentralProcess) -> None:
+    central = shared_central
+    secret = provision_cp(central.db_url, "SILENT1")
 
     async def scenario() -> None:
-        cp = await ScriptedCP("CP1", secret, central.addr).connect()
-        await central.wait_state("CP1", "ACTIVATED")
+        cp = await ScriptedCP("SILENT1", secret, central.addr).connect()
+        await central.wait_state("SILENT1", "ACTIVATED")
         cp.beating = False
-        await central.wait_state("CP1", "DISCONNECTED", timeout=6)
+        await central.wait_state("SILENT1", "DISCONNECTED", timeout=6)
         await cp.close()
 
     run(scenario())
 
 
-def test_garbage_is_nacked_and_floods_are_dropped(central: CentralProcess) -> None:
-    secret = provision_cp(central.db_url, "CP1")
+def test_garbage_is_nacked_and_floods_are_dropped(shared_central: CentralProcess) -> None:
+    central = shared_central
+    secret = provision_cp(central.db_url, "GARBAGE1")
 
     async def scenario() -> None:
-        cp = await ScriptedCP("CP1", secret, central.addr).connect()
-        await central.wait_state("CP1", "ACTIVATED")
+        cp = await ScriptedCP("GARBAGE1", secret, central.addr).connect()
+        await central.wait_state("GARBAGE1", "ACTIVATED")
         with socket.create_connection((central.addr.host, central.addr.port), 5) as raw:
             raw.sendall(b"\x02not json\x03\x00")  # bad LRC
             assert raw.recv(1) == bytes([NACK])
@@ -193,7 +199,7 @@ def test_garbage_is_nacked_and_floods_are_dropped(central: CentralProcess) -> No
             assert set(received) == {NACK} and 15 < len(received) < 40
         assert ACK != NACK
         # The CP on another connection never noticed.
-        await central.wait_state("CP1", "ACTIVATED")
+        await central.wait_state("GARBAGE1", "ACTIVATED")
         await cp.close()
 
     run(scenario())
@@ -245,29 +251,30 @@ def test_operator_stop_and_resume_one_and_all(central: CentralProcess) -> None:
     run(scenario())
 
 
-def test_key_revocation_and_reauthentication(central: CentralProcess) -> None:
-    secret = provision_cp(central.db_url, "CP1")
+def test_key_revocation_and_reauthentication(shared_central: CentralProcess) -> None:
+    central = shared_central
+    secret = provision_cp(central.db_url, "REVOKED1")
 
     async def scenario() -> None:
-        cp = await ScriptedCP("CP1", secret, central.addr).connect()
-        await central.wait_state("CP1", "ACTIVATED")
+        cp = await ScriptedCP("REVOKED1", secret, central.addr).connect()
+        await central.wait_state("REVOKED1", "ACTIVATED")
         old_key = cp.monitor.session_key if cp.monitor else b""
-        r = await asyncio.to_thread(central.post, "/chargepoints/CP1/revoke-key")
+        r = await asyncio.to_thread(central.post, "/chargepoints/REVOKED1/revoke-key")
         assert r.status_code == 200 and r.json()["key_status"] == "revoked"
         assert cp.monitor is not None
         await cp.monitor.recv_until({MessageType.KEY_REVOKED}, 5)
         await asyncio.sleep(3)  # longer than the heartbeat timeout: still STOPPED, not grey
-        assert (await asyncio.to_thread(central.cp, "CP1"))["state"] == "STOPPED"
+        assert (await asyncio.to_thread(central.cp, "REVOKED1"))["state"] == "STOPPED"
         # The engine cannot come back with the revoked key ...
         from common.client import connect
         from common.protocol.handshake import Role
 
         with pytest.raises(AuthenticationFailed):
-            await connect(central.addr, Role.ENGINE, "CP1", session_key=old_key)
+            await connect(central.addr, Role.ENGINE, "REVOKED1", session_key=old_key)
         # ... until the monitor re-authenticates with its secret.
         await cp.close()
-        cp = await ScriptedCP("CP1", secret, central.addr).connect()
-        state = await central.wait_state("CP1", "ACTIVATED")
+        cp = await ScriptedCP("REVOKED1", secret, central.addr).connect()
+        state = await central.wait_state("REVOKED1", "ACTIVATED")
         assert state["key_status"] == "active" and state["engine_connected"]
         await cp.close()
 

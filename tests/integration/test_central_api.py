@@ -44,17 +44,18 @@ def test_operator_reads_describe_the_network(central: CentralProcess) -> None:
     assert central.get("/nowhere").json()["error"] == "not_found"
 
 
-def test_writes_need_the_operator_token(central: CentralProcess) -> None:
-    provision_cp(central.db_url, "CP1")
-    asyncio.run(central.wait_state("CP1", "DISCONNECTED"))
+def test_writes_need_the_operator_token(shared_central: CentralProcess) -> None:
+    central = shared_central
+    provision_cp(central.db_url, "WRITES1")
+    asyncio.run(central.wait_state("WRITES1", "DISCONNECTED"))
     writes = [
-        ("put", "/chargepoints/CP1/price", {"price_eur_kwh": 1}),
-        ("post", "/chargepoints/CP1/stop", None),
-        ("post", "/chargepoints/CP1/resume", None),
-        ("post", "/chargepoints/CP1/revoke-key", None),
+        ("put", "/chargepoints/WRITES1/price", {"price_eur_kwh": 1}),
+        ("post", "/chargepoints/WRITES1/stop", None),
+        ("post", "/chargepoints/WRITES1/resume", None),
+        ("post", "/chargepoints/WRITES1/revoke-key", None),
         ("post", "/chargepoints/stop-all", None),
         ("post", "/chargepoints/resume-all", None),
-        ("post", "/sessions", {"driver_id": "D1", "cp_id": "CP1"}),
+        ("post", "/sessions", {"driver_id": "D1", "cp_id": "WRITES1"}),
         ("post", "/sessions/x/stop", None),
         ("post", "/weather/alerts", {"location": "Madrid"}),
         ("delete", "/weather/alerts/Madrid", None),
@@ -65,16 +66,17 @@ def test_writes_need_the_operator_token(central: CentralProcess) -> None:
             assert r.status_code == 401, (method, path, r.status_code)
             assert r.json()["error"] == "unauthorized"
             assert r.headers["WWW-Authenticate"] == "Bearer"
-    assert central.cp("CP1")["stopped_by"] == []
+    assert central.cp("WRITES1")["stopped_by"] == []
 
 
-def test_price_commands_and_errors(central: CentralProcess) -> None:
-    provision_cp(central.db_url, "CP1")
-    asyncio.run(central.wait_state("CP1", "DISCONNECTED"))
-    url = central.api + "/chargepoints/CP1/price"
+def test_price_commands_and_errors(shared_central: CentralProcess) -> None:
+    central = shared_central
+    provision_cp(central.db_url, "PRICE1")
+    asyncio.run(central.wait_state("PRICE1", "DISCONNECTED"))
+    url = central.api + "/chargepoints/PRICE1/price"
     r = requests.put(url, json={"price_eur_kwh": 0.55}, headers=_auth(central), timeout=10)
     assert r.status_code == 200 and r.json()["price_eur_kwh"] == 0.55
-    assert central.cp("CP1")["price_eur_kwh"] == 0.55
+    assert central.cp("PRICE1")["price_eur_kwh"] == 0.55
     for bad in ({"price_eur_kwh": -1}, {"price_eur_kwh": "abc"}, {}, [1]):
         r = requests.put(url, json=bad, headers=_auth(central), timeout=10)
         assert r.status_code == 400, bad
@@ -88,7 +90,7 @@ def test_price_commands_and_errors(central: CentralProcess) -> None:
     )
     assert r.status_code == 400
     assert central.post("/chargepoints/NOPE/stop").status_code == 404
-    assert central.post("/chargepoints/CP1/explode").status_code == 404
+    assert central.post("/chargepoints/PRICE1/explode").status_code == 404
     assert central.post("/sessions/no-such-session/stop").status_code == 404
     big = {"price_eur_kwh": 1, "pad": "x" * 100_000}
     assert requests.put(url, json=big, headers=_auth(central), timeout=10).status_code == 413

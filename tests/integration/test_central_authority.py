@@ -156,15 +156,15 @@ async def assert_untouched(
 
 @contextlib.asynccontextmanager
 async def online(
-    central: CentralProcess, *cp_ids: str
+    central: CentralProcess, *cp_ids: str, driver_id: str = "D1"
 ) -> AsyncIterator[tuple[list[ScriptedCP], ClientLink]]:
     """Registered CPs (0.40 €/kWh), monitor and engine connected and ACTIVATED, and a
-    connected driver D1; all closed afterwards."""
+    connected driver ``driver_id``; all closed afterwards."""
     cps = [ScriptedCP(cp_id, provision_cp(central.db_url, cp_id), central.addr) for cp_id in cp_ids]
-    d_secret = add_driver(central.db_url, "D1", TEST_SCRYPT, TEST_AUDIT_KEYS)
+    d_secret = add_driver(central.db_url, driver_id, TEST_SCRYPT, TEST_AUDIT_KEYS)
     for cp in cps:
         await cp.connect()
-    drv = await driver(central.addr, "D1", d_secret)
+    drv = await driver(central.addr, driver_id, d_secret)
     try:
         for cp_id in cp_ids:
             await central.wait_state(cp_id, "ACTIVATED")
@@ -176,9 +176,11 @@ async def online(
 
 
 # -------------------------------------------------------------------- tests
-def test_another_cp_cannot_settle_a_live_session(central: CentralProcess) -> None:
+def test_another_cp_cannot_settle_a_live_session(shared_central: CentralProcess) -> None:
+    central = shared_central
+
     async def scenario() -> None:
-        async with online(central, "CP1", "CP2") as ((cp1, cp2), drv):
+        async with online(central, "SETTLE1", "SETTLE2", driver_id="SETTLE-D") as ((cp1, cp2), drv):
             sid = await supplying(central, cp1, drv, 1.0)
 
             attacker = engine_of(cp2)
@@ -189,11 +191,11 @@ def test_another_cp_cannot_settle_a_live_session(central: CentralProcess) -> Non
                 assert error.body["code"] == ErrorCode.UNKNOWN_SESSION, kwh
                 assert error.body["session_id"] == sid
             assert await engine_inbox(attacker) == []  # no TICKET, nothing at all
-            await assert_untouched(central, "CP1", sid, "D1", 1.0)
+            await assert_untouched(central, "SETTLE1", sid, "SETTLE-D", 1.0)
             seen, status = await driver_inbox(drv)
             assert seen == [] and status["missed_tickets"] == []
             assert status["session"]["session_id"] == sid and status["session"]["kwh"] == 1.0
-            entry = await audit_error(central, "CP2", ErrorCode.UNKNOWN_SESSION)
+            entry = await audit_error(central, "SETTLE2", ErrorCode.UNKNOWN_SESSION)
             assert entry["params"]["message"] == MessageType.SUPPLY_ENDED
             assert entry["params"]["session_id"] == sid
 
@@ -205,26 +207,31 @@ def test_another_cp_cannot_settle_a_live_session(central: CentralProcess) -> Non
                     assert error.body["code"] == ErrorCode.BAD_ENERGY, (msg_type, kwh)
                     assert error.body["session_id"] == sid
             assert await engine_inbox(own) == []
-            await assert_untouched(central, "CP1", sid, "D1", 1.0)
+            await assert_untouched(central, "SETTLE1", sid, "SETTLE-D", 1.0)
             seen, status = await driver_inbox(drv)
             assert seen == [] and status["session"]["kwh"] == 1.0
 
             ticket = await cp1.unplug(sid, 2.0)
             mine = await drv.recv_until({MessageType.TICKET}, TIMEOUT)
             assert mine.body == ticket.body
-            assert ticket.body["session_id"] == sid and ticket.body["driver_id"] == "D1"
+            assert ticket.body["session_id"] == sid and ticket.body["driver_id"] == "SETTLE-D"
             assert ticket.body["kwh"] == 2.0 and ticket.body["total_eur"] == 0.8
-            rows = await sessions(central, "cp_id=CP1")
+            rows = await sessions(central, "cp_id=SETTLE1")
             assert [(r["status"], r["kwh"], r["total_eur"]) for r in rows] == [("ended", 2.0, 0.8)]
-            await central.wait_state("CP1", "ACTIVATED")
+            await central.wait_state("SETTLE1", "ACTIVATED")
 
     run(scenario())
 
 
-def test_another_cp_cannot_answer_a_pending_authorisation(central: CentralProcess) -> None:
+def test_another_cp_cannot_answer_a_pending_authorisation(shared_central: CentralProcess) -> None:
+    central = shared_central
+
     async def scenario() -> None:
-        async with online(central, "CP1", "CP2") as ((cp1, cp2), drv):
-            drv.send(MessageType.CHARGE_REQUEST, {"cp_id": "CP1"})
+        async with online(central, "PENDING1", "PENDING2", driver_id="PENDING-D") as (
+            (cp1, cp2),
+            drv,
+        ):
+            drv.send(MessageType.CHARGE_REQUEST, {"cp_id": "PENDING1"})
             asked = await engine_of(cp1).recv_until({MessageType.AUTHORIZE_SUPPLY}, TIMEOUT)
             sid = str(asked.body["session_id"])  # leaked to the attacker
 
@@ -246,14 +253,14 @@ def test_another_cp_cannot_answer_a_pending_authorisation(central: CentralProces
             assert [m.type for m in got] == [MessageType.CHARGE_AUTHORIZED]
             assert got[0].body["session_id"] == sid
             assert await engine_inbox(engine_of(cp1)) == []  # its own answer was taken
-            rows = await sessions(central, "cp_id=CP1")
+            rows = await sessions(central, "cp_id=PENDING1")
             assert [(r["session_id"], r["driver_id"], r["status"]) for r in rows] == [
-                (sid, "D1", "authorized")
+                (sid, "PENDING-D", "authorized")
             ]
             cp1.plug(sid)
             await drv.recv_until({MessageType.SUPPLY_STARTED}, TIMEOUT)
-            await central.wait_state("CP1", "SUPPLYING")
-            await audit_error(central, "CP2", ErrorCode.UNKNOWN_SESSION)
+            await central.wait_state("PENDING1", "SUPPLYING")
+            await audit_error(central, "PENDING2", ErrorCode.UNKNOWN_SESSION)
 
     run(scenario())
 
@@ -293,13 +300,16 @@ def test_an_engine_cannot_bill_a_driver(central: CentralProcess) -> None:
     run(scenario())
 
 
-def test_unreadable_energy_is_refused_and_the_supply_goes_on(central: CentralProcess) -> None:
+def test_unreadable_energy_is_refused_and_the_supply_goes_on(
+    shared_central: CentralProcess,
+) -> None:
+    central = shared_central
     # Strings are not numbers; 1e308 is finite but above MAX_KWH; 10**400 is a JSON
     # integer too large for a float. The parser refuses all of them: bad_message.
     unreadable: list[object] = ["NaN", "1e999999", 1e308, 10**400]
 
     async def scenario() -> None:
-        async with online(central, "CP1") as ((cp,), drv):
+        async with online(central, "UNREAD1", driver_id="UNREAD-D") as ((cp,), drv):
             sid = await supplying(central, cp, drv, 1.0)
             own = engine_of(cp)
             for msg_type in (MessageType.TELEMETRY, MessageType.SUPPLY_ENDED):
@@ -309,20 +319,20 @@ def test_unreadable_energy_is_refused_and_the_supply_goes_on(central: CentralPro
                     assert error.body["code"] == ErrorCode.BAD_MESSAGE, (msg_type, kwh)
             assert await engine_inbox(own) == []
             assert not own.closed
-            await assert_untouched(central, "CP1", sid, "D1", 1.0)
+            await assert_untouched(central, "UNREAD1", sid, "UNREAD-D", 1.0)
             seen, status = await driver_inbox(drv)
             assert seen == [] and status["session"]["kwh"] == 1.0
-            await audit_error(central, "CP1", ErrorCode.BAD_MESSAGE)
+            await audit_error(central, "UNREAD1", ErrorCode.BAD_MESSAGE)
 
             cp.telemetry(sid, 1.5)  # the connection survived: good telemetry is accepted
             progress = await drv.recv_until({MessageType.TELEMETRY}, TIMEOUT)
             assert progress.body["session_id"] == sid and progress.body["kwh"] == 1.5
-            await assert_untouched(central, "CP1", sid, "D1", 1.5)
+            await assert_untouched(central, "UNREAD1", sid, "UNREAD-D", 1.5)
             ticket = await cp.unplug(sid, 2.0)
             mine = await drv.recv_until({MessageType.TICKET}, TIMEOUT)
             assert mine.body == ticket.body
             assert ticket.body["kwh"] == 2.0 and ticket.body["total_eur"] == 0.8
-            await central.wait_state("CP1", "ACTIVATED")
+            await central.wait_state("UNREAD1", "ACTIVATED")
 
     run(scenario())
 

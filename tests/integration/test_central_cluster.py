@@ -37,6 +37,7 @@ from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.broker import EmbeddedBroker
 from tests.support.central import TEST_SCRYPT, CentralProcess, provision_cp, start_central
 from tests.support.cluster import Cluster
+from tests.support.scrypt import CHEAP_SCRYPT_ENV
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -334,7 +335,7 @@ def test_workers_run_on_consecutive_ports_and_a_dead_one_is_started_again(
         env={
             "EV_DATABASE_URL": postgres_url,
             "EV_OPERATOR_TOKEN": "t" * 20,
-            "EV_SCRYPT_N": "1024",
+            **CHEAP_SCRYPT_ENV,
             "EV_DATA_DIR": str(tmp_path / "data"),
         },
         log_path=tmp_path / "workers.log",

@@ -12,21 +12,20 @@ from sqlalchemy import event
 from central.verifiers import VerifierLookups
 from common.db import open_database
 from common.db.models import ChargePoint, Credential, Driver
-from common.protocol.keys import ScryptParams, make_verifier
+from common.protocol.keys import make_verifier
 from tests.support.auditkeys import TEST_AUDIT_KEYS
-
-WEAK = ScryptParams(n=16)  # the look-up, not the hash, is under test
+from tests.support.scrypt import CHEAP_SCRYPT
 
 
 def test_logins_arriving_together_share_one_query(db_url: str) -> None:
     db = open_database(db_url, audit_keys=TEST_AUDIT_KEYS)
-    secrets = {f"CP{i}": make_verifier(f"secret-{i}", WEAK) for i in range(50)}
+    secrets = {f"CP{i}": make_verifier(f"secret-{i}", CHEAP_SCRYPT) for i in range(50)}
     with db.transaction() as s:
         for cp_id, verifier in secrets.items():
             s.add(ChargePoint(id=cp_id, location="Madrid", price_eur_kwh=Decimal("0.30")))
             s.add(Credential.of("cp", cp_id, verifier))
         s.add(Driver(id="D1", disabled_at=datetime.now(UTC)))
-        s.add(Credential.of("driver", "D1", make_verifier("d", WEAK)))
+        s.add(Credential.of("driver", "D1", make_verifier("d", CHEAP_SCRYPT)))
     with db.transaction() as s:
         s.get(ChargePoint, "CP7").deregistered_at = datetime.now(UTC)
     selects: list[str] = []

@@ -37,6 +37,7 @@ from tests.support.central import (
     provision_cp,
     start_central,
 )
+from tests.support.scrypt import CHEAP_SCRYPT_ENV
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -128,7 +129,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         env={
             "EV_DATABASE_URL": db_url,
             "EV_PROVISIONING_TOKEN": token,
-            "EV_SCRYPT_N": "1024",
+            **CHEAP_SCRYPT_ENV,
             "EV_DATA_DIR": str(root / "registry"),
         },
         log_path=root / "logs" / "registry.log",

@@ -1,4 +1,7 @@
-"""Real processes: the embedded broker (start, stop, restart, clear failures), test services."""
+"""Real processes: the embedded broker (start, stop, restart, clear failures), test services.
+
+The broker's checks made before it starts a process are in tests/unit/test_broker.py.
+"""
 
 from __future__ import annotations
 
@@ -72,12 +75,6 @@ def test_ensure_topic_creates_once(broker: EmbeddedBroker) -> None:
     assert ensure_topic(broker.bootstrap) is False  # the events topic exists already
     info = describe_topic(AdminClient(admin_config(broker.bootstrap)), "evcharging.test-ensure")
     assert info is not None and info.partitions == 2
-
-
-def test_missing_binary_is_one_clear_error(tmp_path: Path) -> None:
-    broker = EmbeddedBroker(binary=tmp_path / "no-tansu-here")
-    with pytest.raises(BrokerError, match=r"tansu binary not found or not executable: .*no-tansu"):
-        broker.start()
 
 
 def test_port_in_use_is_one_clear_error(tmp_path: Path) -> None:

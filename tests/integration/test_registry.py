@@ -28,12 +28,12 @@ from common.infra import EmbeddedBroker
 from common.procs import ServiceProcess
 from tests.support.broker import EventCollector, wait_until
 from tests.support.databases import fresh_postgres_database
+from tests.support.scrypt import CHEAP_SCRYPT, CHEAP_SCRYPT_ENV
 
 pytestmark = pytest.mark.integration
 
 PROV = "it-provisioning-token-0123456789"
 OPER = "it-operator-token-9876543210"
-SCRYPT_N = "1024"  # fast for tests; production default is 2**14
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -90,7 +90,7 @@ def start_registry(
     env = clean_env(
         EV_PROVISIONING_TOKEN=PROV,
         EV_OPERATOR_TOKEN=OPER,
-        EV_SCRYPT_N=SCRYPT_N,
+        **CHEAP_SCRYPT_ENV,
         PYTHONPATH=os.environ.get("PYTHONPATH", "."),
     )
     log_path = (log_dir or data_dir) / f"{name}.log"
@@ -166,7 +166,7 @@ def test_register_verify_deregister_reregister_rotate(registry: Registry) -> Non
             n = conn.execute(
                 sa.text("SELECT scrypt_n FROM credentials WHERE principal_id = 'IT-CP1'")
             ).scalar_one()
-        assert n == int(SCRYPT_N)  # the slow hash's cost is the one configured
+        assert n == CHEAP_SCRYPT.n  # the slow hash's cost is the one configured
     finally:
         engine.dispose()
 

@@ -22,21 +22,14 @@ from sqlalchemy.orm import sessionmaker
 from common.db import Database, open_database
 from common.db.chain import verify_chain
 from common.db.models import AuditEntry, ChargePoint, Credential, OutboxRow
-from common.protocol.keys import ScryptParams
 from registry.app import create_app
 from registry.settings import Settings
 from tests.support.auditkeys import TEST_AUDIT_KEYS
+from tests.support.clock import FakeClock
+from tests.support.scrypt import CHEAP_SCRYPT
 
 PROV = "provisioning-token-for-tests"
 OPER = "operator-token-for-tests"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -47,12 +40,12 @@ def db(db_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(500.0)
 
 
-def make_app(db: Database, clock: Clock, **overrides: Any) -> Flask:
-    options: dict[str, Any] = {"operator_token": OPER, "scrypt": ScryptParams(n=16)}
+def make_app(db: Database, clock: FakeClock, **overrides: Any) -> Flask:
+    options: dict[str, Any] = {"operator_token": OPER, "scrypt": CHEAP_SCRYPT}
     settings = Settings(provisioning_token=PROV, **{**options, **overrides})
     app = create_app(settings, db, clock=clock)
     app.testing = True
@@ -60,7 +53,7 @@ def make_app(db: Database, clock: Clock, **overrides: Any) -> Flask:
 
 
 @pytest.fixture
-def client(db: Database, clock: Clock) -> FlaskClient:
+def client(db: Database, clock: FakeClock) -> FlaskClient:
     return make_app(db, clock).test_client()
 
 
@@ -84,7 +77,9 @@ def events(db: Database) -> list[dict[str, Any]]:
         return [json.loads(r.payload) for r in s.scalars(select(OutboxRow).order_by(OutboxRow.id))]
 
 
-def test_lifecycle_register_verify_deregister_reregister_rotate(db: Database, clock: Clock) -> None:
+def test_lifecycle_register_verify_deregister_reregister_rotate(
+    db: Database, clock: FakeClock
+) -> None:
     client = make_app(db, clock, max_failures_per_id=50).test_client()
     r = register(client, "CP1", price=0.42)
     assert r.status_code == 201, r.json
@@ -158,7 +153,7 @@ def test_lifecycle_register_verify_deregister_reregister_rotate(db: Database, cl
         assert len(s.scalars(select(AuditEntry)).all()) == len(types)
 
 
-def test_tokens(db: Database, clock: Clock) -> None:
+def test_tokens(db: Database, clock: FakeClock) -> None:
     client = make_app(db, clock).test_client()
     body = {"id": "CP2", "location": "Vigo"}
     missing = client.post("/api/chargepoints", json=body)
@@ -264,7 +259,7 @@ def test_bad_input_gets_json_errors_never_500(client: FlaskClient) -> None:
 
 
 def test_brute_force_on_one_id_is_locked_out_then_released(
-    client: FlaskClient, db: Database, clock: Clock
+    client: FlaskClient, db: Database, clock: FakeClock
 ) -> None:
     secret = register(client, "CP3").json["secret"]
     for n in range(5):
@@ -298,7 +293,7 @@ def test_brute_force_on_one_id_is_locked_out_then_released(
     assert client.delete("/api/chargepoints/CP3", headers=bearer(OPER)).status_code == 204
 
 
-def test_one_address_is_locked_out_across_ids_and_tokens(db: Database, clock: Clock) -> None:
+def test_one_address_is_locked_out_across_ids_and_tokens(db: Database, clock: FakeClock) -> None:
     client = make_app(db, clock, max_failures_per_ip=4).test_client()
     secret = register(client, "CP5").json["secret"]
     attacker = {"REMOTE_ADDR": "203.0.113.9"}
@@ -314,7 +309,9 @@ def test_one_address_is_locked_out_across_ids_and_tokens(db: Database, clock: Cl
     assert [(e["data"]["scope"], e["data"]["key"]) for e in ip_lockouts] == [("ip", "203.0.113.9")]
 
 
-def test_racing_registrations_and_rotations_issue_one_secret(db: Database, clock: Clock) -> None:
+def test_racing_registrations_and_rotations_issue_one_secret(
+    db: Database, clock: FakeClock
+) -> None:
     app = make_app(db, clock)
     results: list[int] = []
 
@@ -341,7 +338,7 @@ def test_racing_registrations_and_rotations_issue_one_secret(db: Database, clock
         assert cp is not None and cp.price_eur_kwh == Decimal("0.30")
 
 
-def test_an_unreachable_database_is_a_503_not_a_500(tmp_path: Path, clock: Clock) -> None:
+def test_an_unreachable_database_is_a_503_not_a_500(tmp_path: Path, clock: FakeClock) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'missing-dir' / 'evcharging.db'}")
     client = make_app(Database(engine, sessionmaker(engine)), clock).test_client()
     for response in (

@@ -17,8 +17,9 @@ import pytest
 from flask import Flask, Response, request
 
 from common.http import WsgiServer
+from tests.support.clock import FakeClock
 from tests.support.fake_openweather import QUOTA_BODY, FakeOpenWeather, Reply, weather_body
-from tests.unit.weather.fakes import Clock, FakeCentral
+from tests.unit.weather.fakes import FakeCentral
 from weather.app import WeatherOffice
 from weather.central_client import CentralClient
 from weather.errors import (
@@ -182,7 +183,7 @@ def test_office_reports_unknown_and_keeps_the_alert(
 
 
 def test_office_does_not_ask_again_before_retry_after(fake: FakeOpenWeather) -> None:
-    clock = Clock()
+    clock = FakeClock()
     fake.script("Oslo", Reply(429, QUOTA_BODY, {"Retry-After": "60"}), Reply(404, {}))
     fake.temperatures["Oslo"] = -1.0
     central = FakeCentral()

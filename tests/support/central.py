@@ -23,12 +23,12 @@ from common.config import HostPort
 from common.db.provision import provision
 from common.procs import ServiceProcess
 from common.protocol.handshake import Role
-from common.protocol.keys import ScryptParams
 from common.protocol.messages import Message, MessageType
+from tests.support.scrypt import CHEAP_SCRYPT, CHEAP_SCRYPT_ENV
 
 __all__ = ["CentralProcess", "ScriptedCP", "provision_cp", "start_central"]
 
-TEST_SCRYPT = ScryptParams(n=1024)
+TEST_SCRYPT = CHEAP_SCRYPT  # the name its importers know
 
 
 def provision_cp(url: str, cp_id: str, location: str = "Madrid", price: str = "0.40") -> str:
@@ -140,7 +140,7 @@ def start_central(
             "EV_DATABASE_URL": db_url,
             "EV_OPERATOR_TOKEN": token,
             "EV_WEATHER_TOKEN": weather_token,
-            "EV_SCRYPT_N": "1024",
+            **CHEAP_SCRYPT_ENV,
             "EV_DATA_DIR": str(tmp_path / "data"),
             **extra,
         },

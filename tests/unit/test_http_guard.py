@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from common.http_guard import ConnectionLimits, _Guard
+from tests.support.clock import FakeClock
 
 _MADE: list[FakeConn] = []
 
@@ -33,16 +34,9 @@ class FakeConn:
         self.closed = True
 
 
-class Clock:
-    now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make(per_address: int | None = 2, waiting: int = 2) -> tuple[_Guard, list[FakeConn], Clock]:
+def make(per_address: int | None = 2, waiting: int = 2) -> tuple[_Guard, list[FakeConn], FakeClock]:
     served: list[FakeConn] = []
-    clock = Clock()
+    clock = FakeClock()
     guard = _Guard(
         ConnectionLimits(head_timeout=10, per_address=per_address, waiting_per_address=waiting),
         served.append,

@@ -12,7 +12,7 @@ import asyncio
 import concurrent.futures
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -25,24 +25,11 @@ from central.store import Ticket, compute_total
 from common.events import Event, EventType
 from common.protocol.handshake import Role
 from common.protocol.messages import Message, MessageType
+from tests.support.clock import FakeClock
 
 T = TypeVar("T")
 M = MessageType
 START = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def wall(self) -> datetime:
-        return START + timedelta(seconds=self.t - 1000.0)
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 @dataclass
@@ -188,11 +175,11 @@ class World:
         alerts: list[str] | None = None,
         authorize_timeout: float = 1.0,
     ) -> None:
-        self.clock = FakeClock()
+        self.clock = FakeClock(wall_start=START)
         self.writer = FakeWriter(self.clock)
         self.net = Network(
             self.writer,
-            self.clock.monotonic,
+            self.clock,
             heartbeat_interval=1.0,
             heartbeat_timeout=5.0,
             authorize_timeout=authorize_timeout,

@@ -5,15 +5,7 @@ from __future__ import annotations
 import pytest
 
 from central.throttle import Key, LoginThrottle, login_keys
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
+from tests.support.clock import FakeClock
 
 MONITOR = login_keys("monitor", "CP1", "10.0.0.7")
 ID, IP = MONITOR
@@ -29,14 +21,14 @@ def test_login_keys_carry_the_role() -> None:
 
 
 def test_failures_within_the_allowance_cost_nothing() -> None:
-    throttle = LoginThrottle(Clock(), id_free=3)
+    throttle = LoginThrottle(FakeClock(), id_free=3)
     fail(throttle, 2)
     assert throttle.wait(MONITOR) == 0
     assert throttle.wait([ID]) == 0
 
 
 def test_the_delay_doubles_then_stops_at_the_cap() -> None:
-    clock = Clock()
+    clock = FakeClock()
     throttle = LoginThrottle(clock, id_free=3, ip_free=100, base=1.0, cap=10.0)
     fail(throttle, 2)
     delays = []
@@ -47,7 +39,7 @@ def test_the_delay_doubles_then_stops_at_the_cap() -> None:
 
 
 def test_the_delay_runs_from_the_last_failure_and_rounds_up() -> None:
-    clock = Clock()
+    clock = FakeClock()
     throttle = LoginThrottle(clock, id_free=1, base=4.0, cap=60.0)
     throttle.failed([ID])
     assert throttle.wait([ID]) == 4
@@ -60,21 +52,21 @@ def test_the_delay_runs_from_the_last_failure_and_rounds_up() -> None:
 
 
 def test_asking_reserves_nothing() -> None:
-    throttle = LoginThrottle(Clock(), id_free=1)
+    throttle = LoginThrottle(FakeClock(), id_free=1)
     for _ in range(100):  # pending handshakes: they ask, they never fail
         assert throttle.wait(MONITOR) == 0
     assert len(throttle) == 0
 
 
 def test_the_longest_wait_of_the_keys_wins() -> None:
-    throttle = LoginThrottle(Clock(), id_free=1, ip_free=2, base=1.0)
+    throttle = LoginThrottle(FakeClock(), id_free=1, ip_free=2, base=1.0)
     fail(throttle, 3)  # id: 3 failures, free 1 -> 4 s; ip: 3, free 2 -> 2 s
     assert throttle.wait([ID]) == 4 and throttle.wait([IP]) == 2
     assert throttle.wait(MONITOR) == 4
 
 
 def test_id_and_address_scopes_count_separately() -> None:
-    throttle = LoginThrottle(Clock(), id_free=3, ip_free=5)
+    throttle = LoginThrottle(FakeClock(), id_free=3, ip_free=5)
     for n in range(5):  # five ids, one address
         throttle.failed(login_keys("driver", f"D{n}", "10.0.0.9"))
     assert throttle.wait([("ip", "10.0.0.9")]) == 1
@@ -86,14 +78,14 @@ def test_id_and_address_scopes_count_separately() -> None:
 
 
 def test_the_role_is_part_of_the_id() -> None:
-    throttle = LoginThrottle(Clock(), id_free=3)
+    throttle = LoginThrottle(FakeClock(), id_free=3)
     fail(throttle, 10, login_keys("driver", "CP1", "198.51.100.1"))
     assert throttle.wait(login_keys("driver", "CP1", "10.0.0.7")) > 0
     assert throttle.wait(login_keys("monitor", "CP1", "10.0.0.7")) == 0
 
 
 def test_success_resets_the_id_not_the_address() -> None:
-    throttle = LoginThrottle(Clock(), id_free=3, ip_free=3)
+    throttle = LoginThrottle(FakeClock(), id_free=3, ip_free=3)
     fail(throttle, 5)
     assert throttle.wait([ID]) == 4 and throttle.wait([IP]) == 4
     throttle.succeeded(MONITOR)
@@ -104,7 +96,7 @@ def test_success_resets_the_id_not_the_address() -> None:
 
 
 def test_old_failures_are_forgotten() -> None:
-    clock = Clock()
+    clock = FakeClock()
     throttle = LoginThrottle(clock, id_free=3, cap=60.0, forget=900.0)
     fail(throttle, 6)
     clock.now += 900.0
@@ -117,7 +109,7 @@ def test_old_failures_are_forgotten() -> None:
 
 
 def test_a_stale_key_is_forgotten_even_between_sweeps() -> None:
-    clock = Clock()
+    clock = FakeClock()
     throttle = LoginThrottle(clock, id_free=3, cap=60.0, forget=100.0)
     clock.now += 5
     fail(throttle, 6)
@@ -129,7 +121,7 @@ def test_a_stale_key_is_forgotten_even_between_sweeps() -> None:
 
 
 def test_idle_keys_are_swept_at_most_every_tenth_of_forget() -> None:
-    clock = Clock()
+    clock = FakeClock()
     throttle = LoginThrottle(clock, id_free=3, cap=60.0, forget=100.0)
     throttle.failed(login_keys("driver", "old", "10.0.0.1"))
     clock.now += 5
@@ -145,7 +137,7 @@ def test_idle_keys_are_swept_at_most_every_tenth_of_forget() -> None:
 
 
 def test_memory_is_capped_by_dropping_the_oldest_key() -> None:
-    clock = Clock()
+    clock = FakeClock()
     throttle = LoginThrottle(clock, id_free=1, ip_free=60, max_keys=10)
     attacker = ("ip", "203.0.113.5")
     for n in range(50):  # an id spray from one address
@@ -162,7 +154,7 @@ def test_memory_is_capped_by_dropping_the_oldest_key() -> None:
 
 
 def test_unknown_scope_is_refused() -> None:
-    throttle = LoginThrottle(Clock())
+    throttle = LoginThrottle(FakeClock())
     with pytest.raises(ValueError, match="scope"):
         throttle.failed([("user", "x")])
 
@@ -180,4 +172,4 @@ def test_unknown_scope_is_refused() -> None:
 )
 def test_nonsense_settings_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
-        LoginThrottle(Clock(), **kwargs)  # type: ignore[arg-type]
+        LoginThrottle(FakeClock(), **kwargs)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from common.protocol.messages import ErrorBody, ErrorCode, MessageType
 from cp_engine.charger import Charger
 from cp_engine.journal import ActiveSupply, Journal, JournalState
 from cp_engine.supply import SupplyState
+from tests.support.clock import FakeClock
 
 T = MessageType
 
@@ -20,7 +21,7 @@ T = MessageType
 @dataclass
 class Fakes:
     online: bool = True
-    now: float = 1000.0
+    clock: FakeClock = field(default_factory=FakeClock)
     sent: list[tuple[MessageType, dict[str, Any]]] = field(default_factory=list)
     said: list[tuple[Level, str]] = field(default_factory=list)
 
@@ -53,9 +54,7 @@ def journal(tmp_path: Path) -> Journal:
 
 
 def make(fakes: Fakes, journal: Journal, **kw: Any) -> Charger:
-    charger = Charger(
-        journal, fakes.send, fakes.notify, speed=3600.0, clock=lambda: fakes.now, **kw
-    )
+    charger = Charger(journal, fakes.send, fakes.notify, speed=3600.0, clock=fakes.clock, **kw)
     charger.recover()
     charger.set_supervised(True)
     return charger
@@ -74,12 +73,12 @@ def test_authorise_plug_meter_unplug_ticket(fakes: Fakes, journal: Journal) -> N
     charger.plug()
     assert fakes.last(T.SUPPLY_STARTED) == {"session_id": "S1"}
     assert journal.load()[0].active == ActiveSupply("S1", "D1", 0.4, None, 0.0)
-    fakes.now += 0.5  # half a real second at 3600x: half an hour at 11 kW
+    fakes.clock.advance(0.5)  # half a real second at 3600x: half an hour at 11 kW
     charger.tick()
     assert fakes.last(T.TELEMETRY) == {"session_id": "S1", "kw": 11.0, "kwh": 5.5}
     assert journal.load()[0].active.kwh == 5.5  # type: ignore[union-attr]
     assert "Supplying S1: 11 kW, 5.500 kWh, 2.20 €" in fakes.screen()
-    fakes.now += 0.1
+    fakes.clock.advance(0.1)
     charger.unplug()
     assert fakes.last(T.SUPPLY_ENDED) == {"session_id": "S1", "kwh": 6.6, "reason": "unplugged"}
     assert charger.state is SupplyState.IDLE
@@ -93,7 +92,7 @@ def test_target_from_the_authorisation_or_the_default(fakes: Fakes, journal: Jou
     charger = make(fakes, journal, default_target=2.0)
     authorize(charger)
     charger.plug()
-    fakes.now += 1.0
+    fakes.clock.advance(1.0)
     charger.tick()
     assert fakes.last(T.TELEMETRY)["kwh"] == 2.0
     assert fakes.last(T.SUPPLY_ENDED) == {
@@ -104,7 +103,7 @@ def test_target_from_the_authorisation_or_the_default(fakes: Fakes, journal: Jou
     charger.ticket({"session_id": "S1"})
     authorize(charger, "S2", target_kwh=0.5)
     charger.plug()
-    fakes.now += 1.0
+    fakes.clock.advance(1.0)
     charger.tick()
     assert fakes.last(T.SUPPLY_ENDED)["kwh"] == 0.5
 
@@ -129,7 +128,7 @@ def test_a_fault_stops_the_supply_at_once(fakes: Fakes, journal: Journal) -> Non
     charger = make(fakes, journal)
     authorize(charger)
     charger.plug()
-    fakes.now += 0.2
+    fakes.clock.advance(0.2)
     assert charger.set_health(False, "overheating")
     assert fakes.last(T.SUPPLY_ENDED) == {"session_id": "S1", "kwh": 2.2, "reason": "fault"}
     assert not charger.set_health(False, "again")  # no change
@@ -158,7 +157,7 @@ def test_central_down_keeps_the_report_and_delivers_it_on_reconnection(
     authorize(charger)
     charger.plug()
     fakes.online = False
-    fakes.now += 0.1
+    fakes.clock.advance(0.1)
     charger.unplug()
     assert "Central unreachable, kept in the journal" in fakes.screen()
     fakes.online = True
@@ -168,10 +167,10 @@ def test_central_down_keeps_the_report_and_delivers_it_on_reconnection(
         (T.SUPPLY_ENDED, {"session_id": "S1", "kwh": 1.1, "reason": "unplugged"}),
     ]
     fakes.sent.clear()
-    fakes.now += 4.9
+    fakes.clock.advance(4.9)
     charger.tick()
     assert fakes.sent == []  # not yet: the first repeat is after 5 s
-    fakes.now += 0.2
+    fakes.clock.advance(0.2)
     charger.tick()
     assert fakes.types() == [T.SUPPLY_ENDED]
 
@@ -264,7 +263,7 @@ def test_losing_the_monitor_stops_the_supply(fakes: Fakes, journal: Journal) -> 
     charger.set_supervised(True)
     authorize(charger, "S2")
     charger.plug()
-    fakes.now += 0.1
+    fakes.clock.advance(0.1)
     charger.set_supervised(False)
     assert fakes.last(T.SUPPLY_ENDED) == {"session_id": "S2", "kwh": 1.1, "reason": "monitor_lost"}
     assert "Monitor lost: stopping the supply" in fakes.screen()

@@ -15,6 +15,7 @@ from common.protocol.messages import Message, MessageType
 from driver.app import DriverApp, Timing
 from driver.link import CentralLink, ConnectionClosed
 from driver.screen import PlainScreen
+from tests.support.clock import FakeClock
 
 T = MessageType
 
@@ -34,18 +35,6 @@ def msg(msg_type: MessageType, **body: Any) -> Message:
     return Message(msg_type, 1, 0.0, body)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
 class FakeLink(CentralLink):
     """A CentralLink whose Central answers from ``script``; ``ask`` is the real one.
 
@@ -54,7 +43,7 @@ class FakeLink(CentralLink):
     """
 
     def __init__(
-        self, clock: Clock, script: Script, open_errors: Iterable[Exception | None] = ()
+        self, clock: FakeClock, script: Script, open_errors: Iterable[Exception | None] = ()
     ) -> None:
         super().__init__(HostPort("127.0.0.1", 7000), "D1", "secret", retry_for=0, notify=print)
         self.clock = clock
@@ -119,7 +108,7 @@ class Harness:
         timing: Timing | None = None,
         open_errors: Iterable[Exception | None] = (),
     ) -> None:
-        self.clock = Clock()
+        self.clock = FakeClock()
         self.link = FakeLink(self.clock, script, open_errors)
         self.out, self.err = io.StringIO(), io.StringIO()
         start = datetime(2026, 5, 4, 10, 0, 0).astimezone()
@@ -230,7 +219,6 @@ def charged(cp_id: str, session_id: str, readings: int = 2, price: float = 0.4) 
 
 
 __all__ = [
-    "Clock",
     "FakeLink",
     "Harness",
     "ScriptedCentral",

@@ -16,6 +16,7 @@ from common.db import Database, open_database
 from common.db.models import OutboxRow
 from common.events import BrokerUnavailable, Event, EventType, OutboxRelay, record
 from tests.support.auditkeys import TEST_AUDIT_KEYS
+from tests.support.clock import FakeClock
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 
@@ -186,16 +187,16 @@ def test_an_outage_is_reported_once_and_retried_with_capped_backoff(
 
 
 def test_purge_removes_only_rows_sent_long_enough_ago(harness: Harness) -> None:
-    now = [NOW]
-    relay = harness.relay(clock=lambda: now[0])
+    clock = FakeClock(wall_start=NOW)
+    relay = harness.relay(clock=clock.wall)
     harness.write("OLD")
     relay.run_once()
-    now[0] = NOW + timedelta(hours=20)
+    clock.advance(20 * 3600)
     harness.write("NEW", "UNSENT")
     harness.fail_keys.add("UNSENT")
     with pytest.raises(BrokerUnavailable):
         relay.run_once()
-    now[0] = NOW + timedelta(hours=25)
+    clock.advance(5 * 3600)  # 25 h after the first write
     assert relay.purge_sent(timedelta(hours=24)) == 1
     assert [r.key for r in harness.rows()] == ["NEW", "UNSENT"]
 

@@ -9,31 +9,18 @@ import pytest
 
 from common.protocol.framing import NEED_DATA
 from common.protocol.keys import ScryptParams
-
-FAST_PARAMS = ScryptParams(n=2**10, r=8, p=1)
-
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.clock import FakeClock
+from tests.support.scrypt import CHEAP_SCRYPT
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1_700_000_000.0)  # a real-looking time: Fernet tokens carry it
 
 
 @pytest.fixture
 def fast_params() -> ScryptParams:
-    return FAST_PARAMS
+    return CHEAP_SCRYPT
 
 
 def _drain(source: Any) -> list[Any]:

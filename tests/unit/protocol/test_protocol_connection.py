@@ -24,8 +24,10 @@ from common.protocol.handshake import ClientHandshake, Role
 from common.protocol.handshake_server import ServerHandshake
 from common.protocol.keys import make_verifier, new_session_key
 from common.protocol.messages import Message, MessageType, Side
+from tests.support.scrypt import CHEAP_SCRYPT
 
-FLOOR = 2**10  # the fast_params fixture's n: clients accept it (the default floor is 2**14)
+# The fast_params fixture's n: clients accept it (the default floor is 2**14).
+FLOOR = CHEAP_SCRYPT.n
 
 HB = MessageType.HEARTBEAT
 

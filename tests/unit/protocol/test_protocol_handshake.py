@@ -21,15 +21,16 @@ from common.protocol.handshake import (
 from common.protocol.handshake_server import ServerHandshake
 from common.protocol.keys import (
     DEFAULT_PARAMS,
-    ScryptParams,
     Verifier,
     make_verifier,
     new_session_key,
     verifier_from_key,
 )
 from common.protocol.messages import Message, MessageType
+from tests.support.scrypt import CHEAP_SCRYPT
 
-FLOOR = 2**10  # the fast_params fixture's n: clients accept it (the default floor is 2**14)
+# The fast_params fixture's n: clients accept it (the default floor is 2**14).
+FLOOR = CHEAP_SCRYPT.n
 
 SECRET = "monitor-secret"
 DECOY = b"d" * 32
@@ -74,7 +75,11 @@ def test_right_secret_gives_both_sides_the_same_key(directory, clock, fast_param
     challenge = srv.receive(hello)
     assert (challenge.type, challenge.seq) == (MessageType.CHALLENGE, 1)
     assert set(challenge.body) == {"nonce", "salt", "n", "r", "p"}
-    assert (challenge.body["n"], challenge.body["r"], challenge.body["p"]) == (1024, 8, 1)
+    assert (challenge.body["n"], challenge.body["r"], challenge.body["p"]) == (
+        fast_params.n,
+        fast_params.r,
+        fast_params.p,
+    )
     assert srv.state is HandshakeState.CHALLENGED
     proof = client.receive(challenge)
     assert proof is not None and (proof.type, proof.seq) == (MessageType.PROOF, 2)
@@ -468,10 +473,7 @@ def test_auth_message_is_canonical():
     engine = auth_message(Role.ENGINE, "CP-1", b"a" * 24, b"b" * 24, b"", None)
     assert engine.endswith(b",s=,kdf=hkdf-sha256")
     assert (
-        auth_message(
-            Role.MONITOR, "CP-1", b"\x00" * 24, b"\xff" * 24, b"salt", ScryptParams(n=2**10)
-        )
-        != got
+        auth_message(Role.MONITOR, "CP-1", b"\x00" * 24, b"\xff" * 24, b"salt", CHEAP_SCRYPT) != got
     )
 
 

@@ -39,7 +39,9 @@ def test_default_params_and_verifier_with_real_cost():
 def test_verifier_matches_the_scram_construction(fast_params):
     salt = b"s" * 16
     verifier = make_verifier("pw", fast_params, salt)
-    root = hashlib.scrypt(b"pw", salt=salt, n=2**10, r=8, p=1, dklen=32)
+    root = hashlib.scrypt(
+        b"pw", salt=salt, n=fast_params.n, r=fast_params.r, p=fast_params.p, dklen=32
+    )
     assert salted_key("pw", salt, fast_params) == root
     ck = hmac.digest(root, b"Client Key", "sha256")
     assert verifier.stored_key == hashlib.sha256(ck).digest()

@@ -18,10 +18,12 @@ from common.protocol.errors import ProtocolError
 from common.protocol.framing import NEED_DATA, Ack, Frame, FrameDecoder, Nack, encode_frame
 from common.protocol.keys import new_session_key
 from common.protocol.messages import MessageType, Side
+from tests.support.clock import FakeClock
 
 # No example database: tests must not write into the work tree.
 FUZZ = settings(max_examples=300, deadline=None, database=None)
 KEY = new_session_key()
+NOW = 1_700_000_000.0
 SMALL_MAX = 40
 
 # Bytes biased towards the ones that mean something to the decoder.
@@ -88,7 +90,7 @@ def test_chunking_does_not_change_the_events(case):
 @given(chunked(), st.booleans())
 def test_connection_never_raises(case, secure):
     _data, chunks = case
-    conn = Connection(lambda: 1_700_000_000.0, max_data=SMALL_MAX)
+    conn = Connection(FakeClock(NOW), max_data=SMALL_MAX)
     if secure:
         conn.secure(KEY, Side.SERVER)
     for chunk in chunks:
@@ -119,7 +121,7 @@ def test_encode_decode_round_trip(payloads, draw):
 @FUZZ
 @given(st.dictionaries(st.text(max_size=8), st.text(max_size=30), max_size=5))
 def test_connection_round_trip_for_any_text_body(body):
-    clock = lambda: 1_700_000_000.0  # noqa: E731
+    clock = FakeClock(NOW)
     client, srv = Connection(clock), Connection(clock)
     client.secure(KEY, Side.CLIENT)
     srv.secure(KEY, Side.SERVER)

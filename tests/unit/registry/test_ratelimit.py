@@ -5,15 +5,7 @@ from __future__ import annotations
 import pytest
 
 from common.ratelimit import FailureLimiter, Lockout
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
+from tests.support.clock import FakeClock
 
 ID = ("id", "CP1")
 IP = ("ip", "10.0.0.7")
@@ -26,7 +18,7 @@ def fail(limiter: FailureLimiter, *keys: tuple[str, str]) -> list[Lockout]:
 
 
 def test_locks_after_limit_and_reports_the_lockout_once() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = FailureLimiter({"id": 3, "ip": 10}, 60, clock)
     assert fail(limiter, ID, IP) == []
     clock.now += 1
@@ -40,7 +32,7 @@ def test_locks_after_limit_and_reports_the_lockout_once() -> None:
 
 
 def test_window_slides_one_failure_at_a_time() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = FailureLimiter({"id": 2}, 60, clock)
     fail(limiter, ID)
     clock.now += 30
@@ -56,7 +48,7 @@ def test_window_slides_one_failure_at_a_time() -> None:
 
 
 def test_successes_do_not_count() -> None:
-    limiter = FailureLimiter({"id": 1}, 60, Clock())
+    limiter = FailureLimiter({"id": 1}, 60, FakeClock())
     for _ in range(10):
         attempt = limiter.begin([ID])
         assert attempt.allowed
@@ -66,7 +58,7 @@ def test_successes_do_not_count() -> None:
 
 def test_pending_attempts_hold_their_slot() -> None:
     """Threads racing for the last slot cannot all get through."""
-    limiter = FailureLimiter({"id": 2}, 60, Clock())
+    limiter = FailureLimiter({"id": 2}, 60, FakeClock())
     first, second = limiter.begin([ID]), limiter.begin([ID])
     assert first.allowed and second.allowed
     assert not limiter.begin([ID]).allowed
@@ -75,7 +67,7 @@ def test_pending_attempts_hold_their_slot() -> None:
 
 
 def test_keys_are_independent_but_a_full_key_blocks_the_attempt() -> None:
-    limiter = FailureLimiter({"id": 5, "ip": 2}, 60, Clock())
+    limiter = FailureLimiter({"id": 5, "ip": 2}, 60, FakeClock())
     fail(limiter, ("id", "A"), IP)
     assert fail(limiter, ("id", "B"), IP) == [Lockout("ip", "10.0.0.7", 2, 60)]
     blocked = limiter.begin([("id", "C"), IP])  # a fresh id, from the locked address
@@ -84,7 +76,7 @@ def test_keys_are_independent_but_a_full_key_blocks_the_attempt() -> None:
 
 
 def test_idle_keys_are_forgotten() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = FailureLimiter({"id": 5}, 60, clock)
     for n in range(100):
         fail(limiter, ("id", f"CP{n}"))

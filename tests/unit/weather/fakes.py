@@ -1,4 +1,4 @@
-"""In-memory stand-ins for a provider, API_Central and the clock."""
+"""In-memory stand-ins for a provider and API_Central."""
 
 from __future__ import annotations
 
@@ -63,11 +63,3 @@ class FakeCentral:
 
     def commands(self) -> list[tuple[str, ...]]:
         return [c for c in self.calls if c[0] != "reading"]
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now

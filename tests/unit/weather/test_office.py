@@ -7,7 +7,8 @@ import logging
 
 import pytest
 
-from tests.unit.weather.fakes import Clock, FakeCentral, FakeProvider
+from tests.support.clock import FakeClock
+from tests.unit.weather.fakes import FakeCentral, FakeProvider
 from weather.app import WeatherOffice
 from weather.decision import Status
 from weather.errors import FailureKind, ProviderError, RateLimited
@@ -15,7 +16,7 @@ from weather.locations import LocationBook
 
 
 def office(
-    provider: FakeProvider, central: FakeCentral, *cities: str, clock: Clock | None = None
+    provider: FakeProvider, central: FakeCentral, *cities: str, clock: FakeClock | None = None
 ) -> WeatherOffice:
     return WeatherOffice(
         provider,
@@ -24,7 +25,7 @@ def office(
         hysteresis=1.0,
         interval=4.0,
         max_backoff=60.0,
-        clock=clock or Clock(),
+        clock=clock or FakeClock(),
     )
 
 
@@ -118,7 +119,7 @@ def test_a_clear_that_failed_is_retried_too() -> None:
 
 
 def test_retry_after_is_respected_for_that_location() -> None:
-    clock = Clock()
+    clock = FakeClock()
     provider = FakeProvider(Oslo=RateLimited("OpenWeather quota exceeded (429)", 30.0), Rome=9.0)
     central = FakeCentral()
     wx = office(provider, central, "Oslo", "Rome", clock=clock)
@@ -138,7 +139,7 @@ def test_retry_after_is_respected_for_that_location() -> None:
 
 
 def test_without_retry_after_the_back_off_doubles_up_to_the_cap() -> None:
-    clock = Clock()
+    clock = FakeClock()
     provider = FakeProvider(Oslo=RateLimited("OpenWeather quota exceeded (429)", None))
     wx = office(provider, FakeCentral(), clock=clock)
     asked_at = []
@@ -206,7 +207,7 @@ def test_an_unexpected_provider_bug_is_unknown_not_a_crash() -> None:
 
 
 def test_run_polls_every_interval_with_the_injected_wait() -> None:
-    clock = Clock()
+    clock = FakeClock()
     provider = FakeProvider(Oslo=3.0)
     wx = office(provider, FakeCentral(), clock=clock)
     waits: list[float] = []

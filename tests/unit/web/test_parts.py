@@ -8,6 +8,7 @@ import pytest
 
 from common.config import HostPort
 from common.errors import ConfigError
+from tests.support.clock import FakeClock
 from web_ui.audit import audit_filters
 from web_ui.charts import bar_chart
 from web_ui.operator import validate_registration
@@ -72,16 +73,16 @@ def test_bar_chart_scales_to_the_largest_value() -> None:
 
 
 def test_login_throttle_window_slides() -> None:
-    now = [1000.0]
-    throttle = LoginThrottle(limit=3, window=60, clock=lambda: now[0])
+    clock = FakeClock()
+    throttle = LoginThrottle(limit=3, window=60, clock=clock)
     for _ in range(3):
         assert throttle.retry_after("1.2.3.4") == 0
         throttle.failed("1.2.3.4")
     assert throttle.retry_after("1.2.3.4") == 60
     assert throttle.retry_after("5.6.7.8") == 0  # others are not affected
-    now[0] += 30
+    clock.advance(30)
     assert throttle.retry_after("1.2.3.4") == 30
-    now[0] += 30
+    clock.advance(30)
     assert throttle.retry_after("1.2.3.4") == 0
     throttle.failed("1.2.3.4")
     throttle.succeeded("1.2.3.4")
@@ -89,8 +90,8 @@ def test_login_throttle_window_slides() -> None:
 
 
 def test_operator_sessions_end_on_logout_expiry_or_overflow() -> None:
-    now = [1000.0]
-    sessions = OperatorSessions(lifetime=60, limit=2, clock=lambda: now[0])
+    clock = FakeClock()
+    sessions = OperatorSessions(lifetime=60, limit=2, clock=clock)
     first = sessions.start()
     assert sessions.valid(first) and not sessions.valid("forged")
     sessions.end(first)
@@ -98,7 +99,7 @@ def test_operator_sessions_end_on_logout_expiry_or_overflow() -> None:
     second, third = sessions.start(), sessions.start()
     fourth = sessions.start()  # past the limit: the oldest goes
     assert not sessions.valid(second) and sessions.valid(third) and sessions.valid(fourth)
-    now[0] += 60
+    clock.advance(60)
     assert not sessions.valid(third) and len(sessions) == 1
 
 
