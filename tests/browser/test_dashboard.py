@@ -29,13 +29,12 @@ from common.tcp import free_port
 from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.broker import wait_until
 from tests.support.central import (
-    TEST_SCRYPT,
     CentralProcess,
     ScriptedCP,
     driver,
     provision_cp,
 )
-from tests.support.scrypt import CHEAP_SCRYPT_ENV
+from tests.support.scrypt import CHEAP_SCRYPT, CHEAP_SCRYPT_ENV
 from tests.support.web import LoopThread, WebProcess, start_central_with_events, start_web
 
 pytestmark = pytest.mark.integration
@@ -96,7 +95,7 @@ def system(
     db_url = f"sqlite:///{tmp / 'evcharging.db'}"
     central = start_central_with_events(tmp, db_url, free_port(), free_port(), broker.bootstrap)
     secrets = {cp_id: provision_cp(db_url, cp_id, *where) for cp_id, where in CPS.items()}
-    driver_secret = add_driver(db_url, "D1", TEST_SCRYPT, TEST_AUDIT_KEYS)
+    driver_secret = add_driver(db_url, "D1", CHEAP_SCRYPT, TEST_AUDIT_KEYS)
     wait_until(
         lambda: all(central.cp(cp_id)["state"] != "UNKNOWN" for cp_id in CPS),
         10,

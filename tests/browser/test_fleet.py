@@ -28,7 +28,8 @@ from common.protocol.messages import MessageType
 from common.tcp import free_port
 from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.broker import wait_until
-from tests.support.central import TEST_SCRYPT, CentralProcess, ScriptedCP, driver
+from tests.support.central import CentralProcess, ScriptedCP, driver
+from tests.support.scrypt import CHEAP_SCRYPT
 from tests.support.web import LoopThread, WebProcess, start_central_with_events, start_web
 
 pytestmark = pytest.mark.integration
@@ -74,7 +75,7 @@ def seed(db_url: str) -> dict[str, str]:
             out[cp_id(i)] = secret = new_secret()
             where = PLACES[i % len(PLACES)]
             session.add(ChargePoint(id=cp_id(i), location=where, price_eur_kwh=Decimal("0.40")))
-            verifier = make_verifier(secret, TEST_SCRYPT)
+            verifier = make_verifier(secret, CHEAP_SCRYPT)
             session.add(Credential.of(PrincipalKind.CP, cp_id(i), verifier))
     db.dispose()
     return out
@@ -85,7 +86,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, broker: EmbeddedBroker) -> I
     tmp = tmp_path_factory.mktemp("fleet")
     db_url = f"sqlite:///{tmp / 'evcharging.db'}"
     secrets = seed(db_url)
-    driver_secret = add_driver(db_url, "FD1", TEST_SCRYPT, TEST_AUDIT_KEYS)
+    driver_secret = add_driver(db_url, "FD1", CHEAP_SCRYPT, TEST_AUDIT_KEYS)
     central = start_central_with_events(tmp, db_url, free_port(), free_port(), broker.bootstrap)
     known = lambda: len(central.get("/chargepoints").json()["chargepoints"])  # noqa: E731
     wait_until(lambda: known() == COUNT, 20, "Central to load the charge points")

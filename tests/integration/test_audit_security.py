@@ -31,12 +31,12 @@ from common.infra import EmbeddedBroker
 from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.broker import wait_until
 from tests.support.central import (
-    TEST_SCRYPT,
     CentralProcess,
     ScriptedCP,
     provision_cp,
     start_central,
 )
+from tests.support.scrypt import CHEAP_SCRYPT
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -56,7 +56,7 @@ def test_anonymous_reads_see_only_the_public_model(
     central: CentralProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
     secret = provision_cp(central.db_url, "CP1", "Madrid", "0.40")
-    add_driver(central.db_url, "D1", TEST_SCRYPT, TEST_AUDIT_KEYS)
+    add_driver(central.db_url, "D1", CHEAP_SCRYPT, TEST_AUDIT_KEYS)
 
     async def scenario() -> None:
         with pytest.raises(AuthenticationFailed):  # an id probe: "unknown principal"

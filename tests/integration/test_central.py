@@ -15,13 +15,13 @@ from common.protocol.framing import ACK, NACK
 from common.protocol.messages import MessageType
 from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.central import (
-    TEST_SCRYPT,
     CentralProcess,
     ScriptedCP,
     driver,
     provision_cp,
     start_central,
 )
+from tests.support.scrypt import CHEAP_SCRYPT
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ def run(coro: object) -> None:
 
 def test_happy_path_with_ticket(central: CentralProcess) -> None:
     secret = provision_cp(central.db_url, "CP1", "Madrid", "0.40")
-    d_secret = add_driver(central.db_url, "D1", TEST_SCRYPT, TEST_AUDIT_KEYS)
+    d_secret = add_driver(central.db_url, "D1", CHEAP_SCRYPT, TEST_AUDIT_KEYS)
 
     async def scenario() -> None:
         await central.wait_state("CP1", "DISCONNECTED")  # registered, no monitor yet
@@ -94,8 +94,8 @@ def test_busy_cp_and_out_of_state_messages_are_refused(shared_central: CentralPr
     central = shared_central
     secret = provision_cp(central.db_url, "BUSY1")
     s1, s2 = (
-        add_driver(central.db_url, "BUSY-D1", TEST_SCRYPT, TEST_AUDIT_KEYS),
-        add_driver(central.db_url, "BUSY-D2", TEST_SCRYPT, TEST_AUDIT_KEYS),
+        add_driver(central.db_url, "BUSY-D1", CHEAP_SCRYPT, TEST_AUDIT_KEYS),
+        add_driver(central.db_url, "BUSY-D2", CHEAP_SCRYPT, TEST_AUDIT_KEYS),
     )
 
     async def scenario() -> None:
@@ -129,7 +129,7 @@ def test_busy_cp_and_out_of_state_messages_are_refused(shared_central: CentralPr
 
 def test_fault_mid_supply_ends_session_with_partial_ticket(central: CentralProcess) -> None:
     secret = provision_cp(central.db_url, "CP1", price="0.50")
-    d_secret = add_driver(central.db_url, "D1", TEST_SCRYPT, TEST_AUDIT_KEYS)
+    d_secret = add_driver(central.db_url, "D1", CHEAP_SCRYPT, TEST_AUDIT_KEYS)
 
     async def scenario() -> None:
         cp = await ScriptedCP("CP1", secret, central.addr).connect()
@@ -207,7 +207,7 @@ def test_garbage_is_nacked_and_floods_are_dropped(shared_central: CentralProcess
 
 def test_operator_stop_and_resume_one_and_all(central: CentralProcess) -> None:
     secrets_ = {cp: provision_cp(central.db_url, cp) for cp in ("CP1", "CP2")}
-    d_secret = add_driver(central.db_url, "D1", TEST_SCRYPT, TEST_AUDIT_KEYS)
+    d_secret = add_driver(central.db_url, "D1", CHEAP_SCRYPT, TEST_AUDIT_KEYS)
 
     async def scenario() -> None:
         cps = [await ScriptedCP(c, s, central.addr).connect() for c, s in secrets_.items()]
@@ -287,7 +287,7 @@ def test_weather_alert_lets_supply_finish_then_stops(central: CentralProcess) ->
         "CP2": provision_cp(central.db_url, "CP2", "Oslo"),
         "CP3": provision_cp(central.db_url, "CP3", "Sevilla"),
     }
-    d_secret = add_driver(central.db_url, "D1", TEST_SCRYPT, TEST_AUDIT_KEYS)
+    d_secret = add_driver(central.db_url, "D1", CHEAP_SCRYPT, TEST_AUDIT_KEYS)
 
     async def scenario() -> None:
         cps = {c: await ScriptedCP(c, s, central.addr).connect() for c, s in secrets_.items()}
@@ -335,7 +335,7 @@ def test_central_killed_and_restarted_settles_nothing_twice(
     port, api_port = free_port(), free_port()
     central = start_central(tmp_path, sqlite_url, port, api_port)
     secrets_ = {c: provision_cp(sqlite_url, c) for c in ("CP1", "CP2")}
-    d_secrets = {d: add_driver(sqlite_url, d, TEST_SCRYPT, TEST_AUDIT_KEYS) for d in ("D1", "D2")}
+    d_secrets = {d: add_driver(sqlite_url, d, CHEAP_SCRYPT, TEST_AUDIT_KEYS) for d in ("D1", "D2")}
 
     async def before_crash() -> tuple[str, str]:
         cps = {c: await ScriptedCP(c, s, central.addr).connect() for c, s in secrets_.items()}

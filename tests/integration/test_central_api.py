@@ -12,7 +12,8 @@ import requests
 from central.drivers import add_driver
 from common.protocol.messages import MessageType
 from tests.support.auditkeys import TEST_AUDIT_KEYS
-from tests.support.central import TEST_SCRYPT, CentralProcess, ScriptedCP, provision_cp
+from tests.support.central import CentralProcess, ScriptedCP, provision_cp
+from tests.support.scrypt import CHEAP_SCRYPT
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +24,7 @@ def _auth(central: CentralProcess, token: str | None = None) -> dict[str, str]:
 
 def test_operator_reads_describe_the_network(central: CentralProcess) -> None:
     provision_cp(central.db_url, "CP1", "Madrid", "0.35")
-    add_driver(central.db_url, "D1", TEST_SCRYPT, TEST_AUDIT_KEYS)
+    add_driver(central.db_url, "D1", CHEAP_SCRYPT, TEST_AUDIT_KEYS)
     asyncio.run(central.wait_state("CP1", "DISCONNECTED"))
     health = central.get("/health").json()
     assert health["status"] == "ok" and health["chargepoints"]["DISCONNECTED"] == 1
@@ -99,7 +100,7 @@ def test_price_commands_and_errors(shared_central: CentralProcess) -> None:
 def test_sessions_endpoint_201_400_404_409(central: CentralProcess) -> None:
     secret = provision_cp(central.db_url, "CP1", "Madrid", "0.40")
     provision_cp(central.db_url, "CP2")
-    add_driver(central.db_url, "D1", TEST_SCRYPT, TEST_AUDIT_KEYS)
+    add_driver(central.db_url, "D1", CHEAP_SCRYPT, TEST_AUDIT_KEYS)
 
     async def scenario() -> None:
         cp = await ScriptedCP("CP1", secret, central.addr).connect()

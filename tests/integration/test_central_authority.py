@@ -32,12 +32,12 @@ from common.protocol.messages import ErrorCode, Message, MessageType
 from common.tcp import read_message
 from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.central import (
-    TEST_SCRYPT,
     CentralProcess,
     ScriptedCP,
     driver,
     provision_cp,
 )
+from tests.support.scrypt import CHEAP_SCRYPT
 
 pytestmark = pytest.mark.integration
 
@@ -161,7 +161,7 @@ async def online(
     """Registered CPs (0.40 €/kWh), monitor and engine connected and ACTIVATED, and a
     connected driver ``driver_id``; all closed afterwards."""
     cps = [ScriptedCP(cp_id, provision_cp(central.db_url, cp_id), central.addr) for cp_id in cp_ids]
-    d_secret = add_driver(central.db_url, driver_id, TEST_SCRYPT, TEST_AUDIT_KEYS)
+    d_secret = add_driver(central.db_url, driver_id, CHEAP_SCRYPT, TEST_AUDIT_KEYS)
     for cp in cps:
         await cp.connect()
     drv = await driver(central.addr, driver_id, d_secret)
@@ -404,7 +404,7 @@ def test_wrong_driver_secrets_for_an_id_do_not_delay_its_monitor(
 ) -> None:
     secret = provision_cp(central.db_url, "CP1")
     d_secret = add_driver(
-        central.db_url, "CP1", TEST_SCRYPT, TEST_AUDIT_KEYS
+        central.db_url, "CP1", CHEAP_SCRYPT, TEST_AUDIT_KEYS
     )  # a driver named like the CP
 
     async def scenario() -> None:

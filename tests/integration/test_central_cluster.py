@@ -35,9 +35,9 @@ from common.protocol.messages import MessageType
 from common.tcp import free_port, read_message
 from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.broker import EmbeddedBroker
-from tests.support.central import TEST_SCRYPT, CentralProcess, provision_cp, start_central
+from tests.support.central import CentralProcess, provision_cp, start_central
 from tests.support.cluster import Cluster
-from tests.support.scrypt import CHEAP_SCRYPT_ENV
+from tests.support.scrypt import CHEAP_SCRYPT, CHEAP_SCRYPT_ENV
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -106,7 +106,7 @@ def test_cps_spread_drivers_charge_across_and_a_killed_central_fails_over(
         for cp_id in cp_ids:
             other = next(c for c in cluster.centrals if str(c.addr) != owners[cp_id])
             driver_id = f"D{cp_id}"
-            secret = add_driver(cluster.db_url, driver_id, TEST_SCRYPT, TEST_AUDIT_KEYS)
+            secret = add_driver(cluster.db_url, driver_id, CHEAP_SCRYPT, TEST_AUDIT_KEYS)
             link = await connect(other.addr, Role.DRIVER, driver_id, secret=secret)
             link.send(MessageType.LIST_CPS, {})
             free = await link.recv_until({MessageType.CP_LIST}, 10)

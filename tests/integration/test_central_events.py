@@ -14,7 +14,8 @@ from common.infra import EmbeddedBroker
 from common.protocol.messages import MessageType
 from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.broker import EventCollector, wait_until
-from tests.support.central import TEST_SCRYPT, ScriptedCP, driver, provision_cp, start_central
+from tests.support.central import ScriptedCP, driver, provision_cp, start_central
+from tests.support.scrypt import CHEAP_SCRYPT
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ def test_a_charge_is_told_on_the_event_stream(
         )
         try:
             secret = provision_cp(sqlite_url, "EVT1", "Bilbao", "0.30")
-            d_secret = add_driver(sqlite_url, "EVD1", TEST_SCRYPT, TEST_AUDIT_KEYS)
+            d_secret = add_driver(sqlite_url, "EVD1", CHEAP_SCRYPT, TEST_AUDIT_KEYS)
 
             async def scenario() -> str:
                 cp = await ScriptedCP("EVT1", secret, central.addr).connect()

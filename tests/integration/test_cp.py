@@ -31,13 +31,12 @@ from common.protocol.messages import MessageType
 from common.tcp import free_port
 from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.central import (
-    TEST_SCRYPT,
     CentralProcess,
     driver,
     provision_cp,
     start_central,
 )
-from tests.support.scrypt import CHEAP_SCRYPT_ENV
+from tests.support.scrypt import CHEAP_SCRYPT, CHEAP_SCRYPT_ENV
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -181,7 +180,7 @@ async def up(
 
 
 def test_register_authenticate_charge_unplug_ticket(site: Site, cp: str) -> None:
-    d_secret = add_driver(site.central.db_url, f"D{cp[:8]}", TEST_SCRYPT, TEST_AUDIT_KEYS)
+    d_secret = add_driver(site.central.db_url, f"D{cp[:8]}", CHEAP_SCRYPT, TEST_AUDIT_KEYS)
 
     async def scenario() -> None:
         engine, monitor, _port = await up(site, cp, auto=False)

@@ -25,12 +25,12 @@ from common.procs import ServiceProcess
 from common.protocol.messages import MessageType
 from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.central import (
-    TEST_SCRYPT,
     CentralProcess,
     ScriptedCP,
     driver,
     provision_cp,
 )
+from tests.support.scrypt import CHEAP_SCRYPT
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ class Drivers:
 
     def add(self, driver_id: str) -> str:
         self.secrets[driver_id] = add_driver(
-            self.central.db_url, driver_id, TEST_SCRYPT, TEST_AUDIT_KEYS
+            self.central.db_url, driver_id, CHEAP_SCRYPT, TEST_AUDIT_KEYS
         )
         return self.secrets[driver_id]
 

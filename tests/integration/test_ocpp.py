@@ -29,8 +29,9 @@ from common.procs import ServiceProcess
 from common.tcp import free_port
 from registry.tls import ensure_certificates
 from tests.support.auditkeys import TEST_AUDIT_KEYS
-from tests.support.central import TEST_SCRYPT, CentralProcess, provision_cp, start_central
+from tests.support.central import CentralProcess, provision_cp, start_central
 from tests.support.ocpp import call_raw, new_id, open_ws, sim_charger
+from tests.support.scrypt import CHEAP_SCRYPT
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +104,7 @@ async def test_driver_charges_at_an_ocpp_charger(central: CentralProcess, tmp_pa
     """Boot, heartbeat, ``ev-driver request`` → RemoteStart, meter values each second,
     RemoteStop at the target, the ticket; the board shows the charger throughout."""
     secret = provision_cp(central.db_url, "OC1", "Toledo")
-    driver_secret = add_driver(central.db_url, "D1", TEST_SCRYPT, TEST_AUDIT_KEYS)
+    driver_secret = add_driver(central.db_url, "D1", CHEAP_SCRYPT, TEST_AUDIT_KEYS)
     async with sim_charger(_url(central), "OC1", secret) as charger:
         cp = await central.wait_state("OC1", "ACTIVATED")
         assert cp["monitor_connected"] and cp["engine_connected"]
@@ -136,7 +137,7 @@ async def test_driver_charges_at_an_ocpp_charger(central: CentralProcess, tmp_pa
 @_sync
 async def test_fault_ends_the_supply_and_breaks_the_cp(central: CentralProcess) -> None:
     secret = provision_cp(central.db_url, "OC2", "Cuenca")
-    add_driver(central.db_url, "D2", TEST_SCRYPT, TEST_AUDIT_KEYS)
+    add_driver(central.db_url, "D2", CHEAP_SCRYPT, TEST_AUDIT_KEYS)
     async with sim_charger(_url(central), "OC2", secret) as charger:
         await central.wait_state("OC2", "ACTIVATED")
         session_id = await _start_session(central, "D2", "OC2")
@@ -156,7 +157,7 @@ async def test_fault_ends_the_supply_and_breaks_the_cp(central: CentralProcess) 
 @_sync
 async def test_operator_stop_and_resume(central: CentralProcess) -> None:
     secret = provision_cp(central.db_url, "OC3", "Soria")
-    add_driver(central.db_url, "D3", TEST_SCRYPT, TEST_AUDIT_KEYS)
+    add_driver(central.db_url, "D3", CHEAP_SCRYPT, TEST_AUDIT_KEYS)
     async with sim_charger(_url(central), "OC3", secret) as charger:
         await central.wait_state("OC3", "ACTIVATED")
         await _start_session(central, "D3", "OC3")
@@ -327,7 +328,7 @@ async def test_a_charger_acts_only_for_itself(central: CentralProcess) -> None:
     """A charger cannot meter or stop another CP's session, bill a driver by tag, or flood."""
     secret_a = provision_cp(central.db_url, "OC8", "Huesca")
     secret_b = provision_cp(central.db_url, "OC9", "Huesca")
-    add_driver(central.db_url, "D9", TEST_SCRYPT, TEST_AUDIT_KEYS)
+    add_driver(central.db_url, "D9", CHEAP_SCRYPT, TEST_AUDIT_KEYS)
     async with (
         sim_charger(_url(central), "OC9", secret_b) as victim,
         open_ws(_url(central), "OC8", secret_a) as ws,
@@ -407,7 +408,7 @@ async def test_a_transaction_open_when_central_restarts_is_settled(tmp_path: Pat
     central = start_central(tmp_path, url, *ports[:2], ocpp_port=ports[2], name="central-1")
     try:
         secret = provision_cp(url, "OR1", "Burgos")
-        add_driver(url, "DR1", TEST_SCRYPT, TEST_AUDIT_KEYS)
+        add_driver(url, "DR1", CHEAP_SCRYPT, TEST_AUDIT_KEYS)
         async with sim_charger(_url(central), "OR1", secret, speed=10.0):
             await central.wait_state("OR1", "ACTIVATED")
             session_id = await _start_session(central, "DR1", "OR1")

@@ -22,13 +22,13 @@ from common.protocol.messages import MessageType
 from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.broker import wait_until
 from tests.support.central import (
-    TEST_SCRYPT,
     CentralProcess,
     ScriptedCP,
     driver,
     provision_cp,
     start_central,
 )
+from tests.support.scrypt import CHEAP_SCRYPT
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +90,7 @@ def test_cold_file_stops_the_location_after_its_supply_and_warm_resumes(
         "CP2": provision_cp(central.db_url, "CP2", "Oslo"),
         "CP3": provision_cp(central.db_url, "CP3", "Sevilla"),
     }
-    d_secret = add_driver(central.db_url, "D1", TEST_SCRYPT, TEST_AUDIT_KEYS)
+    d_secret = add_driver(central.db_url, "D1", CHEAP_SCRYPT, TEST_AUDIT_KEYS)
     temperatures = tmp_path / "temperatures.txt"
     write(temperatures, "# edited by the test\nOslo: 5\nSevilla: 21.5\n")
     write(tmp_path / "locations.txt", "Oslo\nSevilla\n")

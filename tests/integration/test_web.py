@@ -26,12 +26,12 @@ from common.protocol.messages import MessageType
 from tests.support.auditkeys import TEST_AUDIT_KEYS
 from tests.support.broker import wait_until
 from tests.support.central import (
-    TEST_SCRYPT,
     CentralProcess,
     ScriptedCP,
     provision_cp,
     start_central,
 )
+from tests.support.scrypt import CHEAP_SCRYPT
 from tests.support.web import LoopThread, WebProcess, start_central_with_events, start_web
 
 pytestmark = pytest.mark.integration
@@ -264,7 +264,7 @@ def test_without_the_operator_token_the_board_is_the_public_one(
 ) -> None:
     central = start_central(tmp_path, sqlite_url, free_port(), free_port())
     provision_cp(sqlite_url, "CP1", "Madrid", "0.40")
-    add_driver(sqlite_url, "DRIVER7", TEST_SCRYPT, TEST_AUDIT_KEYS)
+    add_driver(sqlite_url, "DRIVER7", CHEAP_SCRYPT, TEST_AUDIT_KEYS)
     wait_until(lambda: central.cp("CP1")["state"] != "UNKNOWN", 10, "Central to load CP1")
     web = start_web(tmp_path, central.api, free_port(), "")  # EV_OPERATOR_TOKEN empty: none
     try:

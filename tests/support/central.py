@@ -28,12 +28,10 @@ from tests.support.scrypt import CHEAP_SCRYPT, CHEAP_SCRYPT_ENV
 
 __all__ = ["CentralProcess", "ScriptedCP", "provision_cp", "start_central"]
 
-TEST_SCRYPT = CHEAP_SCRYPT  # the name its importers know
-
 
 def provision_cp(url: str, cp_id: str, location: str = "Madrid", price: str = "0.40") -> str:
     """Put a registered CP and its verifier in the shared DB (what the Registry does)."""
-    made = provision(url, [cp_id], params=TEST_SCRYPT, locations=[location], price=Decimal(price))
+    made = provision(url, [cp_id], params=CHEAP_SCRYPT, locations=[location], price=Decimal(price))
     return made.cps[cp_id]
 
 
