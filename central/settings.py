@@ -271,7 +271,7 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str] | None = None) ->
     url = args.database_url or database_url(args.data_dir, env)
     check_workers(args.workers, url, args.listen, args.api)
     token = require_secret("EV_OPERATOR_TOKEN", env)
-    weather_token = read_secret("EV_WEATHER_TOKEN", env, required=False)
+    weather_token = read_secret("EV_WEATHER_TOKEN", env)
     if weather_token is not None and weather_token == token:
         raise ConfigError("EV_WEATHER_TOKEN", "must differ from EV_OPERATOR_TOKEN (it grants less)")
     ocpp_tls = _ocpp_tls(args.ocpp, args.ocpp_tls_cert, args.ocpp_tls_key)

@@ -160,16 +160,15 @@ def make_private_dir(path: Path) -> Path:
     return path
 
 
-def read_secret(
-    name: str, env: Mapping[str, str] | None = None, *, required: bool = True
-) -> str | None:
-    """Read a secret from ``NAME`` or from the file named by ``NAME_FILE``.
+def read_secret(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """An optional secret from ``NAME`` or from the file named by ``NAME_FILE``; None if unset.
 
-    Secrets never have defaults: a missing required one is a :class:`ConfigError`
-    (:func:`require_secret` says so in its type).
+    Secrets never have defaults: one the service cannot run without is read with
+    :func:`require_secret`.
+
+    Raises:
+        ConfigError: ``NAME_FILE`` names a file that cannot be read.
     """
-    if required:
-        return require_secret(name, env)
     return _secret_value(name, env) or None
 
 

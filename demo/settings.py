@@ -162,8 +162,8 @@ def resolve_settings(
     if len(taken) != len(set(taken)):
         raise ConfigError("ports", "two services were given the same port")
 
-    operator = read_secret("EV_OPERATOR_TOKEN", env, required=False)
-    provisioning = read_secret("EV_PROVISIONING_TOKEN", env, required=False)
+    operator = read_secret("EV_OPERATOR_TOKEN", env)
+    provisioning = read_secret("EV_PROVISIONING_TOKEN", env)
     data_dir, is_temp = _data_dir(args.data_dir)
     return DemoSettings(
         cps=args.cps,

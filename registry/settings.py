@@ -21,6 +21,7 @@ from common.config import (
     parse_positive_float,
     parse_positive_int,
     read_secret,
+    require_secret,
 )
 from common.db import database_url
 from common.errors import ConfigError
@@ -219,9 +220,8 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str] | None = None) ->
     args: argparse.Namespace = build_parser(env).parse_args(list(argv))
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ConfigError("--tls-cert/--tls-key", "give both, or neither to generate them")
-    provisioning = read_secret("EV_PROVISIONING_TOKEN", env)
-    assert provisioning is not None  # required=True never returns None
-    operator = read_secret("EV_OPERATOR_TOKEN", env, required=False)
+    provisioning = require_secret("EV_PROVISIONING_TOKEN", env)
+    operator = read_secret("EV_OPERATOR_TOKEN", env)
     data_dir = Path(args.data_dir)
     return Settings(
         provisioning_token=provisioning,

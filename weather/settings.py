@@ -164,10 +164,10 @@ def _parser(env: Mapping[str, str]) -> ServiceParser:
 
 def _weather_token(env: Mapping[str, str]) -> str:
     """EV_WEATHER_TOKEN; the operator token, which this office once used, is refused."""
-    token = read_secret("EV_WEATHER_TOKEN", env, required=False)
+    token = read_secret("EV_WEATHER_TOKEN", env)
     if token is None:
         hint = ""
-        if read_secret("EV_OPERATOR_TOKEN", env, required=False):
+        if read_secret("EV_OPERATOR_TOKEN", env):
             hint = "; the office no longer takes EV_OPERATOR_TOKEN: give it (and Central) its own"
         raise ConfigError(
             "EV_WEATHER_TOKEN", f"not set (set EV_WEATHER_TOKEN or EV_WEATHER_TOKEN_FILE{hint})"

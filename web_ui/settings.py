@@ -149,8 +149,8 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str] | None = None) ->
         raise ConfigError("--registry-ca", f"{args.registry_ca} is not a readable file")
     if args.registry_url and args.registry_url.startswith("http://"):
         raise ConfigError("--registry-url", "the Registry is served over HTTPS (https://...)")
-    operator_token = read_secret("EV_OPERATOR_TOKEN", env, required=False)
-    secret_key = read_secret("EV_WEB_SECRET_KEY", env, required=False)
+    operator_token = read_secret("EV_OPERATOR_TOKEN", env)
+    secret_key = read_secret("EV_WEB_SECRET_KEY", env)
     if secret_key is not None and len(secret_key) < 16:
         raise ConfigError("EV_WEB_SECRET_KEY", "use at least 16 random characters")
     return WebSettings(
@@ -160,7 +160,7 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str] | None = None) ->
         registry_url=args.registry_url,
         registry_ca=args.registry_ca,
         operator_token=operator_token,
-        provisioning_token=read_secret("EV_PROVISIONING_TOKEN", env, required=False),
+        provisioning_token=read_secret("EV_PROVISIONING_TOKEN", env),
         secret_key=secret_key or secrets.token_hex(32),
         cookie_secure=args.cookie_secure,
         resync_interval=args.resync_interval,

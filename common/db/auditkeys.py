@@ -85,7 +85,7 @@ def load_audit_keys(data_dir: Path, env: Mapping[str, str] | None = None) -> Aud
         ConfigError: the keys are malformed or the file cannot be read or written.
     """
     env = os.environ if env is None else env
-    given = read_secret("EV_AUDIT_KEY", env, required=False)
+    given = read_secret("EV_AUDIT_KEY", env)
     if given:
         name = "EV_AUDIT_KEY_FILE" if not env.get("EV_AUDIT_KEY") else "EV_AUDIT_KEY"
         return AuditKeys.from_text(given, name)
