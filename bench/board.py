@@ -43,7 +43,8 @@ import requests
 
 from bench import cli
 from bench.chromium import CHROMIUM, CHROMIUM_ARGS
-from bench.eventpath import Generator, change_arguments, start_web
+from bench.eventparts import Generator
+from bench.eventpath import change_arguments, start_web
 from bench.harness import percentile, progress
 from bench.loopthread import LoopThread
 from bench.procs import (
