@@ -20,7 +20,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy common demo registry central cp_engine cp_monitor driver weather web_ui ocpp_sim
+	$(BIN)/mypy common demo registry central cp_engine cp_monitor driver weather web_ui ocpp_sim bench
 
 # Debian's Chromium for tests/browser (skipped, with the reason, where it cannot be had).
 chromium:

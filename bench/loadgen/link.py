@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bench.loadgen.metrics import Stats
@@ -68,7 +68,7 @@ class LoadLink(asyncio.Protocol):
         self._write(msg_type, body, time.perf_counter())
         return True
 
-    def _write(self, msg_type: MessageType, body: dict[str, Any], stamp: float) -> None:
+    def _write(self, msg_type: MessageType, body: Mapping[str, Any], stamp: float) -> None:
         assert self.transport is not None
         frame = self.conn.send(msg_type, body)
         self.sent.append(stamp)

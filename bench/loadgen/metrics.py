@@ -60,6 +60,19 @@ class Histogram:
 class Stats:
     """One worker's counters for the current window."""
 
+    # The window's counters: reset() zeroes each, snapshot() reports each by name.
+    sent: int
+    acked: int
+    nacked: int
+    rejected: int
+    dropped: int
+    central_errors: int
+    denied: int
+    authorized: int
+    operator_commands: int
+    operator_timeouts: int
+    telemetry: int
+    tickets: int
     COUNTERS = (
         "sent",
         "acked",
