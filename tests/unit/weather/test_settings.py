@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,6 @@ from common.errors import ConfigError
 from weather.settings import OpenWeatherSource, SimulatedSource, parse_settings
 
 ENV = {"EV_WEATHER_TOKEN": "weather-token"}
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_simulated_by_default(tmp_path: Path) -> None:
@@ -48,22 +44,3 @@ def test_bad_settings_are_one_config_error(
     with pytest.raises(ConfigError) as caught:
         parse_settings(argv, env)
     assert str(caught.value).startswith(f"{where}: ")
-
-
-def test_a_missing_api_key_is_one_line_and_exit_2_even_with_python_O(tmp_path: Path) -> None:
-    """Asserts vanish under ``python -O``: the check must not be one."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EV_OPENWEATHER_API_KEY")}
-    env["EV_WEATHER_TOKEN"] = "weather-token"
-    done = subprocess.run(
-        [sys.executable, "-O", "-m", "weather", "--provider", "openweather", "--no-menu"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2
-    assert done.stderr.splitlines() == [
-        "ev-weather: error: EV_OPENWEATHER_API_KEY: not set "
-        "(set EV_OPENWEATHER_API_KEY or EV_OPENWEATHER_API_KEY_FILE)"
-    ]
