@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from common.backoff import backoff_delay
 from common.events import Event
 from web_ui.central_client import CentralClient
 from web_ui.errors import WebError
@@ -352,7 +353,7 @@ class LiveBoard:
             # Try again soon, then less and less often: a loaded Central is not helped
             # by a snapshot of the whole fleet every second.
             self._failures += 1
-            wait = min(2.0 ** (self._failures - 1), self._resync_interval)
+            wait = backoff_delay(self._failures, first=1.0, cap=self._resync_interval)
             self._next_snapshot = time.monotonic() + wait
             self._ready.set()
             return False
