@@ -15,15 +15,16 @@ tell the announcements apart.
 
 Services and their fields:
 
-==========  ============================================================
-registry    ``url`` (https://HOST:PORT), ``ca`` (the CA file it made, if it made one)
-central     ``listen`` (HOST:PORT), ``api`` (http://HOST:PORT/api), ``ocpp``
-            (ws[s]://HOST:PORT/ocpp, with --ocpp only)
-weather     ``url`` (http://HOST:PORT)
-web         ``url`` (http://HOST:PORT/)
-cp_engine   ``cp`` (its id), ``listen`` (HOST:PORT: the monitor link)
-bench-bare  ``listen`` (HOST:PORT)
-==========  ============================================================
+============  =========================================================================
+registry      ``url`` (https://HOST:PORT), ``ca`` (the CA file it made, if it made one)
+central       ``listen`` (HOST:PORT), ``api`` (http://HOST:PORT/api)
+central-ocpp  ``url`` (ws[s]://HOST:PORT/ocpp), with --ocpp, once it listens
+weather       ``url`` (http://HOST:PORT)
+web           ``url`` (http://HOST:PORT/)
+cp_engine     ``cp`` (its id), ``listen`` (HOST:PORT: the monitor link)
+demo          ``data`` (its data directory), ``api``, ``dashboard``: all is up
+bench-bare    ``listen`` (HOST:PORT)
+============  =========================================================================
 """
 
 from __future__ import annotations
