@@ -6,9 +6,8 @@ urllib3 logs every request URL, and a missing API_Central is one line, not a tra
 
 from __future__ import annotations
 
-import os
+import re
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ import pytest
 import requests
 
 from common.procs import ServiceProcess
+from tests.support.broker import wait_until
 from tests.support.fake_openweather import QUOTA_BODY, FakeOpenWeather, Reply
 
 pytestmark = pytest.mark.integration
@@ -41,14 +41,6 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout} s")
-        time.sleep(0.05)
 
 
 def test_the_api_key_never_appears_in_logs_or_output(
@@ -89,7 +81,7 @@ def test_the_api_key_never_appears_in_logs_or_output(
     wait_until(
         lambda: all(fake.count(c) >= 2 for c in ("Oslo", "Rome", "Tromso", "Atlantis")),
         15,
-        "every city was not asked twice",
+        "every city to be asked twice",
     )
     rows = {
         r["location"]: r for r in requests.get(f"{url}/locations", timeout=5).json()["locations"]
@@ -117,7 +109,7 @@ def test_the_api_key_never_appears_in_logs_or_output(
 
 def test_menu_on_stdin_adds_lists_and_quits(tmp_path: Path) -> None:
     (tmp_path / "temps.txt").write_text("Oslo: -2\nBergen: 3 drift 0.5\n", encoding="utf-8")
-    proc = subprocess.Popen(
+    proc = ServiceProcess(
         [
             sys.executable,
             "-m",
@@ -131,24 +123,27 @@ def test_menu_on_stdin_adds_lists_and_quits(tmp_path: Path) -> None:
             "--central-api",
             f"http://127.0.0.1:{closed_port()}",
         ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "EV_WEATHER_TOKEN": "t", "PYTHONUNBUFFERED": "1"},
-    )
+        env={"EV_WEATHER_TOKEN": "t"},
+        log_path=tmp_path / "weather.log",
+        stdin_pipe=True,
+    ).start()
     try:
-        assert proc.stdin is not None
-        proc.stdin.write("add Oslo\nadd Bergen\nadd a/b\n")
-        proc.stdin.flush()
-        time.sleep(1.0)  # a few polls
-        out, err = proc.communicate("list\nquit\n", timeout=20)
+        proc.wait_ready("weather", timeout=30)
+        proc.send("add Oslo\nadd Bergen\nadd a/b")
+
+        def oslo_listed() -> str | None:
+            """Oslo's line of a 'list', once a poll has measured it; asks again if not."""
+            proc.send("list")
+            time.sleep(0.3)
+            measured = re.compile(r"Oslo .*\d °C")
+            return next((ln for ln in proc.output().splitlines() if measured.search(ln)), None)
+
+        oslo = wait_until(oslo_listed, 20, lambda: f"Oslo measured in:\n{proc.tail()}")
+        proc.send("quit")
+        assert proc.wait(20) == 0, proc.tail()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+        proc.stop()
+    out = proc.output()
     assert "watching Oslo" in out and "watching Bergen" in out and "error: 'a/b'" in out
-    oslo = next(line for line in out.splitlines() if "Oslo " in line)
     assert "ALERT" in oslo and "-2.0 °C" in oslo and "not delivered yet" in oslo
-    assert "weather office stopped" in err and "Traceback" not in err
+    assert "weather office stopped" in out and "Traceback" not in out
