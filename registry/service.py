@@ -210,17 +210,7 @@ class RegistryService:
             cp.deregistered_at = utcnow()
             if credential is not None:
                 s.delete(credential)
-            record(
-                s,
-                Event(
-                    EventType.CP_DEREGISTERED,
-                    SOURCE,
-                    {"by": "operator" if actor == OPERATOR else "self"},
-                    cp_id=cp_id,
-                    actor=actor,
-                    source_ip=caller.source_ip,
-                ),
-            )
+            _record_by(s, EventType.CP_DEREGISTERED, caller, cp_id, actor)
             s.flush()
             status = ChargePointStatus.of(cp)
         log.info(
@@ -244,17 +234,7 @@ class RegistryService:
             credential = s.get(Credential, (PrincipalKind.CP, cp_id), with_for_update=True)
             _still_current(credential, expected)
             _store_verifier(s, cp_id, verifier, utcnow())
-            record(
-                s,
-                Event(
-                    EventType.CP_CREDENTIAL_ROTATED,
-                    SOURCE,
-                    {"by": "operator" if actor == OPERATOR else "self"},
-                    cp_id=cp_id,
-                    actor=actor,
-                    source_ip=caller.source_ip,
-                ),
-            )
+            _record_by(s, EventType.CP_CREDENTIAL_ROTATED, caller, cp_id, actor)
             status = ChargePointStatus.of(cp)
         log.info(
             "charge point secret rotated",
@@ -454,3 +434,9 @@ def _still_current(credential: Credential | None, expected: bytes | None) -> Non
         return
     if credential is None or not hmac.compare_digest(credential.stored_key, expected):
         raise Unauthorized("the credential changed meanwhile", code="invalid_credentials")
+
+
+def _record_by(s: Session, kind: EventType, caller: Caller, cp_id: str, actor: str) -> None:
+    """Audit a change to ``cp_id`` made by the CP itself or by the operator."""
+    by = "operator" if actor == OPERATOR else "self"
+    record(s, Event(kind, SOURCE, {"by": by}, cp_id=cp_id, actor=actor, source_ip=caller.source_ip))
