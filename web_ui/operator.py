@@ -9,6 +9,7 @@ whose answer shows the new CP's secret once and is never cached.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -34,6 +35,7 @@ from web_ui.security import (
     operator_required,
     safe_next,
 )
+from web_ui.view import Board
 
 __all__ = ["bp", "validate_registration"]
 
@@ -109,19 +111,29 @@ def logout() -> Response:
 @bp.get("")
 @operator_required
 def panel() -> str:
-    live = clients().live
-    live.wait_ready(3.0)
-    board, _ = live.view()
-    return render_template(
-        "operator.html",
-        board=board,
-        tiles=sorted(board.tiles.values(), key=lambda t: t.id),
-        alerts=sorted(w.location for w in board.weather.values() if w.alert),
-        registry=clients().registry is not None,
-        values={},
-        errors={},
-        live="operator",
-    )
+    clients().live.wait_ready(3.0)
+    return _panel(registry=clients().registry is not None)
+
+
+def _panel(
+    registry: bool, values: Mapping[str, str] | None = None, errors: Mapping[str, str] | None = None
+) -> str:
+    """The operator panel, rendered while no event changes the board (no copy of it)."""
+
+    def render(board: Board) -> str:
+        return render_template(
+            "operator.html",
+            board=board,
+            tiles=sorted(board.tiles.values(), key=lambda t: t.id),
+            alerts=sorted(w.location for w in board.weather.values() if w.alert),
+            registry=registry,
+            values=values or {},
+            errors=errors or {},
+            live="operator",
+        )
+
+    page: str = clients().live.read(render)
+    return page
 
 
 def _run(action: str, call: Any) -> Response:
@@ -200,16 +212,4 @@ def register() -> Any:
             response = make_response(render_template("registered.html", issued=issued))
             response.headers["Cache-Control"] = "no-store"
             return response
-    live = clients().live
-    board, _ = live.view()
-    page = render_template(
-        "operator.html",
-        board=board,
-        tiles=sorted(board.tiles.values(), key=lambda t: t.id),
-        alerts=sorted(w.location for w in board.weather.values() if w.alert),
-        registry=True,
-        values=values,
-        errors=errors,
-        live="operator",
-    )
-    return page, 400
+    return _panel(registry=True, values=values, errors=errors), 400
