@@ -13,25 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
+from common.backoff import Backoff
 from common.chargepoint.terminal import Level
 from common.client import CentralUnreachable, ClientLink, ConnectionClosed, connect
 from common.config import Centrals, HostPort
 from common.protocol.handshake import Role
 from common.protocol.messages import Message, MessageType
 
-__all__ = ["LOST", "CentralLinkBase", "Delays"]
+__all__ = ["LOST", "CentralLinkBase"]
 
 LOST = "Lost the connection to Central; reconnecting"
-
-
-class Delays(Protocol):
-    """Back-off delays: the next wait, and a reset after a success."""
-
-    def next(self) -> float: ...
-
-    def reset(self) -> None: ...
 
 
 class CentralLinkBase:
@@ -49,7 +42,7 @@ class CentralLinkBase:
         addr: HostPort | Centrals,
         cp_id: str,
         notify: Callable[[Level, str], None],
-        backoff: Delays,
+        backoff: Backoff,
     ) -> None:
         self._addr = addr
         self._cp_id = cp_id
