@@ -17,7 +17,9 @@ from central.states import CPState, Trigger
 from common.events import Event, EventType
 from common.protocol.messages import ErrorCode
 
-__all__ = ["WeatherHolds"]
+__all__ = ["READING_OK", "WeatherHolds"]
+
+READING_OK = "ok"  # a reading with a temperature (API_Central's default status)
 
 
 class WeatherHolds:
@@ -54,6 +56,10 @@ class WeatherHolds:
             )
             if fleet.peers is not None:
                 fleet.peers.tell("weather", {"location": location, "alert": True})
+            if temperature is not None:
+                # Measured there just now: the location's latest reading, as the board shows
+                # it from the alert event (a snapshot of the readings must agree).
+                self._keep(location, temperature, READING_OK, None)
         return len(affected)
 
     def apply(self, location: str, alert: bool) -> list[ChargePointView]:
@@ -63,6 +69,9 @@ class WeatherHolds:
             fleet.alerts.add(location)
         else:
             fleet.alerts.discard(location)
+        reading = fleet.readings.get(location)
+        if reading is not None:  # a new dict: API_Central may be serialising the old one
+            fleet.readings[location] = {**reading, "alert": alert}
         affected = [cp for cp in fleet.cps.values() if cp.location == location]
         for cp in affected:
             if cp.remote:
@@ -114,6 +123,15 @@ class WeatherHolds:
         reason: str | None = None,
     ) -> None:
         """Latest temperature (or UNKNOWN, with why) per location, shown to operators."""
+        reading = self._keep(location, temperature, status, reason)
+        self._fleet.emit(
+            Event(EventType.WEATHER_READING, SOURCE, {"location": location, **reading}, actor=actor)
+        )
+
+    def _keep(
+        self, location: str, temperature: float | None, status: str, reason: str | None
+    ) -> dict[str, Any]:
+        """Make this the location's latest reading, here and on every other Central."""
         reading = {
             "temperature_c": temperature,
             "status": status,
@@ -121,11 +139,9 @@ class WeatherHolds:
             "alert": location in self._fleet.alerts,
         }
         self._fleet.readings[location] = reading
-        self._fleet.emit(
-            Event(EventType.WEATHER_READING, SOURCE, {"location": location, **reading}, actor=actor)
-        )
         if self._fleet.peers is not None:  # every API_Central shows the same readings
             self._fleet.peers.tell("reading", {"location": location, **reading})
+        return reading
 
     def remember(self, location: str, reading: dict[str, Any]) -> None:
         """A reading another Central received (and recorded): shown here too."""

@@ -158,3 +158,28 @@ def test_readings_are_kept_per_location() -> None:
         "alert": False,
     }
     assert len(w.writer.of(EventType.WEATHER_READING)) == 2
+
+
+def test_an_alerts_temperature_is_the_latest_reading_and_readings_follow_the_alert() -> None:
+    """A snapshot of the readings shows what the events showed: the alert's temperature,
+    and whether the location is under an alert now (not when the reading came)."""
+
+    async def scenario() -> None:
+        w = World()
+        w.net.weather.reading("Madrid", 3.5, "ok", "weather")
+        await w.net.weather.alert("Madrid", -2.0, "operator")
+        assert w.net.fleet.readings["Madrid"] == {
+            "temperature_c": -2.0,
+            "status": "ok",
+            "reason": None,
+            "alert": True,
+        }
+        assert len(w.writer.of(EventType.WEATHER_READING)) == 1  # the alert is its own event
+        await w.net.weather.clear("Madrid", "operator")
+        assert w.net.fleet.readings["Madrid"]["alert"] is False
+        assert w.net.fleet.readings["Madrid"]["temperature_c"] == -2.0
+        await w.net.weather.alert("Madrid", None, "operator")  # no temperature: kept
+        assert w.net.fleet.readings["Madrid"]["temperature_c"] == -2.0
+        assert w.net.fleet.readings["Madrid"]["alert"] is True
+
+    run(scenario())
