@@ -16,6 +16,7 @@ import os
 import time
 import zlib
 from collections.abc import Callable, Collection, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from common.config import HostPort, parse_host_port
@@ -239,23 +240,26 @@ async def connect(
             failed attempts; ``retry_after`` says when to try again.
     """
     addrs = [addr] if isinstance(addr, HostPort) else _order(addr, principal_id)
-    kwargs: dict[str, Any] = {
-        "secret": secret,
-        "session_key": session_key,
-        "clock": clock,
-        "timeout": timeout,
-        "min_scrypt_n": min_scrypt_n,
-    }
+    login = partial(
+        _connect_one,
+        role=role,
+        principal_id=principal_id,
+        secret=secret,
+        session_key=session_key,
+        clock=clock,
+        timeout=timeout,
+        min_scrypt_n=min_scrypt_n,
+    )
     unreachable: CentralUnreachable | None = None
     owner_gone: OwnerUnreachable | None = None
     for each in addrs:
         try:
-            return await _connect_one(each, role, principal_id, **kwargs)
+            return await login(each)
         except CentralUnreachable as exc:
             unreachable = exc
         except _Moved as moved:
             try:
-                return await _connect_one(parse_host_port(moved.addr), role, principal_id, **kwargs)
+                return await login(parse_host_port(moved.addr))
             except (CentralUnreachable, _Moved, ValueError) as exc:
                 owner_gone = OwnerUnreachable(
                     f"Cannot reach Central at {moved.addr}, which serves {principal_id}: {exc}"
@@ -267,14 +271,14 @@ async def connect(
 
 async def _connect_one(
     addr: HostPort,
+    *,
     role: Role,
     principal_id: str,
-    *,
-    secret: str | None = None,
-    session_key: bytes | None = None,
-    clock: Callable[[], float] = time.time,
-    timeout: float = 10.0,
-    min_scrypt_n: int | None = None,
+    secret: str | None,
+    session_key: bytes | None,
+    clock: Callable[[], float],
+    timeout: float,
+    min_scrypt_n: int | None,
 ) -> ClientLink:
     """Open a TCP connection to one Central and authenticate (errors as :func:`connect`)."""
     try:
