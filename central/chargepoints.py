@@ -204,8 +204,12 @@ class ChargePoints:
         cp.engine = link
         if old is not None and old is not link:
             old.close("replaced by a new engine connection")
+        if self._fleet.peers is not None:
+            self._fleet.peers.engine_seen(cp_id, True)
 
     def engine_lost(self, cp_id: str, link: Link) -> None:
         cp = self._fleet.cps.get(cp_id)
         if cp is not None and cp.engine is link:
             cp.engine = None
+            if self._fleet.peers is not None:
+                self._fleet.peers.engine_seen(cp_id, False)

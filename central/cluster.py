@@ -208,9 +208,14 @@ class Cluster:
         log.info("serving charge point", extra={"fields": {"cp_id": cp_id}})
 
     def release(self, cp_id: str) -> None:
-        """The CP's monitor went: give the CP up, so its next login may go anywhere."""
+        """The CP's monitor went: give the CP up, so its next login may go anywhere.
+
+        Nothing happens while a monitor is still connected (a newer one replaced the
+        connection that closed).
+        """
         taken = self._owned.get(cp_id)
-        if taken is None:
+        cp = self._net.fleet.cps.get(cp_id)
+        if taken is None or cp is None or cp.monitor is not None:
             return
         self._drop(cp_id, "its monitor disconnected")
         self._writer.submit(partial(leases.give_up, cp_id=cp_id, me=self.node_id, since=taken[1]))

@@ -71,6 +71,9 @@ class Peers(Protocol):
     async def ask(self, op: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Send ``op`` to every other process and wait for the CP's owner to answer."""
 
+    def engine_seen(self, cp_id: str, up: bool) -> None:
+        """Say whether the engine of a CP served here is connected (others show it)."""
+
 
 @dataclass
 class ActiveSession:

@@ -233,23 +233,17 @@ class CentralServer:
             net.chargepoints.monitor_up(peer.id, peer.link, key)
         elif peer.role is Role.ENGINE:
             net.chargepoints.engine_up(peer.id, peer.link)
-            if self.cluster is not None:
-                self.cluster.engine_seen(peer.id, True)
         else:
             net.fleet.driver_up(peer.id, peer.link)
 
     def disconnected(self, peer: Peer, why: str) -> None:
         net, link = self.network, peer.link
-        cp = net.fleet.cps.get(peer.id) if peer.role is not Role.DRIVER else None
         if peer.role is Role.MONITOR:
             net.chargepoints.monitor_lost(peer.id, link, why or "monitor disconnected")
-            if self.cluster is not None and cp is not None and cp.monitor is None:
+            if self.cluster is not None:
                 self.cluster.release(peer.id)  # its next login may go to any Central
         elif peer.role is Role.ENGINE:
-            was_current = cp is not None and cp.engine is link
             net.chargepoints.engine_lost(peer.id, link)
-            if self.cluster is not None and was_current:
-                self.cluster.engine_seen(peer.id, False)
         else:
             net.fleet.driver_lost(peer.id, link)
 

@@ -254,8 +254,7 @@ class OcppServer:
             await connection.close(1008, exc.message[:120])
         except Exception:
             log.exception("OCPP connection failed", extra={"fields": {"cp_id": cp_id}})
-        cp = self.network.fleet.cps.get(cp_id)
-        if self.cluster is not None and cp is not None and cp.monitor is None:
+        if self.cluster is not None:
             self.cluster.release(cp_id)
         log.info(
             "OCPP charger disconnected",

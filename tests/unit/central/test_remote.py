@@ -19,7 +19,7 @@ from central.model import ActiveSession
 from central.remote import RemoteOps
 from central.states import CPState
 from common.protocol.messages import ErrorCode
-from tests.unit.central.fakes import M, World, fl, run
+from tests.unit.central.fakes import FakeLink, M, World, fl, run
 
 
 class FakePeers:
@@ -31,6 +31,7 @@ class FakePeers:
         self.told: list[tuple[str, dict[str, Any]]] = []
         self.asked: list[tuple[str, dict[str, Any]]] = []
         self.answer = answer or {}
+        self.engines: list[tuple[str, bool]] = []  # engine_seen calls
 
     def tell(self, op: str, body: Mapping[str, Any]) -> None:
         self.told.append((op, dict(body)))
@@ -39,10 +40,24 @@ class FakePeers:
         self.asked.append((op, dict(body)))
         return self.answer
 
+    def engine_seen(self, cp_id: str, up: bool) -> None:
+        self.engines.append((cp_id, up))
+
 
 def served_elsewhere(w: World, cp_id: str, state: CPState = CPState.ACTIVATED) -> None:
     cp = w.net.fleet.cps[cp_id]
     cp.remote, cp.owner, cp.state, cp.remote_engine = True, "10.0.0.2:7000", state, True
+
+
+def test_every_engine_connection_is_told_to_the_other_processes() -> None:
+    """TCP engines and OCPP chargers alike: the domain says when an engine comes and goes."""
+    w = World()
+    peers = FakePeers()
+    w.net.fleet.peers = peers
+    cp = w.connect("CP1")
+    w.net.chargepoints.engine_lost("CP1", FakeLink())  # not its engine: nothing said
+    w.net.chargepoints.engine_lost("CP1", cp.engine.link)
+    assert peers.engines == [("CP1", True), ("CP1", False)]
 
 
 def test_a_stop_of_a_cp_served_elsewhere_is_passed_on_not_carried_out() -> None:
