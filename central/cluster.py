@@ -272,8 +272,9 @@ class Cluster:
                 "Central processes stopped; their charge points are free",
                 extra={"fields": {"nodes": dead, "cps": freed}},
             )
-        with self._db.read() as session:
-            return _Tick(renewed, mine, leases.view(session), load_open_sessions(session))
+        with self._db.query() as conn:  # every second: plain rows, no ORM objects
+            view = leases.view(conn, self.node_id)
+            return _Tick(renewed, mine, view, load_open_sessions(conn))
 
     def _show(self, result: _Tick) -> None:
         """CPs served elsewhere (or by none), as the database has them."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
+from common.db import batch
 from common.events import Event, EventType, record
 
 __all__ = [
@@ -45,7 +46,8 @@ _TAKE = text(
 )
 _VIEW = text(
     "SELECT c.id, c.last_state, c.operator_stopped, o.node_id, o.engine_up "
-    "FROM charge_points c LEFT JOIN cp_owners o ON o.cp_id = c.id"
+    "FROM charge_points c LEFT JOIN cp_owners o ON o.cp_id = c.id "
+    "WHERE o.node_id IS DISTINCT FROM :me"
 )
 _NODE = text(
     "INSERT INTO central_nodes (id, started_at, heartbeat_at) VALUES (:me, now(), now()) "
@@ -162,13 +164,25 @@ def show_unserved(session: Session) -> int:
     return len(rows)
 
 
-def view(session: Session) -> list[Any]:
-    """Every CP's last state, operator stop, owner and whether the owner has its engine."""
-    return list(session.execute(_VIEW))
+def view(conn: Session | Connection, me: str) -> list[Any]:
+    """The last state, operator stop, owner and whether the owner has its engine, of every
+    CP ``me`` does not serve."""
+    return list(conn.execute(_VIEW, {"me": me}))
 
 
 def notify(session: Session, payload: str) -> None:
-    """Send ``payload`` to every process listening, when this transaction commits."""
-    session.execute(
-        text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
-    )
+    """Send ``payload`` to every process listening, when this transaction commits.
+
+    In a writer batch, one statement sends all of the batch's messages, in order.
+    """
+    batch.later(session, _notify_all, payload)
+
+
+_NOTIFY = text(
+    "SELECT pg_notify(:channel, p) "
+    "FROM unnest(CAST(:payloads AS text[])) WITH ORDINALITY AS t(p, i) ORDER BY i"
+)
+
+
+def _notify_all(session: Session, payloads: list[str]) -> None:
+    session.execute(_NOTIFY, {"channel": CHANNEL, "payloads": payloads})

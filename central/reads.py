@@ -132,27 +132,24 @@ def load_alerts(session: Session) -> list[str]:
     return list(session.scalars(select(WeatherAlert.location)))
 
 
-def load_open_sessions(session: Session, cp_id: str | None = None) -> list[OpenSession]:
-    """Sessions authorised or supplying (of ``cp_id``, or of every CP)."""
-    query = select(ChargingSession).where(
-        ChargingSession.status.in_([SessionStatus.AUTHORIZED, SessionStatus.SUPPLYING])
-    )
+def load_open_sessions(
+    session: Session | Connection, cp_id: str | None = None
+) -> list[OpenSession]:
+    """Sessions authorised or supplying (of ``cp_id``, or of every CP), as plain values."""
+    cs = ChargingSession
+    query = select(
+        cs.id,
+        cs.cp_id,
+        cs.driver_id,
+        cs.status,
+        cs.energy_kwh,
+        cs.price_eur_kwh,
+        cs.target_kwh,
+        cs.started_at,
+    ).where(cs.status.in_([SessionStatus.AUTHORIZED, SessionStatus.SUPPLYING]))
     if cp_id is not None:
-        query = query.where(ChargingSession.cp_id == cp_id)
-    rows = session.scalars(query)
-    return [
-        OpenSession(
-            r.id,
-            r.cp_id,
-            r.driver_id,
-            r.status,
-            r.energy_kwh,
-            r.price_eur_kwh,
-            r.target_kwh,
-            r.started_at,
-        )
-        for r in rows
-    ]
+        query = query.where(cs.cp_id == cp_id)
+    return [OpenSession(*row) for row in session.execute(query)]
 
 
 def history(session: Session, driver_id: str, limit: int = 50) -> list[dict[str, Any]]:
