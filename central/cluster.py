@@ -32,7 +32,7 @@ import select
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
@@ -137,9 +137,6 @@ class Cluster:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     # ------------------------------------------------------------ ownership
-    def owns(self, cp_id: str) -> bool:
-        return cp_id in self._owned
-
     async def owner_elsewhere(self, cp_id: str) -> str | None:
         """The live process serving ``cp_id`` if it is not this one (a login goes there).
 
@@ -152,8 +149,8 @@ class Cluster:
             return None
 
         def read() -> str | None:
-            with self._db.read() as session:
-                found = leases.owner(session, cp_id, self._ttl)
+            with self._db.query() as conn:
+                found = leases.owner(conn, cp_id, self._ttl)
             return None if found == self.node_id else found
 
         return await self._in_thread(read)
@@ -199,11 +196,7 @@ class Cluster:
         cp.remote, cp.owner, cp.remote_engine = False, self.node_id, False
         cp.state, cp.session, cp.key, cp.fault = CPState.DISCONNECTED, None, None, None
         cp.engine_ok = True
-        cp.holds = set()
-        if row is not None and row.operator_stopped:
-            cp.holds.add(HOLD_OPERATOR)
-        if cp.location in alerts:
-            cp.holds.add(HOLD_WEATHER)
+        cp.holds = _holds(cp.location, row is not None and row.operator_stopped, alerts)
         self._net.sessions.adopt(cp_id, open_sessions)
         log.info("serving charge point", extra={"fields": {"cp_id": cp_id}})
 
@@ -287,9 +280,7 @@ class Cluster:
             cp.state = CPState(state) if owner else CPState.DISCONNECTED
             cp.owner = owner
             cp.remote_engine = bool(owner and engine_up)
-            cp.holds = {HOLD_OPERATOR} if stopped else set()
-            if cp.location in fleet.alerts:
-                cp.holds.add(HOLD_WEATHER)
+            cp.holds = _holds(cp.location, stopped, fleet.alerts)
             cp.session = _live(sessions.get(cp_id))
 
     # ------------------------------------------------------------- messages
@@ -360,3 +351,11 @@ def _live(row: OpenSession | None) -> ActiveSession | None:
         Decimal(row.energy_kwh),
         started_at=row.started_at,
     )
+
+
+def _holds(location: str, operator_stopped: bool, alerts: Collection[str]) -> set[str]:
+    """What holds a CP served elsewhere, as the database and the alerts have it."""
+    holds = {HOLD_OPERATOR} if operator_stopped else set()
+    if location in alerts:
+        holds.add(HOLD_WEATHER)
+    return holds

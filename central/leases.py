@@ -85,9 +85,9 @@ def served(session: Session, me: str) -> set[str]:
     return set(rows.scalars())
 
 
-def owner(session: Session, cp_id: str, ttl: float) -> str | None:
+def owner(conn: Session | Connection, cp_id: str, ttl: float) -> str | None:
     """The live process serving ``cp_id``, if any."""
-    found = session.execute(_OWNER, {"cp": cp_id, "ttl": ttl}).scalar()
+    found = conn.execute(_OWNER, {"cp": cp_id, "ttl": ttl}).scalar()
     return None if found is None else str(found)
 
 

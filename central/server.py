@@ -298,8 +298,6 @@ class CentralServer:
             return False
         if take and role == Role.MONITOR:
             owner = await cluster.take(cp_id)
-        elif take:
-            owner = None if cluster.owns(cp_id) else await cluster.owner_elsewhere(cp_id)
         else:
             owner = await cluster.owner_elsewhere(cp_id)
         if owner is None:

@@ -129,9 +129,15 @@ class WeatherHolds:
         )
 
     def _keep(
-        self, location: str, temperature: float | None, status: str, reason: str | None
+        self,
+        location: str,
+        temperature: float | None,
+        status: str,
+        reason: str | None,
+        tell: bool = True,
     ) -> dict[str, Any]:
-        """Make this the location's latest reading, here and on every other Central."""
+        """Make this the location's latest reading, here and (``tell``) on every other
+        Central."""
         reading = {
             "temperature_c": temperature,
             "status": status,
@@ -139,15 +145,11 @@ class WeatherHolds:
             "alert": location in self._fleet.alerts,
         }
         self._fleet.readings[location] = reading
-        if self._fleet.peers is not None:  # every API_Central shows the same readings
+        if tell and self._fleet.peers is not None:  # all API_Centrals show it
             self._fleet.peers.tell("reading", {"location": location, **reading})
         return reading
 
     def remember(self, location: str, reading: dict[str, Any]) -> None:
         """A reading another Central received (and recorded): shown here too."""
-        self._fleet.readings[location] = {
-            "temperature_c": reading.get("temperature_c"),
-            "status": str(reading["status"]),
-            "reason": reading.get("reason"),
-            "alert": location in self._fleet.alerts,
-        }
+        temperature, reason = reading.get("temperature_c"), reading.get("reason")
+        self._keep(location, temperature, str(reading["status"]), reason, tell=False)
