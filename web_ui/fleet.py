@@ -10,7 +10,7 @@ location for the summary and the map.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
@@ -43,7 +43,7 @@ _STATE_RANK = {"BROKEN": 0, "DISCONNECTED": 1, "STOPPED": 2, "SUPPLYING": 3, "AC
 _MAX_TEXT = 64
 
 
-def weather_stopped(tile: Tile, alerts: Set[str] = frozenset()) -> bool:
+def weather_stopped(tile: Tile, board: Board) -> bool:
     """Stopped by a weather alert: Central says so, or its location is under one.
 
     Snapshots carry Central's reasons (``stopped_by``); between two, events only say why
@@ -52,7 +52,10 @@ def weather_stopped(tile: Tile, alerts: Set[str] = frozenset()) -> bool:
     """
     if tile.state != "STOPPED":
         return False
-    return "weather" in tile.stopped_by or tile.location in alerts
+    if "weather" in tile.stopped_by:
+        return True
+    weather = board.weather_at(tile.location)
+    return weather is not None and weather.alert
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ class Query:
         """``?…`` for a link to this view with ``changes`` (``"?"`` alone: the default)."""
         return "?" + urlencode(self.params(**changes))
 
-    def matches(self, tile: Tile, alerts: Set[str] = frozenset()) -> bool:
+    def matches(self, tile: Tile, board: Board) -> bool:
         if not tile.registered:
             return False
         if self.states and tile.state not in self.states:
@@ -137,7 +140,7 @@ class Query:
             return False
         if self.q and self.q.casefold() not in tile.id.casefold():
             return False
-        return not self.weather or weather_stopped(tile, alerts)
+        return not self.weather or weather_stopped(tile, board)
 
 
 @dataclass(frozen=True)
@@ -174,8 +177,7 @@ def _sort_key(sort: str) -> Any:
 
 def select(board: Board, query: Query) -> Page:
     """The page of ``board`` that ``query`` shows (10,000 CPs: a few milliseconds)."""
-    alerts = _alerts(board)
-    rows = [t for t in board.tiles.values() if query.matches(t, alerts)]
+    rows = [t for t in board.tiles.values() if query.matches(t, board)]
     rows.sort(key=_sort_key(query.sort), reverse=query.sort.startswith("-"))
     pages = max(1, -(-len(rows) // query.size))
     page = min(query.page, pages)
@@ -209,12 +211,7 @@ class Summary:
     weather_stopped: int
 
 
-def _alerts(board: Board) -> set[str]:
-    return {w.location for w in board.weather.values() if w.alert}
-
-
 def summarise(board: Board) -> Summary:
-    alerts_in_force = _alerts(board)
     counts = dict.fromkeys(STATE_LABELS, 0)
     per_location: dict[str, dict[str, int]] = {}
     stopped_here: dict[str, int] = {}
@@ -224,7 +221,7 @@ def summarise(board: Board) -> Summary:
         counts[tile.state] = counts.get(tile.state, 0) + 1
         here = per_location.setdefault(tile.location, dict.fromkeys(STATE_LABELS, 0))
         here[tile.state] = here.get(tile.state, 0) + 1
-        if weather_stopped(tile, alerts_in_force):
+        if weather_stopped(tile, board):
             stopped_here[tile.location] = stopped_here.get(tile.location, 0) + 1
     alerts = tuple(sorted(w.location for w in board.weather.values() if w.alert))
     for location in alerts:  # a place under alert shows even with no CP registered there
