@@ -31,6 +31,7 @@ __all__ = [
     "KEYS_INFO",
     "Entry",
     "append",
+    "canonical_ts",
     "entry_hash",
     "params_json",
     "session_keys",
@@ -50,6 +51,11 @@ def session_keys(session: Session) -> AuditKeys:
     if keys is None:
         raise ConfigError("EV_AUDIT_KEY", "this service writes audit entries but has no audit key")
     return keys
+
+
+def canonical_ts(ts: datetime) -> str:
+    """A time stamp as the chain signs it: UTC, ISO 8601, microseconds."""
+    return ts.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def entry_hash(
@@ -72,7 +78,7 @@ def entry_hash(
     """
     body = json.dumps(
         {
-            "ts": ts.astimezone(UTC).isoformat(timespec="microseconds"),
+            "ts": canonical_ts(ts),
             "actor": actor,
             "source_ip": source_ip,
             "action": action,

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from common.db.audit import GENESIS, entry_hash
+from common.db.audit import GENESIS, canonical_ts, entry_hash
 from common.db.auditkeys import AuditKeys
 from common.db.models import AuditCheckpoint, AuditEntry, AuditHead
 
@@ -92,7 +92,7 @@ class Checkpoint:
         return {
             "entry_id": self.entry_id,
             "hash": self.hash,
-            "ts": _ts(self.ts),
+            "ts": canonical_ts(self.ts),
             "key_id": self.key_id,
             "signature": self.signature,
         }
@@ -116,13 +116,9 @@ class Checkpoint:
         return cls(row.entry_id, row.hash, row.ts, row.key_id, row.signature)
 
 
-def _ts(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 def _message(entry_id: int, digest: str, ts: datetime, key_id: str) -> bytes:
     # Its own domain, so a checkpoint signature can never pass for an entry's hash.
-    body = {"entry_id": entry_id, "hash": digest, "ts": _ts(ts), "key_id": key_id}
+    body = {"entry_id": entry_id, "hash": digest, "ts": canonical_ts(ts), "key_id": key_id}
     return b"evcharging audit checkpoint\x00" + json.dumps(body, sort_keys=True).encode()
 
 
@@ -269,16 +265,19 @@ class ChainVerifier:
             report, mark = verify_from(session, self.keys, start)
             if not report.ok:
                 return report
-            for checkpoint in (self._known, stored):
-                if checkpoint is not None and not _reaches(session, checkpoint):
+            # Each signed checkpoint still in the chain (once, and not the start: checked).
+            known = dict.fromkeys(c for c in (self._known, stored) if c is not None)
+            for checkpoint in known:
+                at = (checkpoint.entry_id, checkpoint.hash)
+                if at != start and not _reaches_mark(session, at):
                     return ChainReport(
                         False,
                         report.checked,
                         mark[0],
                         checkpoint.entry_id,
                         f"entry {checkpoint.entry_id} of the checkpoint signed at "
-                        f"{_ts(checkpoint.ts)} is missing or changed: entries were removed "
-                        "or rewritten",
+                        f"{canonical_ts(checkpoint.ts)} is missing or changed: entries were "
+                        "removed or rewritten",
                     )
             self._mark = mark
             return report
