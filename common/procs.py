@@ -161,7 +161,25 @@ class ServiceProcess:
             return ""
 
     def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.output().splitlines()[-lines:])
+        """Its last ``lines`` non-empty lines (see :func:`log_tail`)."""
+        return log_tail(self.log_path, lines)
+
+    def _lines_from(self, offset: int, *, to_end: bool) -> tuple[list[str], int, str]:
+        """The complete lines written from byte ``offset`` on, the offset after them, and
+        the line being written (without its newline yet; it is read again next time).
+
+        With ``to_end`` (the process has exited) that last line is all there will be: it
+        counts as complete.
+        """
+        try:
+            with self.log_path.open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+        except OSError:
+            return [], offset, ""
+        end = len(data) if to_end else data.rfind(b"\n") + 1
+        lines = data[:end].decode("utf-8", "replace").splitlines()
+        return lines, offset + end, data[end:].decode("utf-8", "replace")
 
     def wait_ready(
         self,
@@ -185,11 +203,16 @@ class ServiceProcess:
         if count > 1:
             wanted += f" {count} times"
         deadline = time.monotonic() + timeout
+        found: list[dict[str, str]] = []
+        position = self.start_offset
         while True:
-            found = find_ready(self.output_since(self.start_offset), service, where)
+            running = self.running  # before reading: what it wrote before exiting is read
+            # Whole lines only: half a ready line could name half a port.
+            lines, position, _ = self._lines_from(position, to_end=not running)
+            found += find_ready("\n".join(lines), service, where)
             if len(found) >= count:
                 return found[count - 1]
-            if not self.running:
+            if not running:
                 self._fail(f"exited with code {self.returncode} before announcing {wanted}")
             if time.monotonic() > deadline:
                 self._fail(f"did not announce {wanted} within {timeout:g} s")
@@ -205,12 +228,15 @@ class ServiceProcess:
         """
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
+        position = 0  # each poll reads only what was written since the last one
         while True:
-            for line in self.output().splitlines():
+            running = self.running  # before reading: what it wrote before exiting is read
+            lines, position, partial = self._lines_from(position, to_end=not running)
+            for line in [*lines, partial]:  # a prompt may wait without its newline
                 match = regex.search(line)
                 if match:
                     return match
-            if not self.running:
+            if not running:
                 self._fail(f"exited with code {self.returncode} before printing /{pattern}/")
             if time.monotonic() > deadline:
                 self._fail(f"printed no line matching /{pattern}/ within {timeout:g} s")
