@@ -77,7 +77,6 @@ class Launcher:
         root = str(_repo_root())
         path = env.get("PYTHONPATH")
         env["PYTHONPATH"] = root if not path else f"{root}{os.pathsep}{path}"
-        env["PYTHONUNBUFFERED"] = "1"
         env["EV_DATABASE_URL"] = self.db_url
         env["EV_DATA_DIR"] = str(self.s.data_dir)
         # Registry, Central and 'drivers add' sign one audit chain: one key file for all
@@ -88,11 +87,22 @@ class Launcher:
         env.update(extra)
         return env
 
-    def child(self, name: str, module: str, args: list[str], env: dict[str, str]) -> ProcessChild:
+    def child(
+        self, name: str, module: str, args: list[str], env: dict[str, str], **options: bool
+    ) -> ProcessChild:
+        """``python -m module args`` in the data directory, logging to ``logs/NAME.log``;
+        ``options`` as :class:`ProcessChild` takes them (``looping``, ``quiet_stdout``)."""
         log = self.dirs["logs"] / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.log"
-        return ProcessChild(
-            name, [sys.executable, "-m", module, *args], env, log, cwd=self.s.data_dir
-        )
+        command = [sys.executable, "-m", module, *args]
+        return ProcessChild(name, command, env, log, cwd=self.s.data_dir, **options)
+
+    def _registers(self, cp: ChargePointPlan, registry: str, ca: str) -> list[str]:
+        """The flags a monitor and an OCPP charger share: who the CP is and how it registers."""
+        return [
+            *("--id", cp.id, "--location", cp.location),
+            *("--registry", registry, "--registry-ca", ca, "--auto"),
+            *("--data-dir", str(self.dirs["cps"])),
+        ]
 
     def start_registry(self) -> None:
         s = self.s
@@ -169,9 +179,8 @@ class Launcher:
                 f"{cp.id} monitor",
                 "cp_monitor",
                 [
-                    *("--id", cp.id, "--location", cp.location, "--engine", engine_addr),
-                    *("--central", self.central_addr, "--registry", registry),
-                    *("--registry-ca", ca, "--auto", "--data-dir", cps_dir),
+                    *self._registers(cp, registry, ca),
+                    *("--engine", engine_addr, "--central", self.central_addr),
                 ],
                 self.env(EV_PROVISIONING_TOKEN=self.s.provisioning_token),
             )
@@ -185,11 +194,7 @@ class Launcher:
         charger = self.child(
             f"{cp.id} OCPP charger",
             "ocpp_sim",
-            [
-                *("--id", cp.id, "--location", cp.location, "--url", self.ocpp_url),
-                *("--registry", registry, "--registry-ca", ca, "--auto"),
-                *("--speed", str(SPEED), "--data-dir", str(self.dirs["cps"])),
-            ],
+            [*self._registers(cp, registry, ca), "--url", self.ocpp_url, "--speed", str(SPEED)],
             self.env(EV_PROVISIONING_TOKEN=self.s.provisioning_token),
         )
         self.ocpp_chargers.append(charger)
@@ -211,8 +216,8 @@ class Launcher:
                 "central",
                 ["drivers", "add", driver.id, "--secret-file", str(secret)],
                 self.env(),
+                quiet_stdout=True,  # it prints the secret: keep that out of the logs
             )
-            helper.service.discard_stdout = True  # it prints the secret: keep that out of the logs
             helper.start()
             self.helpers.append(helper)
 
@@ -237,7 +242,6 @@ class Launcher:
             args = ["--id", driver.id, "--central", self.central_addr]
             args += ["--secret-file", str(self.secret_path(driver.id)), "--no-tty"]
             args += ["run", str(path), "--pause", str(DRIVER_PAUSE)]
-            child = self.child(f"driver {driver.id}", "driver", args, self.env())
-            child.looping = True
+            child = self.child(f"driver {driver.id}", "driver", args, self.env(), looping=True)
             self.drivers.append(child)
             self.supervisor.start(child)

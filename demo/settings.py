@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.config import ServiceParser, parse_positive_float, read_secret
+from common.config import ServiceParser, make_private_dir, parse_positive_float, read_secret
 from common.errors import ConfigError
 from common.tcp import port_in_use
 
@@ -184,7 +184,7 @@ def _data_dir(given: Path | None) -> tuple[Path, bool]:
         return Path(tempfile.mkdtemp(prefix="evcharging-demo-")).resolve(), True
     path = given.expanduser().resolve()
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)  # secrets live there
+        make_private_dir(path)  # secrets live there
     except OSError as exc:
         raise ConfigError("--data-dir", f"cannot create {path}: {exc.strerror}") from None
     if not os.access(path, os.W_OK):
