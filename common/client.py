@@ -30,7 +30,7 @@ from common.protocol.handshake import (
     ClientHandshake,
     Role,
 )
-from common.protocol.keys import CLIENT_MIN_N
+from common.protocol.keys import CLIENT_MIN_N, scrypt_n_allowed
 from common.protocol.messages import Message, MessageType, Side
 from common.tcp import READ_CHUNK, read_message
 
@@ -62,9 +62,7 @@ def scrypt_floor(env: Mapping[str, str] | None = None) -> int:
         value = int(text)
     except ValueError:
         return CLIENT_MIN_N
-    if value < 2 or value & (value - 1) or value > 2**20:
-        return CLIENT_MIN_N
-    return value
+    return value if scrypt_n_allowed(value) else CLIENT_MIN_N
 
 
 class CentralUnreachable(EVChargingError):

@@ -44,6 +44,7 @@ __all__ = [
     "recover_client_key",
     "root_from_key",
     "salted_key",
+    "scrypt_n_allowed",
     "server_key",
     "server_signature",
     "stored_key",
@@ -63,6 +64,11 @@ _MAX_P = 16
 _MAX_MEMORY = 2**27  # bytes: 128 * r * n
 
 
+def scrypt_n_allowed(n: int) -> bool:
+    """True for a power of two in [2, 2**20]: the scrypt costs this protocol accepts."""
+    return 2 <= n <= _MAX_N and not n & (n - 1)
+
+
 @dataclass(frozen=True)
 class ScryptParams:
     """Cost of the scrypt hash; ``n`` a power of two (CPU/memory), ``r`` block size, ``p``.
@@ -79,7 +85,7 @@ class ScryptParams:
         for name in ("n", "r", "p"):
             if type(getattr(self, name)) is not int:
                 raise ValueError(f"scrypt {name} must be an int")
-        if not 2 <= self.n <= _MAX_N or self.n & (self.n - 1):
+        if not scrypt_n_allowed(self.n):
             raise ValueError(f"scrypt n must be a power of two in [2, {_MAX_N}]")
         if not 1 <= self.r <= _MAX_R or not 1 <= self.p <= _MAX_P:
             raise ValueError(f"scrypt r must be in [1, {_MAX_R}] and p in [1, {_MAX_P}]")
