@@ -36,7 +36,7 @@ import requests
 
 from bench import cli, procs
 from bench.loadgen.coordinator import LoadGenerator
-from bench.loadgen.metrics import Histogram, Window
+from bench.loadgen.metrics import Window
 from bench.loadgen.mix import Mix, Target
 from bench.report import report
 from common.chargepoint.secret_file import SecretFile
@@ -56,24 +56,11 @@ MIX = Mix(engines=False, supplying=0.0, operator_rate=0.0)
 
 
 # ------------------------------------------------------------------ scaling
-def _merge(windows: list[Window]) -> Window:
-    counters = {k: sum(w.counters[k] for w in windows) for k in windows[0].counters}
-    hists = []
-    for name in ("ack", "auth", "op"):
-        merged = Histogram()
-        for w in windows:
-            merged.merge(getattr(w, name))
-        hists.append(merged)
-    seconds = max(w.seconds for w in windows)
-    cpu = sum(w.loadgen_cpu_seconds for w in windows)
-    return Window(seconds, counters, hists[0], hists[1], hists[2], cpu)
-
-
 def _measure(
     gens: list[LoadGenerator], pool: ThreadPoolExecutor, seconds: float, rate: float
 ) -> Window:
     share = rate / len(gens)
-    return _merge(list(pool.map(lambda g: g.measure(seconds, share), gens)))
+    return Window.merged(list(pool.map(lambda g: g.measure(seconds, share), gens)))
 
 
 def _step(

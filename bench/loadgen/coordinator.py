@@ -12,7 +12,7 @@ import multiprocessing.connection
 from typing import Any
 
 from bench import procs
-from bench.loadgen.metrics import Histogram, Stats, Window
+from bench.loadgen.metrics import Histogram, Window
 from bench.loadgen.mix import Mix, Plan, Target
 from bench.loadgen.worker import worker_main
 from common.db.provision import Provisioned
@@ -119,20 +119,7 @@ class LoadGenerator:
         """Run for ``seconds`` (heart-beats at ``rate`` msg/s in all, or 1 Hz per CP)."""
         share = None if rate is None else rate / len(self._pipes)
         parts = self._all("measure", seconds, share, timeout=seconds + 120)
-        counters = {name: sum(p[name] for p in parts) for name in Stats.COUNTERS}
-        hists = {}
-        for name in ("ack", "auth", "op"):
-            hists[name] = Histogram()
-            for part in parts:
-                hists[name].merge(Histogram(*part[name]))
-        return Window(
-            max(p["seconds"] for p in parts),
-            counters,
-            hists["ack"],
-            hists["auth"],
-            hists["op"],
-            sum(p["cpu"] for p in parts),
-        )
+        return Window.merged([Window.of_part(part) for part in parts])
 
     def drain(self, grace: float = 5.0) -> dict[str, int]:
         """Stop sending and count frames still unanswered after ``grace`` seconds."""

@@ -118,6 +118,29 @@ class Window:
     op: Histogram
     loadgen_cpu_seconds: float
 
+    HISTOGRAMS = ("ack", "auth", "op")
+
+    @classmethod
+    def of_part(cls, part: dict[str, Any]) -> Window:
+        """One worker's window, from its :meth:`Stats.snapshot` plus seconds and CPU."""
+        ack, auth, op = (Histogram(*part[name]) for name in cls.HISTOGRAMS)
+        counters = {name: part[name] for name in Stats.COUNTERS}
+        return cls(part["seconds"], counters, ack, auth, op, part["cpu"])
+
+    @classmethod
+    def merged(cls, windows: list[Window]) -> Window:
+        """Windows measured at the same time (workers, load generators) as one."""
+        counters = {k: sum(w.counters[k] for w in windows) for k in windows[0].counters}
+        hists = []
+        for name in cls.HISTOGRAMS:
+            merged = Histogram()
+            for w in windows:
+                merged.merge(getattr(w, name))
+            hists.append(merged)
+        seconds = max(w.seconds for w in windows)
+        cpu = sum(w.loadgen_cpu_seconds for w in windows)
+        return cls(seconds, counters, hists[0], hists[1], hists[2], cpu)
+
     def summary(self) -> dict[str, Any]:
         c = self.counters
         return {
