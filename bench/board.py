@@ -39,8 +39,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from bench import cli
 from bench.chromium import CHROMIUM, CHROMIUM_ARGS
 from bench.eventparts import Generator
@@ -56,6 +54,7 @@ from bench.procs import (
     start_central,
 )
 from bench.report import report
+from common.central_api import CentralApiClient, CentralApiError
 from common.db.provision import numbered, provision
 from common.infra import EmbeddedBroker
 from common.protocol.messages import MessageType
@@ -113,19 +112,16 @@ def _counts(api: str, token: str, patience: float = 120) -> dict[str, int]:
     """API_Central's counts per state (an operator read); a loaded Central may answer 500
     or 503 for a while."""
     deadline = time.monotonic() + patience
-    headers = {"Authorization": f"Bearer {token}"}
-    status = "no answer"
+    client = CentralApiClient(api, token, timeout=30)
     while True:
-        with contextlib.suppress(requests.RequestException):
-            response = requests.get(f"{api}/stats", headers=headers, timeout=30)
-            if response.status_code == 200:
-                by_state = response.json()["by_state"]
-                return {s: int(by_state.get(s, 0)) for s in STATES}
-            status = f"HTTP {response.status_code}"
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"API_Central's /stats did not answer within {patience:g} s ({status})"
-            )
+        try:
+            by_state = client.stats()["by_state"]
+            return {s: int(by_state.get(s, 0)) for s in STATES}
+        except CentralApiError as exc:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"API_Central's /stats did not answer within {patience:g} s ({exc})"
+                ) from None
         time.sleep(1)
 
 
@@ -221,8 +217,8 @@ def _prepare(gen: Generator, loop: LoopThread, central: CentralHandle, cps: int)
 
     loop.call(break_some)
     alert = {"location": "Bilbao", "temperature_c": -4.0}
-    headers = {"Authorization": f"Bearer {central.token}"}
-    requests.post(f"{central.api}/weather/alerts", json=alert, headers=headers, timeout=30)
+    client = CentralApiClient(central.api, central.token, timeout=30)
+    client.call("POST", "/weather/alerts", body=alert, write=True)
 
     def settled() -> bool:
         counts = _counts(central.api, central.token)

@@ -32,13 +32,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from bench import cli, procs
 from bench.loadgen.coordinator import LoadGenerator
 from bench.loadgen.metrics import Window
 from bench.loadgen.mix import Mix, Target
 from bench.report import report
+from common.central_api import CentralApiClient, CentralApiError
 from common.chargepoint.secret_file import SecretFile
 from common.chargepoint.terminal import Level
 from common.config import Centrals
@@ -157,16 +156,14 @@ def scaling(n: int, args: argparse.Namespace) -> dict[str, Any]:
 # ----------------------------------------------------------------- fail-over
 def _shown(central: Any) -> list[dict[str, Any]]:
     """The operator's view of the CPs (the public one does not say which Central serves)."""
-    headers = {"Authorization": f"Bearer {central.token}"}
-    response = requests.get(f"{central.api}/chargepoints", headers=headers, timeout=10)
-    return list(response.json()["chargepoints"])
+    return CentralApiClient(central.api, central.token, timeout=10).chargepoints()
 
 
 async def _all_activated(central: Any, ids: set[str], dead: str, deadline: float) -> bool:
     while time.monotonic() < deadline:
         try:
             cps = await asyncio.to_thread(_shown, central)
-        except requests.RequestException:
+        except CentralApiError:
             cps = []
         good = {
             cp["id"]

@@ -21,12 +21,11 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-import requests
-
 from bench import procs
 from bench.loadgen.link import LoadLink
 from bench.loadgen.metrics import Histogram, Stats
 from bench.loadgen.mix import Mix, Plan, Target
+from common.central_api import CentralApiClient, CentralApiError, path_segment
 from common.client import scrypt_floor
 from common.protocol.errors import ProtocolError
 from common.protocol.handshake import ClientHandshake, Role
@@ -76,7 +75,7 @@ class Worker:
         self.sending = True
         self.operator_rate = mix.operator_rate * operator_share
         self._tasks: list[asyncio.Task[Any]] = []
-        self._http = requests.Session()
+        self._api = CentralApiClient(target.api or "", target.token, timeout=10)
 
     # -- connecting
     async def _open(
@@ -305,14 +304,12 @@ class Worker:
         told: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         cp.waiting = (state, told)
         started = time.perf_counter()
-        url = f"{self.target.api}/chargepoints/{cp.id}/{command}"
-        headers = {"Authorization": f"Bearer {self.target.token}"}
+        path = f"/chargepoints/{path_segment(cp.id)}/{command}"
         self.stats.operator_commands += 1
         try:
-            response = await asyncio.to_thread(self._http.post, url, headers=headers, timeout=10)
-            response.raise_for_status()
+            await asyncio.to_thread(self._api.call, "POST", path, write=True)
             done = await asyncio.wait_for(told, 10)
-        except (requests.RequestException, TimeoutError) as exc:
+        except (CentralApiError, TimeoutError) as exc:
             print(f"worker {self.plan.index}: operator {command} {cp.id}: {exc!r}", flush=True)
             self.stats.operator_timeouts += 1
             cp.waiting = None
@@ -359,7 +356,7 @@ class Worker:
         for link in self._links():
             link.close()
         await asyncio.sleep(0.2)
-        self._http.close()
+        self._api.close()
 
 
 def worker_main(
