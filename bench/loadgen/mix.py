@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, replace
 
+from bench import cli
+
 __all__ = ["Mix", "Plan", "Target", "mix_arguments", "mix_of", "workers_argument"]
 
 
@@ -45,26 +47,27 @@ class Plan:
 
 def mix_arguments(parser: argparse.ArgumentParser) -> None:
     """The load-mix flags every benchmark driving Central shares."""
-    parser.add_argument(
-        "--supplying", type=float, default=0.10, help="share of CPs charging (default 0.10)"
-    )
-    parser.add_argument(
+    cli.number(parser, "--supplying", float, Mix.supplying, "share of CPs charging")
+    cli.number(
+        parser,
         "--session-seconds",
-        type=float,
-        default=60.0,
-        help="a charge ends after this, then its driver asks again (default 60)",
+        float,
+        Mix.session_seconds,
+        "a charge ends after this, then its driver asks again",
     )
-    parser.add_argument(
+    cli.number(
+        parser,
         "--operator-rate",
-        type=float,
-        default=0.5,
-        help="operator stop/resume commands per second through API_Central (default 0.5)",
+        float,
+        Mix.operator_rate,
+        "operator stop/resume commands per second through API_Central",
     )
-    parser.add_argument(
+    cli.number(
+        parser,
         "--heartbeat-interval",
-        type=float,
-        default=1 / Mix.heartbeat_hz,
-        help="seconds between each monitor's heart-beats (default 5, Central's default)",
+        float,
+        1 / Mix.heartbeat_hz,
+        "seconds between each monitor's heart-beats (Central's default)",
     )
     workers_argument(parser)
     parser.add_argument(
@@ -80,8 +83,7 @@ def workers_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def mix_of(args: argparse.Namespace) -> Mix:
-    if args.heartbeat_interval <= 0:
-        raise SystemExit("--heartbeat-interval must be positive")
+    cli.positive(args, "heartbeat_interval")
     return replace(
         Mix(),
         heartbeat_hz=1 / args.heartbeat_interval,
