@@ -6,37 +6,49 @@ from typing import Any
 
 __all__ = ["ENDPOINTS", "openapi"]
 
-# (method, path, summary, needs operator token, request body fields, success status)
-ENDPOINTS: list[tuple[str, str, str, bool, dict[str, str], int]] = [
-    ("get", "/api/health", "Liveness and CP counts by state", False, {}, 200),
+# Whose bearer token a route takes (central/api/routes.py decides; this describes it).
+PUBLIC: tuple[str, ...] = ()
+OPERATOR = ("operator",)
+WEATHER_OFFICE = ("operator", "weather")  # routes.py: _operator(weather=True)
+
+# (method, path, summary, tokens accepted, request body fields, success status)
+ENDPOINTS: list[tuple[str, str, str, tuple[str, ...], dict[str, str], int]] = [
+    ("get", "/api/health", "Liveness and CP counts by state", PUBLIC, {}, 200),
     (
         "get",
         "/api/chargepoints",
         "Every charge point (public view; all of it with the token)",
-        False,
+        PUBLIC,
         {},
         200,
     ),
-    ("get", "/api/chargepoints/{cp_id}", "One charge point", False, {}, 200),
+    ("get", "/api/chargepoints/{cp_id}", "One charge point", PUBLIC, {}, 200),
     (
         "put",
         "/api/chargepoints/{cp_id}/price",
         "Set the price in EUR/kWh",
-        True,
+        OPERATOR,
         {"price_eur_kwh": "number"},
         200,
     ),
-    ("post", "/api/chargepoints/{cp_id}/stop", "Stop a CP (Out of Order)", True, {}, 200),
-    ("post", "/api/chargepoints/{cp_id}/resume", "Resume a stopped CP", True, {}, 200),
-    ("post", "/api/chargepoints/{cp_id}/revoke-key", "Revoke the CP's session key", True, {}, 200),
-    ("post", "/api/chargepoints/stop-all", "Stop every CP", True, {}, 200),
-    ("post", "/api/chargepoints/resume-all", "Resume every CP", True, {}, 200),
-    ("get", "/api/drivers", "Driver accounts and who is connected", True, {}, 200),
+    ("post", "/api/chargepoints/{cp_id}/stop", "Stop a CP (Out of Order)", OPERATOR, {}, 200),
+    ("post", "/api/chargepoints/{cp_id}/resume", "Resume a stopped CP", OPERATOR, {}, 200),
+    (
+        "post",
+        "/api/chargepoints/{cp_id}/revoke-key",
+        "Revoke the CP's session key",
+        OPERATOR,
+        {},
+        200,
+    ),
+    ("post", "/api/chargepoints/stop-all", "Stop every CP", OPERATOR, {}, 200),
+    ("post", "/api/chargepoints/resume-all", "Resume every CP", OPERATOR, {}, 200),
+    ("get", "/api/drivers", "Driver accounts and who is connected", OPERATOR, {}, 200),
     (
         "get",
         "/api/sessions",
         "Charging sessions (filters: status, cp_id, driver_id, limit)",
-        True,
+        OPERATOR,
         {},
         200,
     ),
@@ -44,41 +56,62 @@ ENDPOINTS: list[tuple[str, str, str, bool, dict[str, str], int]] = [
         "post",
         "/api/sessions",
         "Start a charge for a driver at a CP",
-        True,
+        OPERATOR,
         {"driver_id": "string", "cp_id": "string", "target_kwh": "number"},
         201,
     ),
-    ("post", "/api/sessions/{session_id}/stop", "End a session; returns the ticket", True, {}, 200),
-    ("get", "/api/stats", "Counts by state, active sessions, energy and revenue", True, {}, 200),
+    (
+        "post",
+        "/api/sessions/{session_id}/stop",
+        "End a session; returns the ticket",
+        OPERATOR,
+        {},
+        200,
+    ),
+    (
+        "get",
+        "/api/stats",
+        "Counts by state, active sessions, energy and revenue",
+        OPERATOR,
+        {},
+        200,
+    ),
     (
         "get",
         "/api/audit",
         "Audit log and chain check (filters: actor, action, cp_id, since, until, limit; "
         "verify=full)",
-        True,
+        OPERATOR,
         {},
         200,
     ),
-    ("get", "/api/audit.csv", "Audit log as CSV (same filters)", True, {}, 200),
-    ("get", "/api/weather", "Weather alerts and latest readings", False, {}, 200),
+    ("get", "/api/audit.csv", "Audit log as CSV (same filters)", OPERATOR, {}, 200),
+    ("get", "/api/weather", "Weather alerts and latest readings", PUBLIC, {}, 200),
     (
         "post",
         "/api/weather/alerts",
         "Raise a cold alert for a location",
-        True,
+        WEATHER_OFFICE,
         {"location": "string", "temperature_c": "number"},
         201,
     ),
-    ("delete", "/api/weather/alerts/{location}", "Clear a location's alert", True, {}, 200),
+    (
+        "delete",
+        "/api/weather/alerts/{location}",
+        "Clear a location's alert",
+        WEATHER_OFFICE,
+        {},
+        200,
+    ),
     (
         "post",
         "/api/weather/readings",
         "Report a temperature (or UNKNOWN) for a location",
-        True,
+        WEATHER_OFFICE,
         {"location": "string", "temperature_c": "number", "status": "string"},
         202,
     ),
-    ("get", "/api/openapi.json", "This description", False, {}, 200),
+    ("get", "/api/openapi.json", "This description", PUBLIC, {}, 200),
 ]
 
 _ERROR = {
@@ -97,7 +130,7 @@ _ERROR = {
 
 def openapi() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
-    for method, path, summary, guarded, body, status in ENDPOINTS:
+    for method, path, summary, tokens, body, status in ENDPOINTS:
         op: dict[str, Any] = {
             "summary": summary,
             "responses": {str(status): {"description": "success"}, "default": _ERROR},
@@ -109,10 +142,8 @@ def openapi() -> dict[str, Any]:
         ]
         if params:
             op["parameters"] = params
-        if guarded:
-            op["security"] = [{"operator": []}]
-            if path.startswith("/api/weather/"):  # the weather office's token works here
-                op["security"].append({"weather": []})
+        if tokens:
+            op["security"] = [{token: []} for token in tokens]
             op["responses"]["401"] = _ERROR
         if body:
             op["requestBody"] = {
